@@ -1,0 +1,201 @@
+"""The one runner behind every benchmark script: load -> reference -> fuse/quantize/compile -> warm up -> time ->
+fidelity -> record. A script supplies its flags, its pipeline-call arguments and how to read frames from an output."""
+
+import inspect
+import logging
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from utils import fidelity
+from utils.cli import REPO_ROOT
+from utils.optimizations import optimize
+from utils.pipelines import build_pipeline
+from utils.presets import get_preset
+from utils.results import Row, append_row, render_row
+from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
+
+logger = logging.getLogger(__name__)
+BASE_DTYPE = torch.bfloat16
+
+
+def configure_torch() -> None:
+    """Process-wide settings, made here (never at import) so that every script runs under the same ones."""
+    torch.set_float32_matmul_precision("high")
+
+
+def inductor_config() -> str:
+    """The inductor settings that matter for compile time and speed, as the run really had them."""
+    import torch._inductor.config as config
+
+    names = ("coordinate_descent_tuning", "coordinate_descent_check_all_directions", "epilogue_fusion",
+             "conv_1x1_as_mm", "max_autotune")
+    return ",".join(f"{name}={int(bool(getattr(config, name)))}" for name in names)
+
+
+def git_sha() -> str:
+    """The commit the code came from; BENCH_GIT_SHA overrides it on machines that have the tree but no .git."""
+    import os
+
+    if os.environ.get("BENCH_GIT_SHA"):
+        return os.environ["BENCH_GIT_SHA"]
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return sha + ("-dirty" if dirty else "")
+
+
+def device_name(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def default_csv(ckpt_id: str) -> Path:
+    preset = get_preset(ckpt_id)
+    stem = preset.slug if preset else Path(ckpt_id.rstrip("/")).name.lower()
+    return REPO_ROOT / "results" / f"{stem}.csv"
+
+
+def call_kwargs(pipe, args, extra: dict) -> dict:
+    """The pipeline-call arguments: flags, else the preset's defaults; only those the pipeline accepts."""
+    preset = get_preset(args.ckpt_id)
+    defaults = dict(preset.call_defaults) if preset else {}
+    kwargs = {**defaults, "prompt": args.prompt, "num_images_per_prompt": args.batch_size, **extra}
+    for name in ("num_inference_steps", "height", "width", "guidance_scale", "max_sequence_length"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
+    accepted = inspect.signature(pipe.__call__).parameters
+    return {name: value for name, value in kwargs.items() if name in accepted}
+
+
+def make_call(pipe, kwargs: dict, seed: int, frames_of: Callable) -> Callable[[], fidelity.Output]:
+    """A no-argument pipeline call with fixed inputs and a fresh seeded generator, so every call computes the
+    same thing. The final latents are caught with the step-end callback, which costs a Python call per step."""
+    accepts_callback = "callback_on_step_end" in inspect.signature(pipe.__call__).parameters
+
+    def call() -> fidelity.Output:
+        last = {}
+
+        def keep_latents(_pipe, _step, _timestep, tensors):
+            last["latents"] = tensors["latents"]
+            return {}
+
+        extra = {"callback_on_step_end": keep_latents} if accepts_callback else {}
+        generator = torch.Generator(pipe.device).manual_seed(seed)
+        result = pipe(**kwargs, generator=generator, output_type="np", **extra)
+        return fidelity.Output(images=frames_of(result), latents=last.get("latents", torch.empty(0)))
+
+    return call
+
+
+def reference_inputs(args, kwargs: dict) -> dict:
+    """Everything the bf16 eager output depends on: the cache key of the fidelity reference."""
+    import diffusers
+    import torchao
+
+    return {"model": args.ckpt_id, "weights": args.weights_resolved,
+            "weights_seed": args.seed if args.weights_resolved == "random" else None,
+            "call": kwargs, "seed": args.seed, "dtype": str(BASE_DTYPE), "device": device_name(args.device),
+            "versions": [torch.__version__, diffusers.__version__, torchao.__version__]}
+
+
+def load_or_make_reference(args, call, kwargs) -> fidelity.Output:
+    """The bf16 eager output of this exact model and input; must run before any optimization is applied."""
+    inputs = reference_inputs(args, kwargs)
+    key = fidelity.reference_key(inputs)
+    reference = fidelity.load_reference(args.reference_dir, key)
+    if reference is None:
+        logger.info("computing the bf16 eager reference output (cached as %s)", key)
+        reference = call()
+        fidelity.save_reference(args.reference_dir, key, reference, inputs)
+    return reference
+
+
+def new_row(args) -> Row:
+    import diffusers
+    import torchao
+
+    row = Row(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
+              command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]), gpu=device_name(args.device),
+              torch_version=torch.__version__, diffusers_version=diffusers.__version__,
+              torchao_version=torchao.__version__, model=args.ckpt_id, weights=args.weights_resolved,
+              dtype=str(BASE_DTYPE).removeprefix("torch."))
+    for field in fields(Row):
+        value = getattr(args, field.name, None)
+        if value is not None and field.name not in ("weights", "model"):
+            setattr(row, field.name, value)
+    row.quant_skip_pattern = args.quant_skip_pattern or ""
+    if not (args.compile or args.compile_vae):
+        row.compile_mode = ""
+    return row
+
+
+def record(row: Row, values: dict) -> None:
+    for name, value in values.items():
+        if hasattr(row, name):
+            setattr(row, name, value)
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def run_benchmark(args, *, extra_call_kwargs: dict, frames_of: Callable, save_sample: Callable) -> int:
+    """Run one configuration, append its row (also on failure) and print it. Returns the process exit code."""
+    configure_torch()
+    row = new_row(args)
+    output = None
+    try:
+        # 1. load
+        start = time.perf_counter()
+        pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, BASE_DTYPE, args.seed)
+        row.load_s = time.perf_counter() - start
+        kwargs = call_kwargs(pipe, args, extra_call_kwargs)
+        record(row, kwargs)
+        call = make_call(pipe, kwargs, args.seed, frames_of)
+        # 2. the bf16 eager reference for the fidelity columns, before anything is changed
+        reference = load_or_make_reference(args, call, kwargs)
+        # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
+        record(row, optimize(pipe, args))
+        row.inductor_config = inductor_config()
+        row.model_memory_GiB = allocated_GiB(args.device)
+        # 4. warm up, then time
+        times, output = time_calls(call, warmup=args.warmup, runs=args.runs, device=args.device,
+                                   label=f"{Path(args.ckpt_id).name} {args.quantization}")
+        record(row, times.summary())
+        row.inference_memory_GiB = peak_allocated_GiB(args.device)
+        # 5. fidelity
+        record(row, fidelity.compare(output, reference))
+        if not output.finite():
+            row.status, row.error = "nan", "non-finite values in the output latents or images"
+    except torch.OutOfMemoryError as error:
+        row.status, row.error = "oom", one_line(error)
+    except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
+        traceback.print_exc()
+        row.status, row.error = "error", one_line(error)
+    row.host_peak_memory_GiB = host_peak_GiB()
+    # 6. record
+    csv_path = args.csv or default_csv(args.ckpt_id)
+    append_row(csv_path, row)
+    print(render_row(row))
+    print(f"row appended to {csv_path}")
+    sample_path = getattr(args, "save_image", None) or getattr(args, "save_video", None)
+    if sample_path and output is not None:
+        save_sample(output.images_uint8()[0], sample_path)
+        print(f"sample written to {sample_path}")
+    return 0 if row.status == "ok" else 1

@@ -1,0 +1,154 @@
+"""Flags shared by every script (one vocabulary), and the checks that run before any model is built."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from utils.pipelines import WEIGHTS_CHOICES, resolve_weights
+from utils.presets import get_preset, preset_names
+from utils.quant import QUANTIZATIONS, unsupported_reason
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line on stderr (no usage dump) and exits with code 2."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kwargs)
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_model_args(parser: Parser, default_ckpt: str) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--ckpt_id", "--model_id", dest="ckpt_id", default=default_ckpt,
+                       help=f"hub id or local directory; presets with kept configs: {', '.join(preset_names())}")
+    group.add_argument("--weights", choices=WEIGHTS_CHOICES, default="auto",
+                       help="pretrained: from_pretrained(ckpt_id). random: the preset's real architecture with seeded "
+                            "random weights (timing and memory are real, images are noise). auto: pretrained if the "
+                            "checkpoint is a local directory, cached or downloadable, else random")
+    group.add_argument("--device", default=default_device(), help="torch device to run on")
+    group.add_argument("--seed", type=int, default=0, help="seed for the random weights and the initial noise")
+
+
+def add_generation_args(parser: Parser) -> None:
+    group = parser.add_argument_group("generation (defaults come from the model preset)")
+    group.add_argument("--prompt", default="A photo of an astronaut riding a horse on the moon",
+                       help="text prompt")
+    group.add_argument("--batch_size", type=positive_int, default=1, help="images generated per call")
+    group.add_argument("--num_inference_steps", type=positive_int, default=None, help="denoising steps")
+    group.add_argument("--height", type=positive_int, default=None, help="output height in pixels, multiple of 16")
+    group.add_argument("--width", type=positive_int, default=None, help="output width in pixels, multiple of 16")
+    group.add_argument("--guidance_scale", type=float, default=None, help="guidance scale")
+    group.add_argument("--max_sequence_length", type=positive_int, default=None, help="T5 prompt length in tokens")
+
+
+def add_optimization_args(parser: Parser) -> None:
+    group = parser.add_argument_group("quantization (torchao 0.18)")
+    group.add_argument("--quantization", choices=list(QUANTIZATIONS), default="None",
+                       help="; ".join(f"{m.name}: {m.removed or m.summary}" for m in QUANTIZATIONS.values()))
+    group.add_argument("--quantize_vae", action="store_true", help="also quantize the VAE's Linear layers")
+    group.add_argument("--quantize_text_encoders", action="store_true", help="also quantize the text encoders")
+    group.add_argument("--quant_skip_pattern", default=None,
+                       help="regex on layer names to keep in bf16 (e.g. 'norm.*linear|proj_out'); by default every "
+                            "Linear whose dims are multiples of 16 is quantized")
+    group.add_argument("--torchao_inductor_config", action="store_true",
+                       help="let torchao set its recommended inductor flags (coordinate-descent tuning); off by "
+                            "default because it makes full-size compiles take minutes")
+    group.add_argument("--sparsify", action="store_true",
+                       help="2:4 semi-structured sparsity (magnitude-pruned) on the transformer; CUDA only, "
+                            "with --quantization None")
+
+    group = parser.add_argument_group("torch.compile and fusion")
+    group.add_argument("--fuse_attn_projections", "--fuse_qkv", dest="fuse_attn_projections", action="store_true",
+                       help="fuse attention Q/K/V projections (transformer and VAE)")
+    group.add_argument("--channels_last", action="store_true", help="VAE in channels_last memory format")
+    group.add_argument("--compile", action="store_true", help="torch.compile the transformer (fullgraph=True)")
+    group.add_argument("--compile_mode", choices=COMPILE_MODES, default="max-autotune",
+                       help="torch.compile mode for the transformer and the VAE decoder")
+    group.add_argument("--regional_compile", action="store_true",
+                       help="compile each repeated transformer block instead of the whole model "
+                            "(diffusers compile_repeated_blocks; much faster to compile); implies --compile")
+    group.add_argument("--compile_vae", action="store_true", help="torch.compile vae.decode (fullgraph=True)")
+
+
+def add_measurement_args(parser: Parser, sample_flag: str) -> None:
+    group = parser.add_argument_group("measurement and results")
+    group.add_argument("--warmup", type=positive_int, default=2,
+                       help="untimed calls first; the first one's extra time is reported as compile_s")
+    group.add_argument("--runs", type=positive_int, default=5, help="timed calls (median, min and max reported)")
+    group.add_argument("--csv", type=Path, default=None, help="CSV to append the row to (default results/<model>.csv)")
+    group.add_argument("--reference_dir", type=Path, default=REPO_ROOT / ".cache" / "references",
+                       help="where the bf16 eager reference outputs for the fidelity columns are cached")
+    group.add_argument(f"--{sample_flag}", type=Path, default=None, help="write the first output to this path")
+
+
+def validate(parser: Parser, args) -> None:
+    """Reject bad input in one line (exit 2) before any model is built; fills args.weights_resolved."""
+    if args.regional_compile:
+        args.compile = True
+    for name in ("height", "width"):
+        value = getattr(args, name)
+        if value is not None and value % 16:
+            parser.error(f"--{name} must be a multiple of 16, got {value}")
+    device = torch.device(args.device) if _valid_device(args.device) else None
+    if device is None:
+        parser.error(f"--device {args.device!r} is not a torch device")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    reason = unsupported_reason(args.quantization, args.device)
+    if reason:
+        parser.error(reason)
+    if args.sparsify and args.quantization != "None":
+        parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity")
+    if args.sparsify and device.type != "cuda":
+        parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
+    if args.quant_skip_pattern is not None:
+        _check_regex(parser, args.quant_skip_pattern)
+    args.weights_resolved = resolve_weights(args.ckpt_id, args.weights)
+    if args.weights_resolved == "random" and get_preset(args.ckpt_id) is None:
+        parser.error(f"no kept configs for {args.ckpt_id!r}, so random weights cannot be built; "
+                     f"presets: {', '.join(preset_names())}")
+    if args.weights_resolved == "pretrained" and get_preset(args.ckpt_id) and get_preset(args.ckpt_id).hub_id is None:
+        parser.error(f"{args.ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+
+
+def _valid_device(text: str) -> bool:
+    try:
+        torch.device(text)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _check_regex(parser: Parser, pattern: str) -> None:
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        parser.error(f"--quant_skip_pattern is not a valid regex: {error}")

@@ -1,0 +1,101 @@
+"""One function per optimization, each switchable by a flag; `optimize()` applies them in the one right order:
+fuse -> channels_last -> quantize (-> sparsify) -> compile. Each applier mutates the pipeline in place and returns
+what it did, which goes into the results row."""
+
+import time
+
+import torch
+
+from utils.quant import apply_quantization
+from utils.timing import synchronize
+
+
+def apply_qkv_fusion(pipe) -> None:
+    """Fuse the attention Q/K/V projections into one GEMM (transformer and VAE). diffusers keeps the unfused
+    weights too, so model memory grows by their size."""
+    pipe.transformer.fuse_qkv_projections()
+    if hasattr(pipe.vae, "fuse_qkv_projections"):
+        pipe.vae.fuse_qkv_projections()
+
+
+def apply_channels_last(pipe) -> None:
+    """channels_last helps the VAE's convolutions; the transformer is all Linear layers, so it is left alone."""
+    pipe.vae.to(memory_format=torch.channels_last)
+
+
+def quantization_targets(pipe, quantize_vae: bool, quantize_text_encoders: bool) -> dict[str, torch.nn.Module]:
+    names = ["transformer"]
+    if quantize_vae:
+        names.append("vae")
+    if quantize_text_encoders:
+        names += [name for name in ("text_encoder", "text_encoder_2", "text_encoder_3") if hasattr(pipe, name)]
+    return {name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None}
+
+
+def apply_quantization_to(pipe, name: str, *, quantize_vae=False, quantize_text_encoders=False,
+                          skip_pattern=None, set_inductor_config=False) -> dict:
+    """Quantize the transformer (and optionally the VAE and text encoders); time it on the model's device."""
+    start = time.perf_counter()
+    n_layers = sum(
+        apply_quantization(module, name, skip_pattern=skip_pattern, set_inductor_config=set_inductor_config)
+        for module in quantization_targets(pipe, quantize_vae, quantize_text_encoders).values()
+    )
+    synchronize(pipe.device)
+    return {"n_layers_quantized": n_layers, "quant_s": time.perf_counter() - start}
+
+
+def prune_to_2_4(weight: torch.Tensor) -> torch.Tensor:
+    """Zero the two smallest-magnitude values in every group of four along the input dimension."""
+    groups = weight.reshape(-1, 4)
+    keep = groups.abs().topk(2, dim=1).indices
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, keep, True)
+    return (groups * mask).reshape(weight.shape)
+
+
+def apply_sparsity(transformer: torch.nn.Module) -> int:
+    """Semi-structured 2:4 sparsity on the transformer's Linear layers (bf16 2:4 kernels, CUDA only)."""
+    from torchao.sparsity import SemiSparseWeightConfig, sparsify_
+
+    from utils.quant import quantizable_linear
+
+    n_layers = 0
+    for fqn, module in transformer.named_modules():
+        if quantizable_linear(module, fqn):
+            module.weight.data = prune_to_2_4(module.weight.data)
+            n_layers += 1
+    sparsify_(transformer, SemiSparseWeightConfig(), filter_fn=quantizable_linear)
+    return n_layers
+
+
+def apply_compile(pipe, mode: str, regional: bool) -> None:
+    """Compile the transformer with fullgraph=True: every block on its own (regional, fast to compile since the
+    blocks repeat) or the whole model at once."""
+    if regional:
+        pipe.transformer.compile_repeated_blocks(fullgraph=True, mode=mode)
+    else:
+        pipe.transformer.compile(fullgraph=True, mode=mode)
+
+
+def apply_vae_compile(pipe, mode: str) -> None:
+    pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=True, mode=mode)
+
+
+def optimize(pipe, args) -> dict:
+    """Apply the levers selected in `args`, in order. Returns the columns describing what was applied."""
+    applied = {"n_layers_quantized": 0, "quant_s": 0.0}
+    if args.fuse_attn_projections:
+        apply_qkv_fusion(pipe)
+    if args.channels_last:
+        apply_channels_last(pipe)
+    if args.quantization != "None":
+        applied.update(apply_quantization_to(
+            pipe, args.quantization, quantize_vae=args.quantize_vae,
+            quantize_text_encoders=args.quantize_text_encoders, skip_pattern=args.quant_skip_pattern,
+            set_inductor_config=args.torchao_inductor_config))
+    if args.sparsify:
+        applied["n_layers_sparsified"] = apply_sparsity(pipe.transformer)
+    if args.compile:
+        apply_compile(pipe, args.compile_mode, args.regional_compile)
+    if args.compile_vae:
+        apply_vae_compile(pipe, args.compile_mode)
+    return applied

@@ -1,0 +1,116 @@
+"""Build a pipeline: from a checkpoint (`from_pretrained`, exactly as users load one) or, with no weights
+available, from the architecture configs kept in the repo with seeded random weights."""
+
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from utils.presets import Preset, get_preset
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_CHOICES = ("auto", "pretrained", "random")
+
+
+def checkpoint_available(ckpt_id: str) -> tuple[bool, str]:
+    """Whether `from_pretrained(ckpt_id)` can work here, and why not if it cannot."""
+    if Path(ckpt_id).is_dir():
+        return True, ""
+    import huggingface_hub
+
+    if huggingface_hub.try_to_load_from_cache(ckpt_id, "model_index.json") is not None:
+        return True, ""
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return False, "not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+    try:
+        huggingface_hub.HfApi().auth_check(ckpt_id)  # fails fast without network, or for gated repos without access
+    except Exception as error:  # noqa: BLE001 - any failure means we cannot download it
+        return False, f"hub not reachable ({type(error).__name__})"
+    return True, ""
+
+
+def resolve_weights(ckpt_id: str, requested: str) -> str:
+    """Turn --weights auto into pretrained or random (with a one-line warning when falling back)."""
+    if requested != "auto":
+        return requested
+    preset = get_preset(ckpt_id)
+    if preset is not None and preset.hub_id is None:
+        return "random"  # test-only presets have no checkpoint
+    available, reason = checkpoint_available(ckpt_id)
+    if available:
+        return "pretrained"
+    logger.warning("%s: %s; using random weights built from the kept configs", ckpt_id, reason)
+    return "random"
+
+
+@contextmanager
+def _creation_defaults(device: str, dtype: torch.dtype):
+    """Allocate new parameters directly on `device` in `dtype`: no fp32 copy on the CPU first."""
+    previous_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous_dtype)
+
+
+def _component_class(class_name: str):
+    import diffusers
+    import transformers
+
+    return getattr(diffusers, class_name, None) or getattr(transformers, class_name)
+
+
+def build_random_component(class_name: str, config: dict, device: str, dtype: torch.dtype, seed: int):
+    cls = _component_class(class_name)
+    config = {key: value for key, value in config.items() if not key.startswith("_")}
+    if class_name.endswith("Scheduler"):
+        return cls.from_config(config)
+    torch.manual_seed(seed)
+    with _creation_defaults(device, dtype):
+        if hasattr(cls, "from_config"):  # diffusers model
+            model = cls.from_config(config)
+        else:  # transformers model
+            model = cls(cls.config_class(**config))
+    return model.eval().requires_grad_(False)
+
+
+def build_tokenizer(class_name: str, max_length: int):
+    """Tokenizers without vocabulary files: transformers 5 builds a minimal vocabulary. Token ids are small, so
+    they are valid for any embedding size, and the compute does not depend on which tokens a prompt maps to."""
+    return _component_class(class_name)(model_max_length=max_length)
+
+
+def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed: int):
+    components = {}
+    for index, (name, class_name) in enumerate(preset.components.items()):
+        if name.startswith("tokenizer"):
+            continue
+        config = json.loads((preset.config_dir / f"{name}.json").read_text())
+        components[name] = build_random_component(class_name, config, device, dtype, seed + index)
+    components["tokenizer"] = build_tokenizer(preset.components["tokenizer"],
+                                              components["text_encoder"].config.max_position_embeddings)
+    components["tokenizer_2"] = build_tokenizer(preset.components["tokenizer_2"],
+                                                preset.call_defaults["max_sequence_length"])
+    pipeline_class = _component_class(preset.pipeline_class)
+    return pipeline_class(**components)
+
+
+def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.from_pretrained(ckpt_id, torch_dtype=dtype).to(device)
+
+
+def build_pipeline(ckpt_id: str, weights: str, device: str, dtype: torch.dtype, seed: int):
+    """`weights` is already resolved to "pretrained" or "random"."""
+    if weights == "pretrained":
+        pipe = load_pretrained_pipeline(ckpt_id, device, dtype)
+    else:
+        pipe = build_random_pipeline(get_preset(ckpt_id), device, dtype, seed)
+    pipe.set_progress_bar_config(disable=True)  # the runner shows one bar over all calls instead
+    return pipe

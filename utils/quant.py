@@ -1,0 +1,135 @@
+"""The one quantization registry every script uses: the seed's names mapped onto torchao 0.18 config classes,
+plus the names torchao has removed, kept so that they fail with a clear message."""
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+FP8_MIN_CAPABILITY = (8, 9)  # torch._scaled_mm float8 kernels: Ada (8.9) and Hopper (9.0) or newer
+
+
+@dataclass(frozen=True)
+class QuantMethod:
+    name: str
+    summary: str
+    make_config: Callable | None = None  # (set_inductor_config: bool) -> torchao AOBaseConfig
+    cuda_only: bool = False
+    min_capability: tuple[int, int] | None = None
+    removed: str | None = None  # why the name no longer works
+
+
+def _int8wo(set_inductor_config):
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    return Int8WeightOnlyConfig(set_inductor_config=set_inductor_config)
+
+
+def _int8dq(set_inductor_config):
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+
+    return Int8DynamicActivationInt8WeightConfig(set_inductor_config=set_inductor_config)
+
+
+def _int4wo(set_inductor_config):
+    from torchao.quantization import Int4WeightOnlyConfig
+
+    # torch's own tinygemm layout: the default "plain" packing needs the separate mslk-cuda package.
+    return Int4WeightOnlyConfig(int4_packing_format="tile_packed_to_4d", set_inductor_config=set_inductor_config)
+
+
+def _fp8wo(set_inductor_config):
+    from torchao.quantization import Float8WeightOnlyConfig
+
+    return Float8WeightOnlyConfig(set_inductor_config=set_inductor_config)
+
+
+def _fp8dq(set_inductor_config):
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig
+
+    return Float8DynamicActivationFloat8WeightConfig(set_inductor_config=set_inductor_config)
+
+
+def _fp8dqrow(set_inductor_config):
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+
+    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=set_inductor_config)
+
+
+_FPX_REMOVED = "torchao removed the fpx (floatx) weight-only configs in 0.16; there is no replacement on Hopper"
+
+QUANTIZATIONS = {
+    method.name: method
+    for method in [
+        QuantMethod("None", "no quantization: bf16 weights"),
+        QuantMethod("int8wo", "int8 weights (per row), bf16 activations", _int8wo),
+        QuantMethod("int8dq", "int8 weights and dynamically quantized int8 activations (per row)", _int8dq),
+        QuantMethod("int4wo", "int4 weights (groups of 128, tinygemm layout), bf16 activations", _int4wo,
+                    cuda_only=True),
+        QuantMethod("fp8wo", "float8 e4m3 weights, bf16 activations", _fp8wo, min_capability=FP8_MIN_CAPABILITY),
+        QuantMethod("fp8dq", "float8 weights and activations, one scale per tensor", _fp8dq, cuda_only=True,
+                    min_capability=FP8_MIN_CAPABILITY),
+        QuantMethod("fp8dqrow", "float8 weights and activations, one scale per row", _fp8dqrow, cuda_only=True,
+                    min_capability=FP8_MIN_CAPABILITY),
+        QuantMethod("fp6_e3m2", "removed upstream", removed=_FPX_REMOVED),
+        QuantMethod("fp5_e2m2", "removed upstream", removed=_FPX_REMOVED),
+        QuantMethod("fp4_e2m1", "removed upstream", removed=_FPX_REMOVED),
+        QuantMethod("autoquant", "removed upstream",
+                    removed="torchao removed autoquant in 0.17; this suite has no replacement yet"),
+    ]
+}
+
+
+def unsupported_reason(name: str, device: str) -> str | None:
+    """Why quantization `name` cannot run on `device` (checked before any model is built), or None."""
+    method = QUANTIZATIONS[name]
+    if method.removed:
+        return f"--quantization {name}: {method.removed}"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        if method.min_capability and torch.cuda.get_device_capability(device) < method.min_capability:
+            major, minor = torch.cuda.get_device_capability(device)
+            return (f"--quantization {name} needs a GPU with compute capability >= "
+                    f"{'.'.join(map(str, method.min_capability))}; {torch.cuda.get_device_name(device)} has {major}.{minor}")
+        return None
+    if method.cuda_only:
+        needs = "an NVIDIA GPU" + (" with compute capability >= 8.9" if method.min_capability else "")
+        return f"--quantization {name} runs only on CUDA (needs {needs}); this run is on {device}"
+    return None
+
+
+def quantizable_linear(module: torch.nn.Module, fqn: str, skip_pattern: re.Pattern | None = None) -> bool:
+    """Linear layers whose shapes the int8/int4/fp8 kernels accept (both dims multiples of 16), minus any
+    layer the user asked to keep in bf16 by name."""
+    if not isinstance(module, torch.nn.Linear):
+        return False
+    if module.in_features % 16 or module.out_features % 16:
+        return False
+    return not (skip_pattern and skip_pattern.search(fqn))
+
+
+def count_quantized_linears(model: torch.nn.Module) -> int:
+    """Linear layers whose weight is now a torchao tensor subclass (what quantize_ really replaced)."""
+    return sum(
+        1 for module in model.modules()
+        if isinstance(module, torch.nn.Linear) and type(module.weight).__module__.startswith("torchao")
+    )
+
+
+def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str | None = None,
+                       set_inductor_config: bool = False) -> int:
+    """Quantize the Linear layers of `model` in place with the registry's config; return how many were replaced.
+
+    `set_inductor_config=False` by default: torchao's True turns on inductor coordinate-descent tuning for the
+    whole process, which made full-size fp8 compiles take minutes for no measurable speed-up."""
+    from torchao.quantization import quantize_
+
+    method = QUANTIZATIONS[name]
+    if method.make_config is None:
+        return 0
+    pattern = re.compile(skip_pattern) if skip_pattern else None
+    quantize_(model, method.make_config(set_inductor_config),
+              filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern))
+    return count_quantized_linears(model)

@@ -1,0 +1,95 @@
+"""Timing and memory: CUDA events around whole pipeline calls (perf_counter on the CPU), GiB everywhere."""
+
+import gc
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+GiB = 1024**3
+
+
+def synchronize(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call_s(call: Callable, device) -> tuple[float, object]:
+    """Seconds one call takes, measured on the device's own clock."""
+    if torch.device(device).type != "cuda":
+        start = time.perf_counter()
+        output = call()
+        return time.perf_counter() - start, output
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    output = call()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1000, output
+
+
+@dataclass
+class CallTimes:
+    warmup_s: list[float]
+    run_s: list[float]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.run_s)
+
+    @property
+    def compile_s(self) -> float:
+        """First call minus a steady-state call: compilation, autotuning, CUDA graph capture and lazy init."""
+        first = self.warmup_s[0] if self.warmup_s else self.run_s[0]
+        return first - self.median_s
+
+    def summary(self) -> dict:
+        return {"time_median_s": self.median_s, "time_min_s": min(self.run_s), "time_max_s": max(self.run_s),
+                "compile_s": self.compile_s, "first_call_s": (self.warmup_s or self.run_s)[0]}
+
+
+def time_calls(call: Callable, *, warmup: int, runs: int, device, label: str = "") -> tuple[CallTimes, object]:
+    """Warm up, reset the peak-memory counter, then time `runs` calls. Returns the times and the last output."""
+    times = CallTimes([], [])
+    output = None
+    with tqdm(total=warmup + runs, desc=label or "calls", unit="call") as bar:
+        for _ in range(warmup):
+            seconds, output = time_call_s(call, device)
+            times.warmup_s.append(seconds)
+            bar.set_postfix(last_s=f"{seconds:.3f}", phase="warmup")
+            bar.update()
+        reset_peak_memory(device)
+        for _ in range(runs):
+            seconds, output = time_call_s(call, device)
+            times.run_s.append(seconds)
+            bar.set_postfix(last_s=f"{seconds:.3f}", phase="timed")
+            bar.update()
+    return times, output
+
+
+def reset_peak_memory(device) -> None:
+    gc.collect()
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def allocated_GiB(device) -> float | None:
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.cuda.memory_allocated(device) / GiB
+
+
+def peak_allocated_GiB(device) -> float | None:
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / GiB
+
+
+def host_peak_GiB() -> float:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB
