@@ -3,6 +3,7 @@ available, from the architecture configs kept in the repo with seeded random wei
 
 import json
 import logging
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,9 +81,19 @@ def build_random_component(class_name: str, config: dict, device: str, dtype: to
 
 
 def build_tokenizer(class_name: str, max_length: int):
-    """Tokenizers without vocabulary files: transformers 5 builds a minimal vocabulary. Token ids are small, so
-    they are valid for any embedding size, and the compute does not depend on which tokens a prompt maps to."""
-    return _component_class(class_name)(model_max_length=max_length)
+    """Tokenizers without downloaded files. T5 builds a minimal vocabulary by itself; CLIP gets a one-character
+    vocabulary written to a temporary folder (the file form works on every transformers 5.x). Token ids stay
+    small, so they are valid for any embedding size; the compute does not depend on which tokens a prompt gets."""
+    cls = _component_class(class_name)
+    if not class_name.startswith("CLIP"):
+        return cls(model_max_length=max_length)
+    letters = [chr(code) for code in range(ord("a"), ord("z") + 1)]
+    vocab = ["<|startoftext|>", "<|endoftext|>", *letters, *(letter + "</w>" for letter in letters)]
+    with tempfile.TemporaryDirectory() as folder:
+        vocab_file, merges_file = Path(folder) / "vocab.json", Path(folder) / "merges.txt"
+        vocab_file.write_text(json.dumps({token: index for index, token in enumerate(vocab)}))
+        merges_file.write_text("#version: 0.2\n")
+        return cls(str(vocab_file), str(merges_file), model_max_length=max_length)
 
 
 def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed: int):

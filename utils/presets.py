@@ -29,7 +29,7 @@ FLUX_COMPONENTS = {
     "text_encoder_2": "T5EncoderModel",
     "scheduler": "FlowMatchEulerDiscreteScheduler",
     "tokenizer": "CLIPTokenizer",
-    "tokenizer_2": "T5TokenizerFast",
+    "tokenizer_2": "T5Tokenizer",
 }
 
 PRESETS = {
