@@ -21,6 +21,7 @@ from utils.cli import REPO_ROOT
 from utils.optimizations import optimize
 from utils.pipelines import build_pipeline
 from utils.presets import get_preset
+from utils.quant import effective_skip_pattern
 from utils.results import Row, append_row, render_row
 from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
 
@@ -138,7 +139,7 @@ def new_row(args) -> Row:
         value = getattr(args, field.name, None)
         if value is not None and field.name not in ("weights", "model"):
             setattr(row, field.name, value)
-    row.quant_skip_pattern = args.quant_skip_pattern or ""
+    row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
     if not (args.compile or args.compile_vae):
         row.compile_mode = ""
     return row

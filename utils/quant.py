@@ -18,6 +18,12 @@ class QuantMethod:
     cuda_only: bool = False
     min_capability: tuple[int, int] | None = None
     removed: str | None = None  # why the name no longer works
+    always_skip: str | None = None  # regex of layer names this method cannot handle, kept in bf16
+
+
+# Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX):
+# torch._int_mm, behind int8 dynamic quantization, needs more than 16 rows.
+PER_IMAGE_LAYERS = r"norm\w*\.linear$|time_\w*embed"
 
 
 def _int8wo(set_inductor_config):
@@ -64,7 +70,8 @@ QUANTIZATIONS = {
     for method in [
         QuantMethod("None", "no quantization: bf16 weights"),
         QuantMethod("int8wo", "int8 weights (per row), bf16 activations", _int8wo),
-        QuantMethod("int8dq", "int8 weights and dynamically quantized int8 activations (per row)", _int8dq),
+        QuantMethod("int8dq", "int8 weights and dynamically quantized int8 activations (per row); per-image "
+                    "layers (adaLN, embedders) stay bf16", _int8dq, always_skip=PER_IMAGE_LAYERS),
         QuantMethod("int4wo", "int4 weights (groups of 128, tinygemm layout), bf16 activations", _int4wo,
                     cuda_only=True),
         QuantMethod("fp8wo", "float8 e4m3 weights, bf16 activations", _fp8wo, min_capability=FP8_MIN_CAPABILITY),
@@ -118,6 +125,12 @@ def count_quantized_linears(model: torch.nn.Module) -> int:
     )
 
 
+def effective_skip_pattern(name: str, skip_pattern: str | None) -> str | None:
+    """The user's --quant_skip_pattern combined with what the method itself must skip."""
+    patterns = [pattern for pattern in (skip_pattern, QUANTIZATIONS[name].always_skip) if pattern]
+    return "|".join(f"(?:{pattern})" for pattern in patterns) or None
+
+
 def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str | None = None,
                        set_inductor_config: bool = False) -> int:
     """Quantize the Linear layers of `model` in place with the registry's config; return how many were replaced.
@@ -129,6 +142,7 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
     method = QUANTIZATIONS[name]
     if method.make_config is None:
         return 0
+    skip_pattern = effective_skip_pattern(name, skip_pattern)
     pattern = re.compile(skip_pattern) if skip_pattern else None
     quantize_(model, method.make_config(set_inductor_config),
               filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern))
