@@ -40,7 +40,8 @@ def inductor_config() -> str:
 
     names = ("coordinate_descent_tuning", "coordinate_descent_check_all_directions", "epilogue_fusion",
              "conv_1x1_as_mm", "max_autotune")
-    return ",".join(f"{name}={int(bool(getattr(config, name)))}" for name in names)
+    settings = [f"{name}={int(bool(getattr(config, name)))}" for name in names]
+    return ",".join([*settings, f"mkldnn_patterns={int(torch.backends.mkldnn.enabled)}"])
 
 
 def git_sha() -> str:

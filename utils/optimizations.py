@@ -67,6 +67,16 @@ def apply_sparsity(transformer: torch.nn.Module) -> int:
     return n_layers
 
 
+def disable_cpu_int8_weight_only_rewrite() -> None:
+    """Stop inductor from rewriting int8 weight-only matmuls into aten._weight_int8pack_mm on CUDA.
+
+    Inductor registers that rewrite with its mkldnn (CPU) patterns, but it also matches CUDA tensors; the kernel is
+    made for a few rows and, measured on the H100 at Flux's 4608x3072x3072, took 94 ms against 0.23 ms eager. The
+    patterns are registered once, at the first compile, and only while mkldnn is enabled, so this must run before
+    any compilation. It changes nothing on the GPU besides that rewrite."""
+    torch.backends.mkldnn.enabled = False
+
+
 def apply_compile(pipe, mode: str, regional: bool) -> None:
     """Compile the transformer with fullgraph=True: every block on its own (regional, fast to compile since the
     blocks repeat) or the whole model at once."""
@@ -94,6 +104,8 @@ def optimize(pipe, args) -> dict:
             set_inductor_config=args.torchao_inductor_config))
     if args.sparsify:
         applied["n_layers_sparsified"] = apply_sparsity(pipe.transformer)
+    if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":
+        disable_cpu_int8_weight_only_rewrite()
     if args.compile:
         apply_compile(pipe, args.compile_mode, args.regional_compile)
     if args.compile_vae:
