@@ -20,14 +20,19 @@ from utils.cli import (Parser, add_generation_args, add_measurement_args, add_mo
                        add_optimization_args, validate)
 
 
-def parse_args(argv=None):
-    parser = Parser(description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    parser = Parser(prog="inference/benchmark_image.py", description=__doc__.split("\n\n")[0])
     add_model_args(parser, default_ckpt="tiny-flux")
     add_generation_args(parser)
     add_optimization_args(parser)
     add_measurement_args(parser, sample_flag="save_image")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
-    validate(parser, args)
+    validate(parser, args, sys.argv[1:] if argv is None else argv)
     return args
 
 

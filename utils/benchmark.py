@@ -4,9 +4,7 @@ fidelity -> record. A script supplies its flags, its pipeline-call arguments and
 import inspect
 import logging
 import platform
-import shlex
 import subprocess
-import sys
 import time
 import traceback
 from dataclasses import fields
@@ -132,7 +130,7 @@ def new_row(args) -> Row:
     import torchao
 
     row = Row(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
-              command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]), gpu=device_name(args.device),
+              command=args.command, gpu=device_name(args.device),
               torch_version=torch.__version__, diffusers_version=diffusers.__version__,
               torchao_version=torchao.__version__, model=args.ckpt_id, weights=args.weights_resolved,
               dtype=str(BASE_DTYPE).removeprefix("torch."))

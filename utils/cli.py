@@ -1,6 +1,7 @@
 """Flags shared by every script (one vocabulary), and the checks that run before any model is built."""
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def add_measurement_args(parser: Parser, sample_flag: str) -> None:
     group.add_argument(f"--{sample_flag}", type=Path, default=None, help="write the first output to this path")
 
 
-def validate(parser: Parser, args) -> None:
-    """Reject bad input in one line (exit 2) before any model is built; fills args.weights_resolved."""
+def validate(parser: Parser, args, argv: list[str]) -> None:
+    """Reject bad input in one line (exit 2) before any model is built. Fills args.weights_resolved and
+    args.command (the command line that reproduces the run)."""
+    args.command = shlex.join(["python", parser.prog, *argv])
     if args.regional_compile:
         args.compile = True
     for name in ("height", "width"):

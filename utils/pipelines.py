@@ -114,7 +114,7 @@ def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed:
 def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.from_pretrained(ckpt_id, torch_dtype=dtype).to(device)
+    return DiffusionPipeline.from_pretrained(ckpt_id, dtype=dtype).to(device)
 
 
 def build_pipeline(ckpt_id: str, weights: str, device: str, dtype: torch.dtype, seed: int):

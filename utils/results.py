@@ -82,7 +82,7 @@ TABLE_COLUMNS = {
     "compile_mode": "mode", "regional_compile": "regional", "compile_vae": "compile_vae",
     "time_median_s": "median s", "time_min_s": "min s", "time_max_s": "max s", "compile_s": "compile s",
     "model_memory_GiB": "model GiB", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
-    "latent_rel_l2": "latent rel L2", "status": "status",
+    "latent_rel_l2": "latent rel L2", "status": "status", "error": "error", "git_sha": "sha",
 }
 
 
@@ -132,8 +132,11 @@ def read_rows(path: Path) -> pd.DataFrame:
 
 def render_markdown(frame: pd.DataFrame) -> str:
     """A markdown table of the key columns, numbers rounded to 3 decimals."""
-    table = frame[[column for column in TABLE_COLUMNS if column in frame.columns]].rename(columns=TABLE_COLUMNS)
-    return table.to_markdown(index=False, floatfmt=".3f")
+    table = frame[[column for column in TABLE_COLUMNS if column in frame.columns]].copy()
+    if "error" in table:
+        table["error"] = [text[:80] if isinstance(text, str) else None for text in table["error"]]
+    table = table.astype(object).where(table.notna(), None).rename(columns=TABLE_COLUMNS)
+    return table.to_markdown(index=False, floatfmt=".3f", missingval="")
 
 
 def render_row(row: Row) -> str:

@@ -1,0 +1,12 @@
+# GPU image: the official PyTorch CUDA image (devel: torch.compile's Triton needs a C compiler) + our requirements.
+#   docker build -t diffusion-bench .
+#   docker run --gpus all --rm -v $HOME/.cache/huggingface:/root/.cache/huggingface -v $PWD/results:/workspace/suite/results \
+#       diffusion-bench --ckpt_id black-forest-labs/FLUX.1-dev --quantization fp8dqrow --compile
+ARG BASE_IMAGE=pytorch/pytorch:2.11.0-cuda12.8-cudnn9-devel
+FROM ${BASE_IMAGE}
+WORKDIR /workspace/suite
+COPY requirements.txt .
+# torch comes from the base image (it satisfies torch>=2.11), so pip adds only the rest.
+RUN python -m pip install --no-cache-dir -r requirements.txt
+COPY . .
+ENTRYPOINT ["python", "inference/benchmark_image.py"]

@@ -1,0 +1,94 @@
+"""End-to-end runs of inference/benchmark_image.py on tiny-flux (CPU)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inference import benchmark_image
+from utils import optimizations
+from utils.results import COLUMNS, read_rows
+
+
+def run(argv):
+    return benchmark_image.main(argv)
+
+
+def rows(tmp_path):
+    return read_rows(tmp_path / "results.csv")
+
+
+def test_default_run_appends_an_ok_row_with_the_schema(run_args, tmp_path, capsys):
+    image_path = tmp_path / "sample.png"
+    assert run([*run_args, "--save_image", str(image_path)]) == 0
+    frame = rows(tmp_path)
+    assert list(frame.columns) == COLUMNS and len(frame) == 1
+    row = frame.iloc[0]
+    assert (row.status, row.weights, row.quantization, row.model) == ("ok", "random", "None", "tiny-flux")
+    assert (row.height, row.width, row.num_inference_steps) == (64, 64, 2)  # preset defaults
+    assert row.time_min_s <= row.time_median_s <= row.time_max_s
+    assert math.isinf(row.psnr_db) and row.latent_rel_l2 == 0  # bf16 eager is its own reference
+    assert "benchmark_image.py" in row.command and row.torch_version == torch.__version__
+    assert Image.open(image_path).size == (64, 64)
+    assert "| tiny-flux" in capsys.readouterr().out  # the row, printed as markdown
+
+
+def test_quantized_run_reuses_the_cached_reference_and_stays_close(run_args, tmp_path):
+    assert run(run_args) == 0
+    references = sorted((tmp_path / "references").iterdir())
+    assert len(references) == 1
+    assert run([*run_args, "--quantization", "int8wo", "--quantize_text_encoders", "--quantize_vae",
+                "--fuse_attn_projections", "--batch_size", "2"]) == 0
+    assert run([*run_args, "--quantization", "int8wo"]) == 0
+    assert len(list((tmp_path / "references").iterdir())) == 2  # one more for batch size 2, none for the rerun
+    quantized = rows(tmp_path).iloc[2]
+    assert quantized.status == "ok" and quantized.n_layers_quantized > 0
+    assert 25 < quantized.psnr_db < math.inf and 0 < quantized.latent_rel_l2 < 0.05
+
+
+def test_regional_compile_runs_on_the_cpu(run_args, tmp_path):
+    assert run([*run_args, "--quantization", "int8wo", "--regional_compile", "--compile_mode", "default"]) == 0
+    row = rows(tmp_path).iloc[0]
+    assert row.compile and row.regional_compile and row.compile_mode == "default"
+    assert row.status == "ok" and row.compile_s > 0 and row.psnr_db > 25
+
+
+def test_a_failing_run_still_records_its_row(run_args, tmp_path, monkeypatch):
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(optimizations, "apply_qkv_fusion", explode)
+    assert run([*run_args, "--fuse_attn_projections"]) == 1
+    row = rows(tmp_path).iloc[0]
+    assert row.status == "error" and row.error == "RuntimeError: boom second line"
+    assert math.isnan(row.time_median_s)
+
+
+def test_nan_output_is_marked(run_args, tmp_path, monkeypatch):
+    def poison(pipe):
+        for parameter in pipe.transformer.proj_out.parameters():
+            parameter.data.fill_(float("nan"))
+
+    monkeypatch.setattr(optimizations, "apply_channels_last", poison)
+    assert run([*run_args, "--channels_last"]) == 1
+    assert rows(tmp_path).iloc[0].status == "nan"
+
+
+def test_out_of_memory_is_marked(run_args, tmp_path, monkeypatch):
+    def oom(*_args, **_kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(optimizations, "apply_channels_last", oom)
+    assert run([*run_args, "--channels_last"]) == 1
+    assert rows(tmp_path).iloc[0].status == "oom"
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_batch_sizes(run_args, tmp_path, batch_size):
+    image_path = tmp_path / "sample.png"
+    assert run([*run_args, "--batch_size", str(batch_size), "--height", "32", "--width", "48",
+                "--save_image", str(image_path)]) == 0
+    assert np.asarray(Image.open(image_path)).shape == (32, 48, 3)
+    assert rows(tmp_path).iloc[0].batch_size == batch_size

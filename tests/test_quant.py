@@ -1,0 +1,91 @@
+import json
+
+import pytest
+import torch
+
+from utils.pipelines import build_random_component
+from utils.presets import get_preset
+from utils.quant import PER_IMAGE_LAYERS, QUANTIZATIONS, apply_quantization, unsupported_reason
+
+RUNS_ON_CPU = ["int8wo", "int8dq", "fp8wo"]
+CUDA_ONLY = ["int4wo", "fp8dq", "fp8dqrow"]
+REMOVED = ["fp6_e3m2", "fp5_e2m2", "fp4_e2m1", "autoquant"]
+
+
+def tiny_transformer():
+    preset = get_preset("tiny-flux")
+    config = json.loads((preset.config_dir / "transformer.json").read_text())
+    return build_random_component("FluxTransformer2DModel", config, "cpu", torch.bfloat16, seed=0)
+
+
+def transformer_inputs(transformer, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    config = transformer.config
+    tokens, text_tokens = 16, 8
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator).to(torch.bfloat16)
+
+    return dict(hidden_states=randn(1, tokens, config.in_channels),
+                encoder_hidden_states=randn(1, text_tokens, config.joint_attention_dim),
+                pooled_projections=randn(1, config.pooled_projection_dim), timestep=torch.tensor([0.5]),
+                img_ids=torch.zeros(tokens, 3), txt_ids=torch.zeros(text_tokens, 3), guidance=torch.tensor([3.5]))
+
+
+def relative_error(output, reference):
+    return (torch.linalg.vector_norm((output - reference).float()) / torch.linalg.vector_norm(reference.float())).item()
+
+
+def test_registry_covers_the_seed_names():
+    assert set(QUANTIZATIONS) == {"None", *RUNS_ON_CPU, *CUDA_ONLY, *REMOVED}
+
+
+@pytest.mark.parametrize("name", RUNS_ON_CPU)
+def test_quantization_replaces_linear_weights_and_stays_close_to_bf16(name):
+    transformer = tiny_transformer()
+    inputs = transformer_inputs(transformer)
+    reference = transformer(**inputs).sample
+    linears = [(fqn, m) for fqn, m in transformer.named_modules() if isinstance(m, torch.nn.Linear)]
+
+    n_quantized = apply_quantization(transformer, name)
+
+    quantized = [fqn for fqn, m in linears if type(m.weight).__module__.startswith("torchao")]
+    assert n_quantized == len(quantized) > 0
+    if name != "int8dq":
+        assert len(quantized) == len(linears)  # every tiny-flux Linear has dims that are multiples of 16
+    error = relative_error(transformer(**inputs).sample, reference)
+    assert error < {"int8wo": 0.02, "int8dq": 0.05, "fp8wo": 0.1}[name]
+
+
+def test_int8dq_keeps_per_image_layers_in_bf16():
+    transformer = tiny_transformer()
+    apply_quantization(transformer, "int8dq")
+    for fqn, module in transformer.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            skipped = bool(__import__("re").search(PER_IMAGE_LAYERS, fqn))
+            assert type(module.weight).__module__.startswith("torchao") != skipped, fqn
+
+
+def test_skip_pattern_keeps_named_layers_in_bf16():
+    transformer = tiny_transformer()
+    total = sum(isinstance(m, torch.nn.Linear) for m in transformer.modules())
+    n_quantized = apply_quantization(transformer, "int8wo", skip_pattern=r"proj_out$")
+    assert n_quantized == total - 2  # proj_out of the single block and of the model
+    assert type(transformer.proj_out.weight) is torch.nn.Parameter
+
+
+@pytest.mark.parametrize("name", CUDA_ONLY)
+def test_cuda_only_names_say_so_on_cpu(name):
+    reason = unsupported_reason(name, "cpu")
+    assert reason and "runs only on CUDA" in reason and name in reason
+
+
+@pytest.mark.parametrize("name", REMOVED)
+def test_removed_names_fail_with_upstream_reason(name):
+    reason = unsupported_reason(name, "cpu")
+    assert "torchao removed" in reason
+    assert ("0.16" if name.startswith("fp") else "0.17") in reason
+
+
+def test_cpu_names_are_supported_on_cpu():
+    assert all(unsupported_reason(name, "cpu") is None for name in ["None", *RUNS_ON_CPU])
