@@ -10,10 +10,15 @@ from utils.quant import apply_quantization
 from utils.timing import synchronize
 
 
+def denoiser(pipe) -> torch.nn.Module:
+    """The model that runs every step: `transformer` (Flux, CogVideoX, SD3) or `unet` (SDXL and older)."""
+    return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
+
+
 def apply_qkv_fusion(pipe) -> None:
     """Fuse the attention Q/K/V projections into one GEMM (transformer and VAE). diffusers keeps the unfused
     weights too, so model memory grows by their size."""
-    pipe.transformer.fuse_qkv_projections()
+    denoiser(pipe).fuse_qkv_projections()
     if hasattr(pipe.vae, "fuse_qkv_projections"):
         pipe.vae.fuse_qkv_projections()
 
@@ -24,17 +29,16 @@ def apply_channels_last(pipe) -> None:
 
 
 def quantization_targets(pipe, quantize_vae: bool, quantize_text_encoders: bool) -> dict[str, torch.nn.Module]:
-    names = ["transformer"]
-    if quantize_vae:
-        names.append("vae")
-    if quantize_text_encoders:
-        names += [name for name in ("text_encoder", "text_encoder_2", "text_encoder_3") if hasattr(pipe, name)]
-    return {name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None}
+    targets = {"denoiser": denoiser(pipe)}
+    names = (["vae"] if quantize_vae else []) + (
+        ["text_encoder", "text_encoder_2", "text_encoder_3"] if quantize_text_encoders else [])
+    targets.update({name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None})
+    return targets
 
 
 def apply_quantization_to(pipe, name: str, *, quantize_vae=False, quantize_text_encoders=False,
                           skip_pattern=None, set_inductor_config=False) -> dict:
-    """Quantize the transformer (and optionally the VAE and text encoders); time it on the model's device."""
+    """Quantize the denoiser (and optionally the VAE and text encoders); time it on the model's device."""
     start = time.perf_counter()
     n_layers = sum(
         apply_quantization(module, name, skip_pattern=skip_pattern, set_inductor_config=set_inductor_config)
@@ -81,9 +85,9 @@ def apply_compile(pipe, mode: str, regional: bool) -> None:
     """Compile the transformer with fullgraph=True: every block on its own (regional, fast to compile since the
     blocks repeat) or the whole model at once."""
     if regional:
-        pipe.transformer.compile_repeated_blocks(fullgraph=True, mode=mode)
+        denoiser(pipe).compile_repeated_blocks(fullgraph=True, mode=mode)
     else:
-        pipe.transformer.compile(fullgraph=True, mode=mode)
+        denoiser(pipe).compile(fullgraph=True, mode=mode)
 
 
 def apply_vae_compile(pipe, mode: str) -> None:
@@ -103,7 +107,7 @@ def optimize(pipe, args) -> dict:
             quantize_text_encoders=args.quantize_text_encoders, skip_pattern=args.quant_skip_pattern,
             set_inductor_config=args.torchao_inductor_config))
     if args.sparsify:
-        applied["n_layers_sparsified"] = apply_sparsity(pipe.transformer)
+        applied["n_layers_sparsified"] = apply_sparsity(denoiser(pipe))
     if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if args.compile:
