@@ -26,6 +26,7 @@ def build_parser() -> Parser:
     add_generation_args(parser)
     add_optimization_args(parser)
     add_measurement_args(parser, sample_flag="save_image")
+    parser.set_defaults(base_dtype="bf16")
     return parser
 
 

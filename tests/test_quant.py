@@ -7,7 +7,7 @@ from utils.pipelines import build_random_component
 from utils.presets import get_preset
 from utils.quant import PER_IMAGE_LAYERS, QUANTIZATIONS, apply_quantization, unsupported_reason
 
-RUNS_ON_CPU = ["int8wo", "int8dq", "fp8wo"]
+RUNS_ON_CPU = ["int8wo", "int8dq", "int4dq", "fp8wo"]
 CUDA_ONLY = ["int4wo", "fp8dq", "fp8dqrow"]
 REMOVED = ["fp6_e3m2", "fp5_e2m2", "fp4_e2m1", "autoquant"]
 
@@ -51,10 +51,10 @@ def test_quantization_replaces_linear_weights_and_stays_close_to_bf16(name):
 
     quantized = [fqn for fqn, m in linears if type(m.weight).__module__.startswith("torchao")]
     assert n_quantized == len(quantized) > 0
-    if name != "int8dq":
+    if name in ("int8wo", "fp8wo"):
         assert len(quantized) == len(linears)  # every tiny-flux Linear has dims that are multiples of 16
     error = relative_error(transformer(**inputs).sample, reference)
-    assert error < {"int8wo": 0.02, "int8dq": 0.05, "fp8wo": 0.1}[name]
+    assert error < {"int8wo": 0.02, "int8dq": 0.05, "int4dq": 0.15, "fp8wo": 0.1}[name]
 
 
 def test_int8dq_keeps_per_image_layers_in_bf16():

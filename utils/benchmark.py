@@ -24,7 +24,7 @@ from utils.results import Row, append_row, render_row
 from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
 
 logger = logging.getLogger(__name__)
-BASE_DTYPE = torch.bfloat16
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def configure_torch() -> None:
@@ -74,8 +74,9 @@ def call_kwargs(pipe, args, extra: dict) -> dict:
     """The pipeline-call arguments: flags, else the preset's defaults; only those the pipeline accepts."""
     preset = get_preset(args.ckpt_id)
     defaults = dict(preset.call_defaults) if preset else {}
-    kwargs = {**defaults, "prompt": args.prompt, "num_images_per_prompt": args.batch_size, **extra}
-    for name in ("num_inference_steps", "height", "width", "guidance_scale", "max_sequence_length"):
+    # A list of prompts rather than num_*_per_prompt: CogVideoX ignores num_videos_per_prompt in diffusers 0.42.
+    kwargs = {**defaults, "prompt": [args.prompt] * args.batch_size, **extra}
+    for name in ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length"):
         if getattr(args, name, None) is not None:
             kwargs[name] = getattr(args, name)
     accepted = inspect.signature(pipe.__call__).parameters
@@ -109,12 +110,13 @@ def reference_inputs(args, kwargs: dict) -> dict:
 
     return {"model": args.ckpt_id, "weights": args.weights_resolved,
             "weights_seed": args.seed if args.weights_resolved == "random" else None,
-            "call": kwargs, "seed": args.seed, "dtype": str(BASE_DTYPE), "device": device_name(args.device),
+            "call": kwargs, "seed": args.seed, "dtype": args.base_dtype, "device": device_name(args.device),
             "versions": [torch.__version__, diffusers.__version__, torchao.__version__]}
 
 
 def load_or_make_reference(args, call, kwargs) -> fidelity.Output:
-    """The bf16 eager output of this exact model and input; must run before any optimization is applied."""
+    """The eager output of this exact model and input in its base precision (bf16 unless --dtype fp16), without
+    any optimization: it must run before optimize()."""
     inputs = reference_inputs(args, kwargs)
     key = fidelity.reference_key(inputs)
     reference = fidelity.load_reference(args.reference_dir, key)
@@ -133,10 +135,10 @@ def new_row(args) -> Row:
               command=args.command, gpu=device_name(args.device),
               torch_version=torch.__version__, diffusers_version=diffusers.__version__,
               torchao_version=torchao.__version__, model=args.ckpt_id, weights=args.weights_resolved,
-              dtype=str(BASE_DTYPE).removeprefix("torch."))
+              dtype=args.base_dtype)
     for field in fields(Row):
         value = getattr(args, field.name, None)
-        if value is not None and field.name not in ("weights", "model"):
+        if value is not None and field.name not in ("weights", "model", "dtype"):
             setattr(row, field.name, value)
     row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
     if not (args.compile or args.compile_vae):
@@ -163,13 +165,13 @@ def run_benchmark(args, *, extra_call_kwargs: dict, frames_of: Callable, save_sa
     try:
         # 1. load
         start = time.perf_counter()
-        pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, BASE_DTYPE, args.seed)
+        pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, DTYPES[args.base_dtype], args.seed)
         row.load_s = time.perf_counter() - start
         kwargs = call_kwargs(pipe, args, extra_call_kwargs)
-        record(row, kwargs)
+        record(row, {name: value for name, value in kwargs.items() if name != "prompt"})
         call = make_call(pipe, kwargs, args.seed, frames_of)
-        # 2. the bf16 eager reference for the fidelity columns, before anything is changed
-        reference = load_or_make_reference(args, call, kwargs)
+        # 2. the eager reference for the fidelity columns, before anything is changed
+        reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs)
         # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
         record(row, optimize(pipe, args))
         row.inductor_config = inductor_config()
@@ -180,7 +182,8 @@ def run_benchmark(args, *, extra_call_kwargs: dict, frames_of: Callable, save_sa
         record(row, times.summary())
         row.inference_memory_GiB = peak_allocated_GiB(args.device)
         # 5. fidelity
-        record(row, fidelity.compare(output, reference))
+        if reference is not None:
+            record(row, fidelity.compare(output, reference))
         if not output.finite():
             row.status, row.error = "nan", "non-finite values in the output latents or images"
     except torch.OutOfMemoryError as error:

@@ -73,7 +73,8 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--quantization", choices=list(QUANTIZATIONS), default="None",
                        help="; ".join(f"{m.name}: {m.removed or m.summary}" for m in QUANTIZATIONS.values()))
     group.add_argument("--quantize_vae", action="store_true", help="also quantize the VAE's Linear layers")
-    group.add_argument("--quantize_text_encoders", action="store_true", help="also quantize the text encoders")
+    group.add_argument("--quantize_text_encoders", "--quantize_text_encoder", dest="quantize_text_encoders",
+                       action="store_true", help="also quantize the text encoder(s)")
     group.add_argument("--quant_skip_pattern", default=None,
                        help="regex on layer names to keep in bf16 (e.g. 'norm.*linear|proj_out'); by default every "
                             "Linear whose dims are multiples of 16 is quantized")
@@ -83,6 +84,13 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--sparsify", action="store_true",
                        help="2:4 semi-structured sparsity (magnitude-pruned) on the transformer; CUDA only, "
                             "with --quantization None")
+
+    group = parser.add_argument_group("memory")
+    group.add_argument("--offload", choices=("none", "model", "sequential"), default="none",
+                       help="CPU offload (CUDA only): model = one whole model on the GPU at a time; sequential = one "
+                            "layer at a time (least memory, slowest)")
+    group.add_argument("--vae_tiling", action="store_true", help="decode in tiles (less memory)")
+    group.add_argument("--vae_slicing", action="store_true", help="decode one sample of the batch at a time")
 
     group = parser.add_argument_group("torch.compile and fusion")
     group.add_argument("--fuse_attn_projections", "--fuse_qkv", dest="fuse_attn_projections", action="store_true",
@@ -105,6 +113,9 @@ def add_measurement_args(parser: Parser, sample_flag: str) -> None:
     group.add_argument("--csv", type=Path, default=None, help="CSV to append the row to (default results/<model>.csv)")
     group.add_argument("--reference_dir", type=Path, default=REPO_ROOT / ".cache" / "references",
                        help="where the bf16 eager reference outputs for the fidelity columns are cached")
+    group.add_argument("--no_fidelity", action="store_true",
+                       help="skip the eager reference and the fidelity columns (for GPUs the unoptimized model does "
+                            "not fit on)")
     group.add_argument(f"--{sample_flag}", type=Path, default=None, help="write the first output to this path")
 
 
@@ -130,6 +141,11 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity")
     if args.sparsify and device.type != "cuda":
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
+    if args.offload != "none" and device.type != "cuda":
+        parser.error(f"--offload {args.offload} needs a CUDA device: it moves weights between the CPU and the GPU")
+    if args.offload == "sequential" and (args.compile or args.compile_vae):
+        parser.error("--offload sequential cannot be combined with --compile/--compile_vae: its per-layer hooks "
+                     "move weights inside the compiled graph")
     if args.quant_skip_pattern is not None:
         _check_regex(parser, args.quant_skip_pattern)
     args.weights_resolved = resolve_weights(args.ckpt_id, args.weights)

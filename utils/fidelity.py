@@ -62,6 +62,8 @@ def relative_l2(latents: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def compare(output: Output, reference: Output) -> dict:
+    if output.images.shape != reference.images.shape:
+        raise ValueError(f"output shape {output.images.shape} differs from the reference's {reference.images.shape}")
     has_latents = output.latents.numel() > 0 and reference.latents.numel() > 0
     return {"psnr_db": psnr_db(output.images_uint8(), reference.images_uint8()),
             "latent_rel_l2": relative_l2(output.latents, reference.latents) if has_latents else None}

@@ -1,6 +1,6 @@
 """One function per optimization, each switchable by a flag; `optimize()` applies them in the one right order:
-fuse -> channels_last -> quantize (-> sparsify) -> compile. Each applier mutates the pipeline in place and returns
-what it did, which goes into the results row."""
+fuse -> channels_last -> quantize (-> sparsify) -> VAE tiling/slicing -> CPU offload -> compile. Each applier
+mutates the pipeline in place; what they did goes into the results row."""
 
 import time
 
@@ -81,13 +81,43 @@ def disable_cpu_int8_weight_only_rewrite() -> None:
     torch.backends.mkldnn.enabled = False
 
 
+def apply_vae_memory_savers(pipe, tiling: bool, slicing: bool) -> None:
+    """Decode in overlapping tiles (tiling) and one sample at a time (slicing): lower peak memory, a bit slower."""
+    if tiling:
+        pipe.vae.enable_tiling()
+    if slicing:
+        pipe.vae.enable_slicing()
+
+
+def apply_offload(pipe, mode: str, device: str) -> None:
+    """Keep weights on the CPU: `model` moves one whole model at a time to the GPU, `sequential` one layer at a
+    time (least memory, slowest). Both move the pipeline to the CPU first."""
+    if mode == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif mode == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+
+
+def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The blocks of every `*blocks` ModuleList (Flux: transformer_blocks + single_transformer_blocks)."""
+    return [block for name, child in model.named_children()
+            if isinstance(child, torch.nn.ModuleList) and name.endswith("blocks") for block in child]
+
+
 def apply_compile(pipe, mode: str, regional: bool) -> None:
-    """Compile the transformer with fullgraph=True: every block on its own (regional, fast to compile since the
+    """Compile the denoiser with fullgraph=True: every block on its own (regional, fast to compile since the
     blocks repeat) or the whole model at once."""
-    if regional:
-        denoiser(pipe).compile_repeated_blocks(fullgraph=True, mode=mode)
-    else:
-        denoiser(pipe).compile(fullgraph=True, mode=mode)
+    model = denoiser(pipe)
+    if not regional:
+        model.compile(fullgraph=True, mode=mode)
+    elif getattr(model, "_repeated_blocks", None):
+        model.compile_repeated_blocks(fullgraph=True, mode=mode)
+    else:  # models that do not declare their repeated blocks to diffusers (CogVideoX in 0.42)
+        blocks = repeated_blocks(model)
+        if not blocks:
+            raise ValueError(f"{type(model).__name__} has no repeated blocks to compile; use --compile alone")
+        for block in blocks:
+            block.compile(fullgraph=True, mode=mode)
 
 
 def apply_vae_compile(pipe, mode: str) -> None:
@@ -108,6 +138,9 @@ def optimize(pipe, args) -> dict:
             set_inductor_config=args.torchao_inductor_config))
     if args.sparsify:
         applied["n_layers_sparsified"] = apply_sparsity(denoiser(pipe))
+    apply_vae_memory_savers(pipe, args.vae_tiling, args.vae_slicing)
+    if args.offload != "none":
+        apply_offload(pipe, args.offload, args.device)
     if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if args.compile:

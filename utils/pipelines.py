@@ -99,16 +99,11 @@ def build_tokenizer(class_name: str, max_length: int):
 def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed: int):
     components = {}
     for index, (name, class_name) in enumerate(preset.components.items()):
-        if name.startswith("tokenizer"):
-            continue
         config = json.loads((preset.config_dir / f"{name}.json").read_text())
         components[name] = build_random_component(class_name, config, device, dtype, seed + index)
-    components["tokenizer"] = build_tokenizer(preset.components["tokenizer"],
-                                              components["text_encoder"].config.max_position_embeddings)
-    components["tokenizer_2"] = build_tokenizer(preset.components["tokenizer_2"],
-                                                preset.call_defaults["max_sequence_length"])
-    pipeline_class = _component_class(preset.pipeline_class)
-    return pipeline_class(**components)
+    for name, (class_name, max_length) in preset.tokenizers.items():
+        components[name] = build_tokenizer(class_name, max_length)
+    return _component_class(preset.pipeline_class)(**components)
 
 
 def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):

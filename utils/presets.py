@@ -13,9 +13,11 @@ class Preset:
     name: str  # the hub id users pass as --ckpt_id (or a short name for test-only models)
     slug: str  # file-name stem: the config folder and the default results CSV
     pipeline_class: str  # a diffusers pipeline class name
-    components: dict[str, str]  # pipeline component -> class name (diffusers or transformers)
+    components: dict[str, str]  # model or scheduler component -> class name (diffusers or transformers)
+    tokenizers: dict[str, tuple[str, int]]  # tokenizer component -> (class name, max length)
     call_defaults: dict = field(default_factory=dict)  # keyword arguments of the pipeline call
     hub_id: str | None = None  # where `--weights pretrained` loads from; None for models with no checkpoint
+    base_dtype: str = "bf16"  # the precision the model is meant to run in
 
     @property
     def config_dir(self) -> Path:
@@ -28,8 +30,12 @@ FLUX_COMPONENTS = {
     "text_encoder": "CLIPTextModel",
     "text_encoder_2": "T5EncoderModel",
     "scheduler": "FlowMatchEulerDiscreteScheduler",
-    "tokenizer": "CLIPTokenizer",
-    "tokenizer_2": "T5Tokenizer",
+}
+COGVIDEOX_COMPONENTS = {
+    "transformer": "CogVideoXTransformer3DModel",
+    "vae": "AutoencoderKLCogVideoX",
+    "text_encoder": "T5EncoderModel",
+    "scheduler": "CogVideoXDDIMScheduler",
 }
 
 PRESETS = {
@@ -40,6 +46,7 @@ PRESETS = {
             slug="flux-dev",
             pipeline_class="FluxPipeline",
             components=FLUX_COMPONENTS,
+            tokenizers={"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 512)},
             call_defaults=dict(num_inference_steps=28, guidance_scale=3.5, height=1024, width=1024,
                                max_sequence_length=512),
             hub_id="black-forest-labs/FLUX.1-dev",
@@ -49,6 +56,7 @@ PRESETS = {
             slug="flux-schnell",
             pipeline_class="FluxPipeline",
             components=FLUX_COMPONENTS,
+            tokenizers={"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 256)},
             call_defaults=dict(num_inference_steps=4, guidance_scale=0.0, height=1024, width=1024,
                                max_sequence_length=256),
             hub_id="black-forest-labs/FLUX.1-schnell",
@@ -59,8 +67,41 @@ PRESETS = {
             slug="tiny-flux",
             pipeline_class="FluxPipeline",
             components=FLUX_COMPONENTS,
+            tokenizers={"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 32)},
             call_defaults=dict(num_inference_steps=2, guidance_scale=3.5, height=64, width=64,
                                max_sequence_length=32),
+        ),
+        # CogVideoX-2b is meant to run in fp16 and 5b in bf16 (THUDM's model cards).
+        Preset(
+            name="THUDM/CogVideoX-2b",
+            slug="cogvideox-2b",
+            pipeline_class="CogVideoXPipeline",
+            components=COGVIDEOX_COMPONENTS,
+            tokenizers={"tokenizer": ("T5Tokenizer", 226)},
+            call_defaults=dict(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0,
+                               use_dynamic_cfg=True, max_sequence_length=226),
+            hub_id="THUDM/CogVideoX-2b",
+            base_dtype="fp16",
+        ),
+        Preset(
+            name="THUDM/CogVideoX-5b",
+            slug="cogvideox-5b",
+            pipeline_class="CogVideoXPipeline",
+            components=COGVIDEOX_COMPONENTS,
+            tokenizers={"tokenizer": ("T5Tokenizer", 226)},
+            call_defaults=dict(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0,
+                               use_dynamic_cfg=True, max_sequence_length=226),
+            hub_id="THUDM/CogVideoX-5b",
+        ),
+        # Two blocks, 9 frames of 64x64: the same classes as CogVideoX-5b (rotary embeddings), for CPU tests.
+        Preset(
+            name="tiny-cogvideox",
+            slug="tiny-cogvideox",
+            pipeline_class="CogVideoXPipeline",
+            components=COGVIDEOX_COMPONENTS,
+            tokenizers={"tokenizer": ("T5Tokenizer", 16)},
+            call_defaults=dict(num_frames=9, height=64, width=64, num_inference_steps=2, guidance_scale=6.0,
+                               use_dynamic_cfg=True, max_sequence_length=16),
         ),
     ]
 }

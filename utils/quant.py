@@ -45,6 +45,13 @@ def _int4wo(set_inductor_config):
     return Int4WeightOnlyConfig(int4_packing_format="tile_packed_to_4d", set_inductor_config=set_inductor_config)
 
 
+def _int4dq(set_inductor_config):
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, PerGroup
+
+    # No set_inductor_config argument on this config: it never touches inductor settings.
+    return Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(32))
+
+
 def _fp8wo(set_inductor_config):
     from torchao.quantization import Float8WeightOnlyConfig
 
@@ -74,6 +81,7 @@ QUANTIZATIONS = {
                     "layers (adaLN, embedders) stay bf16", _int8dq, always_skip=PER_IMAGE_LAYERS),
         QuantMethod("int4wo", "int4 weights (groups of 128, tinygemm layout), bf16 activations", _int4wo,
                     cuda_only=True),
+        QuantMethod("int4dq", "int4 weights (groups of 32) and dynamically quantized int8 activations", _int4dq),
         QuantMethod("fp8wo", "float8 e4m3 weights, bf16 activations", _fp8wo, min_capability=FP8_MIN_CAPABILITY),
         QuantMethod("fp8dq", "float8 weights and activations, one scale per tensor", _fp8dq, cuda_only=True,
                     min_capability=FP8_MIN_CAPABILITY),
