@@ -83,9 +83,11 @@ def call_kwargs(pipe, args, extra: dict) -> dict:
     return {name: value for name, value in kwargs.items() if name in accepted}
 
 
-def make_call(pipe, kwargs: dict, seed: int, frames_of: Callable) -> Callable[[], fidelity.Output]:
+def make_call(pipe, kwargs: dict, seed: int, device: str, frames_of: Callable) -> Callable[[], fidelity.Output]:
     """A no-argument pipeline call with fixed inputs and a fresh seeded generator, so every call computes the
-    same thing. The final latents are caught with the step-end callback, which costs a Python call per step."""
+    same thing. The final latents are caught with the step-end callback, which costs a Python call per step.
+    The generator lives on the execution device: with CPU offload `pipe.device` is the CPU (or meta), and noise
+    drawn there would differ from the reference's."""
     accepts_callback = "callback_on_step_end" in inspect.signature(pipe.__call__).parameters
 
     def call() -> fidelity.Output:
@@ -96,7 +98,7 @@ def make_call(pipe, kwargs: dict, seed: int, frames_of: Callable) -> Callable[[]
             return {}
 
         extra = {"callback_on_step_end": keep_latents} if accepts_callback else {}
-        generator = torch.Generator(pipe.device).manual_seed(seed)
+        generator = torch.Generator(device).manual_seed(seed)
         result = pipe(**kwargs, generator=generator, output_type="np", **extra)
         return fidelity.Output(images=frames_of(result), latents=last.get("latents", torch.empty(0)))
 
@@ -169,7 +171,7 @@ def run_benchmark(args, *, extra_call_kwargs: dict, frames_of: Callable, save_sa
         row.load_s = time.perf_counter() - start
         kwargs = call_kwargs(pipe, args, extra_call_kwargs)
         record(row, {name: value for name, value in kwargs.items() if name != "prompt"})
-        call = make_call(pipe, kwargs, args.seed, frames_of)
+        call = make_call(pipe, kwargs, args.seed, args.device, frames_of)
         # 2. the eager reference for the fidelity columns, before anything is changed
         reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs)
         # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)

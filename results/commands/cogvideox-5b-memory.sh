@@ -17,6 +17,7 @@ configs=(
   "7-int4dq|--dtype int4dq"
 )
 for entry in "${configs[@]}"; do
+  [[ -n "${ONLY:-}" && ! "$entry" =~ ${ONLY} ]] && continue  # ONLY=regex reruns a subset
   name=${entry%%|*}; flags=${entry#*|}
   echo "=== $name: $flags"
   # shellcheck disable=SC2086
