@@ -40,3 +40,12 @@ def test_readme_results_match_the_csv():
     measured = read_rows(REPO_ROOT / "results" / "flux-dev.csv").time_median_s.dropna()
     for median in medians:
         assert (measured.round(3) == float(median)).any(), f"{median} s is not a median in results/flux-dev.csv"
+
+
+def test_video_readme_numbers_match_the_csv():
+    section = README.split("## Video results", 1)[1].split("## Layout", 1)[0]
+    peaks = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
+    assert len(peaks) == 6
+    measured = read_rows(REPO_ROOT / "results" / "cogvideox-5b.csv").inference_memory_GiB
+    for peak in peaks:
+        assert (measured.round(2) == float(peak)).any(), f"{peak} GiB is not a peak in results/cogvideox-5b.csv"

@@ -141,11 +141,11 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity")
     if args.sparsify and device.type != "cuda":
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
-    if args.offload != "none" and device.type != "cuda":
-        parser.error(f"--offload {args.offload} needs a CUDA device: it moves weights between the CPU and the GPU")
     if args.offload == "sequential" and (args.compile or args.compile_vae):
         parser.error("--offload sequential cannot be combined with --compile/--compile_vae: its per-layer hooks "
                      "move weights inside the compiled graph")
+    if args.offload != "none" and device.type != "cuda":
+        parser.error(f"--offload {args.offload} needs a CUDA device: it moves weights between the CPU and the GPU")
     if args.quant_skip_pattern is not None:
         _check_regex(parser, args.quant_skip_pattern)
     args.weights_resolved = resolve_weights(args.ckpt_id, args.weights)

@@ -1,0 +1,84 @@
+"""inference/benchmark_video.py on tiny-cogvideox (CPU)."""
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+from inference import benchmark_video
+from utils.optimizations import apply_offload, apply_vae_memory_savers
+from utils.pipelines import build_pipeline
+from utils.results import read_rows
+
+TINY = "tiny-cogvideox"
+
+
+@pytest.fixture
+def video_args(tmp_path):
+    return ["--model_id", TINY, "--device", "cpu", "--warmup", "1", "--runs", "1",
+            "--csv", str(tmp_path / "video.csv"), "--reference_dir", str(tmp_path / "references")]
+
+
+def last_row(tmp_path):
+    return read_rows(tmp_path / "video.csv").iloc[-1]
+
+
+def test_default_run_writes_a_row_and_an_mp4(video_args, tmp_path):
+    path = tmp_path / "clip.mp4"
+    assert benchmark_video.main([*video_args, "--save_video", str(path)]) == 0
+    row = last_row(tmp_path)
+    assert (row.status, row.model, row.num_frames, row.height, row.width, row["dtype"]) == ("ok", TINY, 9, 64, 64, "bf16")
+    assert iio.imread(path).shape == (9, 64, 64, 3)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "int8wo", "int8dq", "int4dq", "fp8wo"])
+def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
+    assert benchmark_video.main([*video_args, "--dtype", dtype]) == 0
+    row = last_row(tmp_path)
+    assert row.status == "ok"
+    if dtype == "fp16":
+        assert (row["dtype"], row.quantization) == ("fp16", "None")
+    else:
+        assert (row["dtype"], row.quantization) == ("bf16", dtype) and row.n_layers_quantized > 0 and row.psnr_db > 20
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--dtype", "fp8dqrow"], "runs only on CUDA"),
+    (["--dtype", "int4wo"], "runs only on CUDA"),
+    (["--dtype", "fp4_e2m1"], "removed the fpx"),
+    (["--dtype", "fp16", "--base_dtype", "bf16"], "contradicts"),
+    (["--dtype", "int8wo", "--quantization", "fp8wo"], "contradicts"),
+    (["--num_frames", "10"], "4k+1"),
+    (["--offload", "model"], "needs a CUDA device"),
+    (["--offload", "sequential", "--compile"], "cannot be combined"),
+])
+def test_bad_video_input_exits_2(video_args, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_video.main([*video_args, *flags])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offload_and_vae_flags_reach_diffusers():
+    calls = []
+
+    class Pipe:
+        def enable_model_cpu_offload(self, device):
+            calls.append(("model", device))
+
+        def enable_sequential_cpu_offload(self, device):
+            calls.append(("sequential", device))
+
+    apply_offload(Pipe(), "model", "cuda:1")
+    apply_offload(Pipe(), "sequential", "cuda")
+    apply_offload(Pipe(), "none", "cuda")
+    assert calls == [("model", "cuda:1"), ("sequential", "cuda")]
+    pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
+    apply_vae_memory_savers(pipe, tiling=True, slicing=True)
+    assert pipe.vae.use_tiling and pipe.vae.use_slicing
+
+
+def test_regional_compile_without_declared_repeated_blocks(video_args, tmp_path):
+    assert benchmark_video.main([*video_args, "--regional_compile", "--compile_mode", "default", "--fuse_qkv"]) == 0
+    row = last_row(tmp_path)
+    assert row.status == "ok" and row.regional_compile and row.fuse_attn_projections and row.psnr_db > 25
