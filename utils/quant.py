@@ -19,6 +19,7 @@ class QuantMethod:
     min_capability: tuple[int, int] | None = None
     removed: str | None = None  # why the name no longer works
     always_skip: str | None = None  # regex of layer names this method cannot handle, kept in bf16
+    in_features_multiple: int = 16  # group size of grouped methods; 16 is what the int8/fp8 kernels need
 
 
 # Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX):
@@ -80,8 +81,9 @@ QUANTIZATIONS = {
         QuantMethod("int8dq", "int8 weights and dynamically quantized int8 activations (per row); per-image "
                     "layers (adaLN, embedders) stay bf16", _int8dq, always_skip=PER_IMAGE_LAYERS),
         QuantMethod("int4wo", "int4 weights (groups of 128, tinygemm layout), bf16 activations", _int4wo,
-                    cuda_only=True),
-        QuantMethod("int4dq", "int4 weights (groups of 32) and dynamically quantized int8 activations", _int4dq),
+                    cuda_only=True, in_features_multiple=128),
+        QuantMethod("int4dq", "int4 weights (groups of 32) and dynamically quantized int8 activations", _int4dq,
+                    in_features_multiple=32),
         QuantMethod("fp8wo", "float8 e4m3 weights, bf16 activations", _fp8wo, min_capability=FP8_MIN_CAPABILITY),
         QuantMethod("fp8dq", "float8 weights and activations, one scale per tensor", _fp8dq, cuda_only=True,
                     min_capability=FP8_MIN_CAPABILITY),
@@ -115,12 +117,13 @@ def unsupported_reason(name: str, device: str) -> str | None:
     return None
 
 
-def quantizable_linear(module: torch.nn.Module, fqn: str, skip_pattern: re.Pattern | None = None) -> bool:
-    """Linear layers whose shapes the int8/int4/fp8 kernels accept (both dims multiples of 16), minus any
-    layer the user asked to keep in bf16 by name."""
+def quantizable_linear(module: torch.nn.Module, fqn: str, skip_pattern: re.Pattern | None = None,
+                       in_features_multiple: int = 16) -> bool:
+    """Linear layers whose shapes the kernels accept (out dim a multiple of 16, in dim a multiple of 16 or of the
+    method's group size), minus any layer the user asked to keep in bf16 by name."""
     if not isinstance(module, torch.nn.Linear):
         return False
-    if module.in_features % 16 or module.out_features % 16:
+    if module.in_features % in_features_multiple or module.out_features % 16:
         return False
     return not (skip_pattern and skip_pattern.search(fqn))
 
@@ -153,5 +156,5 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
     skip_pattern = effective_skip_pattern(name, skip_pattern)
     pattern = re.compile(skip_pattern) if skip_pattern else None
     quantize_(model, method.make_config(set_inductor_config),
-              filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern))
+              filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern, method.in_features_multiple))
     return count_quantized_linears(model)
