@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 from utils.benchmark import run_benchmark  # noqa: E402
 from utils.cli import (Parser, add_generation_args, add_measurement_args, add_model_args,  # noqa: E402
                        add_optimization_args, validate)
+from utils.files import atomic_path  # noqa: E402
 
 
 def build_parser() -> Parser:
@@ -40,16 +41,14 @@ def parse_args(argv=None):
 def save_image(image, path: Path) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    Image.fromarray(image).save(partial, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        Image.fromarray(image).save(partial)
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    return run_benchmark(args, extra_call_kwargs={}, frames_of=lambda result: result.images, save_sample=save_image)
+    return run_benchmark(args, frames_of=lambda result: result.images, save_sample=save_image)
 
 
 if __name__ == "__main__":

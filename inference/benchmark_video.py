@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 from utils.benchmark import DTYPES, run_benchmark  # noqa: E402
 from utils.cli import (Parser, add_generation_args, add_measurement_args, add_model_args,  # noqa: E402
                        add_optimization_args, positive_int, validate)
+from utils.files import atomic_path  # noqa: E402
 from utils.presets import get_preset  # noqa: E402
 from utils.quant import QUANTIZATIONS  # noqa: E402
 
@@ -67,16 +68,14 @@ def parse_args(argv=None):
 def save_video(frames, path: Path, fps: int = 8) -> None:
     from diffusers.utils import export_to_video
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the suffix picks the container
-    export_to_video([frame / 255.0 for frame in frames], str(partial), fps=fps)
-    partial.replace(path)
+    with atomic_path(path) as partial:  # export_to_video wants floats in [0, 1]
+        export_to_video([frame / 255.0 for frame in frames], str(partial), fps=fps)
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    return run_benchmark(args, extra_call_kwargs={}, frames_of=lambda result: result.frames, save_sample=save_video)
+    return run_benchmark(args, frames_of=lambda result: result.frames, save_sample=save_video)
 
 
 if __name__ == "__main__":

@@ -70,12 +70,12 @@ def default_csv(ckpt_id: str) -> Path:
     return REPO_ROOT / "results" / f"{stem}.csv"
 
 
-def call_kwargs(pipe, args, extra: dict) -> dict:
+def call_kwargs(pipe, args) -> dict:
     """The pipeline-call arguments: flags, else the preset's defaults; only those the pipeline accepts."""
     preset = get_preset(args.ckpt_id)
     defaults = dict(preset.call_defaults) if preset else {}
     # A list of prompts rather than num_*_per_prompt: CogVideoX ignores num_videos_per_prompt in diffusers 0.42.
-    kwargs = {**defaults, "prompt": [args.prompt] * args.batch_size, **extra}
+    kwargs = {**defaults, "prompt": [args.prompt] * args.batch_size}
     for name in ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length"):
         if getattr(args, name, None) is not None:
             kwargs[name] = getattr(args, name)
@@ -159,7 +159,7 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:500]
 
 
-def run_benchmark(args, *, extra_call_kwargs: dict, frames_of: Callable, save_sample: Callable) -> int:
+def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
     """Run one configuration, append its row (also on failure) and print it. Returns the process exit code."""
     configure_torch()
     row = new_row(args)
@@ -169,7 +169,7 @@ def run_benchmark(args, *, extra_call_kwargs: dict, frames_of: Callable, save_sa
         start = time.perf_counter()
         pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, DTYPES[args.base_dtype], args.seed)
         row.load_s = time.perf_counter() - start
-        kwargs = call_kwargs(pipe, args, extra_call_kwargs)
+        kwargs = call_kwargs(pipe, args)
         record(row, {name: value for name, value in kwargs.items() if name != "prompt"})
         call = make_call(pipe, kwargs, args.seed, args.device, frames_of)
         # 2. the eager reference for the fidelity columns, before anything is changed

@@ -5,12 +5,13 @@ everything that determines it."""
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from utils.files import atomic_path
 
 
 @dataclass
@@ -43,12 +44,9 @@ def load_reference(directory: Path, key: str) -> Output | None:
 
 
 def save_reference(directory: Path, key: str, output: Output, inputs: dict) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".{key}.pt.partial"
-    torch.save({"images": torch.from_numpy(output.images_uint8()), "latents": output.latents.float().cpu(),
-                "inputs": json.dumps(inputs, sort_keys=True, default=str)}, partial)
-    os.replace(partial, directory / f"{key}.pt")  # never leave a half-written reference behind
+    with atomic_path(Path(directory) / f"{key}.pt") as partial:
+        torch.save({"images": torch.from_numpy(output.images_uint8()), "latents": output.latents.float().cpu(),
+                    "inputs": json.dumps(inputs, sort_keys=True, default=str)}, partial)
 
 
 def psnr_db(images: np.ndarray, reference: np.ndarray) -> float:

@@ -37,6 +37,9 @@ COGVIDEOX_COMPONENTS = {
     "text_encoder": "T5EncoderModel",
     "scheduler": "CogVideoXDDIMScheduler",
 }
+FLUX_TOKENIZERS = {"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 512)}
+COGVIDEOX_CALL = dict(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0,
+                      use_dynamic_cfg=True, max_sequence_length=226)
 
 PRESETS = {
     preset.name: preset
@@ -46,7 +49,7 @@ PRESETS = {
             slug="flux-dev",
             pipeline_class="FluxPipeline",
             components=FLUX_COMPONENTS,
-            tokenizers={"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 512)},
+            tokenizers=FLUX_TOKENIZERS,
             call_defaults=dict(num_inference_steps=28, guidance_scale=3.5, height=1024, width=1024,
                                max_sequence_length=512),
             hub_id="black-forest-labs/FLUX.1-dev",
@@ -56,7 +59,7 @@ PRESETS = {
             slug="flux-schnell",
             pipeline_class="FluxPipeline",
             components=FLUX_COMPONENTS,
-            tokenizers={"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 256)},
+            tokenizers={**FLUX_TOKENIZERS, "tokenizer_2": ("T5Tokenizer", 256)},
             call_defaults=dict(num_inference_steps=4, guidance_scale=0.0, height=1024, width=1024,
                                max_sequence_length=256),
             hub_id="black-forest-labs/FLUX.1-schnell",
@@ -67,7 +70,7 @@ PRESETS = {
             slug="tiny-flux",
             pipeline_class="FluxPipeline",
             components=FLUX_COMPONENTS,
-            tokenizers={"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 32)},
+            tokenizers={**FLUX_TOKENIZERS, "tokenizer_2": ("T5Tokenizer", 32)},
             call_defaults=dict(num_inference_steps=2, guidance_scale=3.5, height=64, width=64,
                                max_sequence_length=32),
         ),
@@ -78,8 +81,7 @@ PRESETS = {
             pipeline_class="CogVideoXPipeline",
             components=COGVIDEOX_COMPONENTS,
             tokenizers={"tokenizer": ("T5Tokenizer", 226)},
-            call_defaults=dict(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0,
-                               use_dynamic_cfg=True, max_sequence_length=226),
+            call_defaults=COGVIDEOX_CALL,
             hub_id="THUDM/CogVideoX-2b",
             base_dtype="fp16",
         ),
@@ -89,8 +91,7 @@ PRESETS = {
             pipeline_class="CogVideoXPipeline",
             components=COGVIDEOX_COMPONENTS,
             tokenizers={"tokenizer": ("T5Tokenizer", 226)},
-            call_defaults=dict(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0,
-                               use_dynamic_cfg=True, max_sequence_length=226),
+            call_defaults=COGVIDEOX_CALL,
             hub_id="THUDM/CogVideoX-5b",
         ),
         # Two blocks, 9 frames of 64x64: the same classes as CogVideoX-5b (rotary embeddings), for CPU tests.
@@ -100,8 +101,8 @@ PRESETS = {
             pipeline_class="CogVideoXPipeline",
             components=COGVIDEOX_COMPONENTS,
             tokenizers={"tokenizer": ("T5Tokenizer", 16)},
-            call_defaults=dict(num_frames=9, height=64, width=64, num_inference_steps=2, guidance_scale=6.0,
-                               use_dynamic_cfg=True, max_sequence_length=16),
+            call_defaults={**COGVIDEOX_CALL, "num_frames": 9, "height": 64, "width": 64, "num_inference_steps": 2,
+                           "max_sequence_length": 16},
         ),
     ]
 }
