@@ -1,35 +1,167 @@
-"""Render results CSVs into markdown tables next to them:
+"""Render results CSVs into markdown next to them, with plots under results/plots/:
 
-    python -m utils.report results/flux-dev.csv [more.csv ...]   # writes results/flux-dev.md
+    python -m utils.report results/flux-dev.csv [more.csv ...]     # writes results/flux-dev.md + plots
+    python -m utils.report results/*.csv
+
+One table per model, GPU, weights, batch size and output size, sorted by time, with the speedup against the
+bf16-eager row of the same group, and a "what to pick" line computed from the rows.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from utils.files import atomic_path
-from utils.results import read_rows, render_markdown
+from utils.results import read_rows
+
+GROUP_COLUMNS = ["model", "gpu", "weights", "batch_size", "height", "width", "num_frames", "num_inference_steps"]
+SLOWER_ALLOWED = 1.05  # "lowest memory" may be at most this much slower than the fastest row
 
 LEGEND = """Columns: median/min/max s = end-to-end pipeline call (text encoders + denoising + VAE decode) over the timed
-runs; compile s = first call minus the median; model GiB = GPU memory allocated after load + fuse + quantize;
-peak GiB = peak allocated during the timed runs; PSNR dB and latent rel L2 compare the decoded images and final
-latents with the bf16 eager output of the same weights and inputs (inf / 0 = identical). Rows with
-weights=random use the real architecture with random weights: timing and memory are real, images are noise.
-The CSV has every column, including the exact command, git sha and package versions of each row."""
+runs; speedup = the group's bf16 eager median / this median; compile s = first call minus the median; model GiB =
+GPU memory allocated after load + fuse + quantize (+ offload); peak GiB = peak allocated during the timed runs;
+PSNR dB and latent rel L2 compare the decoded images and final latents with the eager output in the base
+precision, same weights and inputs (inf / 0 = identical). Rows with weights=random use the real architecture with
+random weights: timing and memory are real, images are noise. The CSV has every column, including the exact
+command, git sha and package versions of each row."""
 
 
-def render_file(csv_path: Path) -> Path:
+def describe(row) -> str:
+    """A short label for the levers of one row."""
+    parts = [row.quantization if row.quantization != "None" else str(row["dtype"])]
+    if row.quantize_text_encoders:
+        parts.append("+text enc")
+    if row.quantize_vae:
+        parts.append("+VAE")
+    if row.sparsify:
+        parts.append("2:4 sparse")
+    if row.fuse_attn_projections:
+        parts.append("fused QKV")
+    if row.compile:
+        mode = f" ({row.compile_mode})" if isinstance(row.compile_mode, str) and row.compile_mode else ""
+        parts.append(f"{'regional ' if row.regional_compile else ''}compile{mode}")
+    if row.compile_vae:
+        parts.append("compiled VAE")
+    if row.offload not in ("none", None) and row.offload == row.offload:
+        parts.append(f"{row.offload} offload")
+    if row.vae_tiling:
+        parts.append("VAE tiling")
+    if row.vae_slicing:
+        parts.append("VAE slicing")
+    return ", ".join(parts)
+
+
+def is_baseline(row) -> bool:
+    # Rows written before the video script existed spell the dtype "bfloat16".
+    return (row.status == "ok" and row.quantization == "None" and str(row["dtype"]) in ("bf16", "bfloat16")
+            and not row.compile
+            and not row.fuse_attn_projections and not row.sparsify and row.offload in ("none", None))
+
+
+def group_title(key: tuple) -> str:
+    model, gpu, weights, batch, height, width, frames, steps = key
+    size = f"{int(height)}x{int(width)}" + (f", {int(frames)} frames" if frames == frames and frames else "")
+    return f"{model} · batch {int(batch)} · {size} · {int(steps)} steps · {gpu} · {weights} weights"
+
+
+def summarize_group(group: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The group's table (sorted by time, speedup column, best row marked) and its "what to pick" line."""
+    group = group.copy()
+    group["configuration"] = [describe(row) for _, row in group.iterrows()]
+    baselines = group[[is_baseline(row) for _, row in group.iterrows()]]
+    baseline_s = baselines.time_median_s.iloc[-1] if len(baselines) else float("nan")
+    group["speedup"] = baseline_s / group.time_median_s
+    group = group.sort_values("time_median_s", na_position="last")
+    ok = group[group.status == "ok"]
+    if ok.empty:
+        return group, "No configuration finished."
+    fastest = ok.iloc[0]
+    near = ok[ok.time_median_s <= fastest.time_median_s * SLOWER_ALLOWED]
+    leanest = near.sort_values("inference_memory_GiB").iloc[0] if near.inference_memory_GiB.notna().any() else None
+    paying = ok[(ok.speedup > 1) & ok.psnr_db.notna()]
+    faithful = paying.sort_values("psnr_db", ascending=False).iloc[0] if len(paying) else None
+    group.loc[group.index == fastest.name, "configuration"] = "**" + fastest.configuration + "** (fastest)"
+    picks = [f"fastest: {fastest.configuration} ({fastest.time_median_s:.3f} s"
+             + (f", {fastest.speedup:.2f}x bf16 eager)" if fastest.speedup == fastest.speedup else ")")]
+    if leanest is not None:
+        picks.append(f"least peak memory within {SLOWER_ALLOWED - 1:.0%} of the fastest: {leanest.configuration} "
+                     f"({leanest.inference_memory_GiB:.2f} GiB)")
+    if faithful is not None:
+        picks.append(f"closest to bf16 among configurations faster than bf16 eager: {faithful.configuration} "
+                     f"({faithful.psnr_db:.1f} dB)")
+    return group, "What to pick — " + "; ".join(picks) + "."
+
+
+def render_group_table(group: pd.DataFrame) -> str:
+    columns = {"configuration": "configuration", "time_median_s": "median s", "time_min_s": "min s",
+               "time_max_s": "max s", "speedup": "speedup", "compile_s": "compile s",
+               "model_memory_GiB": "model GiB", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
+               "latent_rel_l2": "latent rel L2", "status": "status", "error": "error", "git_sha": "sha"}
+    table = group[list(columns)].copy()
+    table["error"] = [text[:60] if isinstance(text, str) else None for text in table["error"]]
+    table = table.astype(object).where(table.notna(), None).rename(columns=columns)
+    return table.to_markdown(index=False, floatfmt=".3f", missingval="")
+
+
+def plot_group(group: pd.DataFrame, title: str, path: Path) -> None:
+    """Three panels: latency vs peak memory (marker = compiled or not), speedup bars, fidelity vs speedup."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = group[group.status == "ok"].sort_values("time_median_s")
+    figure, (memory_axis, speedup_axis, fidelity_axis) = plt.subplots(1, 3, figsize=(17, 5))
+    colors = {name: f"C{index}" for index, name in enumerate(sorted(ok.quantization.unique()))}
+    for _, row in ok.iterrows():
+        marker = "o" if not row.compile else ("s" if row.fuse_attn_projections else "^")
+        memory_axis.scatter(row.inference_memory_GiB, row.time_median_s, color=colors[row.quantization],
+                            marker=marker, s=60)
+        fidelity_axis.scatter(row.speedup, min(row.psnr_db, 60), color=colors[row.quantization], marker=marker, s=60)
+    for name, color in colors.items():
+        memory_axis.scatter([], [], color=color, label=name)
+    for marker, label in [("o", "eager"), ("^", "compiled"), ("s", "compiled + fused QKV")]:
+        memory_axis.scatter([], [], color="gray", marker=marker, label=label)
+    memory_axis.set(xlabel="peak GPU memory (GiB)", ylabel="median end-to-end time (s)", title="time vs memory")
+    memory_axis.legend(fontsize=8)
+    speedup_axis.barh(range(len(ok)), ok.speedup, color=[colors[q] for q in ok.quantization])
+    speedup_axis.set_yticks(range(len(ok)), [describe(row)[:60] for _, row in ok.iterrows()], fontsize=7)
+    speedup_axis.axvline(1.0, color="black", linewidth=0.8)
+    speedup_axis.invert_yaxis()
+    speedup_axis.set(xlabel="speedup vs bf16 eager", title="speedup")
+    fidelity_axis.set(xlabel="speedup vs bf16 eager", ylabel="PSNR vs bf16 eager (dB, identical shown as 60)",
+                      title="fidelity vs speed")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    with atomic_path(path) as partial:
+        figure.savefig(partial, dpi=90)
+    plt.close(figure)
+
+
+def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
+    """Write <csv>.md (and one PNG per group with at least two finished rows); returns the markdown path."""
     frame = read_rows(csv_path)
+    plot_dir = plot_dir or csv_path.parent / "plots"
+    sections = [f"# {csv_path.stem}", "", f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
+    for index, (key, group) in enumerate(frame.groupby(GROUP_COLUMNS, dropna=False, sort=False)):
+        table, picks = summarize_group(group)
+        title = group_title(key)
+        sections += ["", f"## {title}", "", picks, "", render_group_table(table)]
+        if (table.status == "ok").sum() >= 2:
+            plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
+            plot_group(table, title, plot_path)
+            sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]
+    sections += ["", LEGEND, ""]
     markdown_path = csv_path.with_suffix(".md")
-    text = (f"# {csv_path.stem}\n\n<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->\n\n"
-            f"{render_markdown(frame)}\n\n{LEGEND}\n")
     with atomic_path(markdown_path) as partial:
-        partial.write_text(text)
+        partial.write_text("\n".join(sections))
     return markdown_path
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Render results CSVs into markdown tables (one .md per .csv).")
+    parser = argparse.ArgumentParser(description="Render results CSVs into markdown tables and plots.")
     parser.add_argument("csv", nargs="+", type=Path, help="results CSV files")
     args = parser.parse_args(argv)
     missing = [str(path) for path in args.csv if not path.is_file()]

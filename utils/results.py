@@ -69,7 +69,7 @@ class Row:
     host_peak_memory_GiB: float | None = None
     psnr_db: float | None = None  # decoded images vs the bf16 eager reference (inf = identical)
     latent_rel_l2: float | None = None  # final latents vs the bf16 eager reference
-    status: str = "ok"  # ok | error | oom | nan
+    status: str = "ok"  # ok | error | oom | nan; the sweep adds timeout | crash for processes that wrote no row
     error: str = ""
 
 
@@ -127,7 +127,9 @@ def _read_header(path: Path) -> list[str] | None:
 
 
 def read_rows(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    """Load a results CSV; columns an older version did not write yet come back empty."""
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return frame.reindex(columns=[*COLUMNS, *(column for column in frame.columns if column not in COLUMNS)])
 
 
 def render_markdown(frame: pd.DataFrame) -> str:

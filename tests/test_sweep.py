@@ -1,0 +1,79 @@
+"""inference/sweep.py: grid expansion, resume, failures recorded, SIGKILL safety (tiny-flux on the CPU)."""
+
+import subprocess
+import sys
+import time
+
+from inference import sweep
+from tests.conftest import REPO_ROOT
+from utils.results import COLUMNS, read_rows
+
+TINY_FIXED = {"ckpt_id": "tiny-flux", "device": "cpu", "warmup": 1, "runs": 1}
+
+
+def spec(**grid):
+    return {"script": "inference/benchmark_image.py", "fixed": TINY_FIXED, "grid": grid,
+            "when": [{"if": {"compile": True}, "set": {"fuse_attn_projections": True}}]}
+
+
+def sweep_args(tmp_path, *flags):
+    return ["--script", "inference/benchmark_image.py", *(f"--set={k}={v}" for k, v in TINY_FIXED.items()),
+            "--csv", str(tmp_path / "sweep.csv"), *flags]
+
+
+def test_expand_crosses_the_grid_and_applies_rules():
+    configs = sweep.expand(spec(quantization=["None", "int8wo"], compile=[False, True]))
+    assert len(configs) == 4
+    compiled = [c.command() for c in configs if "--compile" in c.command()]
+    assert len(compiled) == 2 and all("--fuse_attn_projections" in command for command in compiled)
+    assert not any("--fuse_attn_projections" in c.command() for c in configs if "--compile" not in c.command())
+
+
+def test_shipped_grids_expand():
+    flux = sweep.expand(sweep.load_grid_file(REPO_ROOT / "inference/grids/flux-dev.json"))
+    video = sweep.expand(sweep.load_grid_file(REPO_ROOT / "inference/grids/cogvideox.yaml"))
+    assert len(flux) == 24 and len(video) == 20
+
+
+def test_sweep_runs_resumes_and_records_failures(tmp_path, capsys):
+    args = sweep_args(tmp_path, "--vary", "quantization=None,int8wo,fp8dqrow", "--timeout", "120")
+    assert sweep.main(args) == 1  # fp8dqrow is rejected on the CPU: recorded, the sweep goes on
+    frame = read_rows(tmp_path / "sweep.csv")
+    assert sorted(frame.quantization) == ["None", "fp8dqrow", "int8wo"]
+    assert dict(zip(frame.quantization, frame.status)) == {"None": "ok", "int8wo": "ok", "fp8dqrow": "error"}
+    capsys.readouterr()
+    assert sweep.main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 already ok" in out and out.count("\nskip  ") == 2 and out.count("\nrun   ") == 1
+
+
+def test_timeout_is_recorded(tmp_path):
+    assert sweep.main(sweep_args(tmp_path, "--vary", "batch_size=1", "--timeout", "1")) == 1
+    row = read_rows(tmp_path / "sweep.csv").iloc[0]
+    assert (row.status, row.model, row.batch_size) == ("timeout", "tiny-flux", 1) and "killed after 1 s" in row.error
+
+
+def test_sigkill_leaves_no_partial_or_duplicated_row(tmp_path):
+    args = sweep_args(tmp_path, "--vary", "seed=1,2,3", "--timeout", "120")
+    process = subprocess.Popen([sys.executable, "inference/sweep.py", *args], cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    csv = tmp_path / "sweep.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (csv.exists() and len(read_rows(csv)) >= 1):
+        time.sleep(0.2)
+    subprocess.run(["pkill", "-KILL", "-g", str(process.pid)], check=False)  # the sweep and its benchmark child
+    process.wait()
+    rows_after_kill = read_rows(csv)
+    assert list(rows_after_kill.columns) == COLUMNS and 1 <= len(rows_after_kill) < 3
+    assert sweep.main(args) == 0
+    final = read_rows(csv)
+    assert sorted(final.seed) == [1, 2, 3] and (final.status == "ok").all()
+
+
+def test_bad_sweep_input(tmp_path, capsys):
+    for flags, message in [(["--vary", "quantization"], "FLAG=V1,V2"), (["--grid", "nope.json"], "no such file")]:
+        try:
+            sweep.main(["--csv", str(tmp_path / "x.csv"), "--script", "inference/benchmark_image.py", *flags])
+        except SystemExit as exit_info:
+            assert exit_info.code == 2
+        assert message in capsys.readouterr().err
