@@ -19,12 +19,21 @@ def test_header_written_once_and_values_round_trip(tmp_path):
     assert pd.isna(frame.time_median_s[1])
 
 
-def test_appending_to_a_csv_with_another_schema_fails(tmp_path):
+def test_appending_to_a_csv_with_unknown_columns_fails(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("a,b\n1,2\n")
-    with pytest.raises(ValueError, match="different column set"):
+    with pytest.raises(ValueError, match="columns this version does not know"):
         append_row(path, Row())
     assert path.read_text() == "a,b\n1,2\n"
+
+
+def test_appending_to_an_older_csv_migrates_it(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("timestamp,model,quantization,time_median_s,status\n2025-01-01,m,int8wo,1.5,ok\n")
+    append_row(path, Row(model="n", quantization="fp8dqrow", time_median_s=2.5))
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    frame = read_rows(path)
+    assert list(frame.model) == ["m", "n"] and list(frame.time_median_s) == [1.5, 2.5]
 
 
 def _append_many(path, worker):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from utils.files import atomic_path
+
 
 @dataclass
 class Row:
@@ -102,22 +104,41 @@ def format_csv_line(row: Row) -> str:
 
 def append_row(path: Path, row: Row) -> None:
     """Append one row under an exclusive lock, in one write: concurrent writers and a killed process never leave
-    a partial or interleaved line. The header is written only when the file is new or empty."""
+    a partial or interleaved line. The header is written only when the file is new or empty; a CSV written by an
+    older version with fewer columns is first rewritten (atomically) with today's columns."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        try:
-            existing_header = _read_header(path)
-            if existing_header and existing_header != COLUMNS:
-                raise ValueError(f"{path} has a different column set than this version writes; "
-                                 "pass another --csv or move the old file aside")
-            text = ("" if existing_header else ",".join(COLUMNS) + "\n") + format_csv_line(row)
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+    while True:
+        with open(path, "a", newline="") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            try:
+                if os.stat(path).st_ino != os.fstat(file.fileno()).st_ino:
+                    continue  # another writer migrated the file while we waited: lock the new one
+                existing_header = _read_header(path)
+                if existing_header and existing_header != COLUMNS:
+                    _migrate(path, existing_header)
+                    continue
+                text = ("" if existing_header else ",".join(COLUMNS) + "\n") + format_csv_line(row)
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+                return
+            finally:
+                fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def _migrate(path: Path, header: list[str]) -> None:
+    """Rewrite an older CSV with today's columns (new ones empty); called with the file locked."""
+    unknown = [column for column in header if column not in COLUMNS]
+    if unknown:
+        raise ValueError(f"{path} has columns this version does not know ({', '.join(unknown[:5])}); "
+                         "pass another --csv or move the old file aside")
+    with open(path, newline="") as source:
+        rows = list(csv.DictReader(source))
+    with atomic_path(path) as partial, open(partial, "w", newline="") as target:
+        writer = csv.DictWriter(target, fieldnames=COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _read_header(path: Path) -> list[str] | None:
