@@ -17,6 +17,7 @@ import torch
 from utils import fidelity
 from utils.cli import REPO_ROOT
 from utils.optimizations import optimize
+from utils.parallel import init_distributed
 from utils.pipelines import build_pipeline
 from utils.presets import get_preset
 from utils.quant import effective_skip_pattern
@@ -116,16 +117,17 @@ def reference_inputs(args, kwargs: dict) -> dict:
             "versions": [torch.__version__, diffusers.__version__, torchao.__version__]}
 
 
-def load_or_make_reference(args, call, kwargs) -> fidelity.Output:
+def load_or_make_reference(args, call, kwargs, save: bool = True) -> fidelity.Output:
     """The eager output of this exact model and input in its base precision (bf16 unless --dtype fp16), without
-    any optimization: it must run before optimize()."""
+    any optimization: it must run before optimize(). Under torchrun every rank makes it and only rank 0 saves it."""
     inputs = reference_inputs(args, kwargs)
     key = fidelity.reference_key(inputs)
     reference = fidelity.load_reference(args.reference_dir, key)
     if reference is None:
         logger.info("computing the bf16 eager reference output (cached as %s)", key)
         reference = call()
-        fidelity.save_reference(args.reference_dir, key, reference, inputs)
+        if save:
+            fidelity.save_reference(args.reference_dir, key, reference, inputs)
     return reference
 
 
@@ -160,8 +162,11 @@ def one_line(error: BaseException) -> str:
 
 
 def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
-    """Run one configuration, append its row (also on failure) and print it. Returns the process exit code."""
+    """Run one configuration, append its row (also on failure) and print it. Returns the process exit code.
+    Under torchrun every rank makes the same calls (the collectives inside the transformer keep them in lockstep)
+    and only rank 0 records."""
     configure_torch()
+    rank, _ = init_distributed(args)
     row = new_row(args)
     output = None
     try:
@@ -173,14 +178,14 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
         record(row, {name: value for name, value in kwargs.items() if name != "prompt"})
         call = make_call(pipe, kwargs, args.seed, args.device, frames_of)
         # 2. the eager reference for the fidelity columns, before anything is changed
-        reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs)
+        reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs, save=rank == 0)
         # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
         record(row, optimize(pipe, args))
         row.inductor_config = inductor_config()
         row.model_memory_GiB = allocated_GiB(args.device)
         # 4. warm up, then time
         times, output = time_calls(call, warmup=args.warmup, runs=args.runs, device=args.device,
-                                   label=f"{Path(args.ckpt_id).name} {args.quantization}")
+                                   label=f"{Path(args.ckpt_id).name} {args.quantization}", show_progress=rank == 0)
         record(row, times.summary())
         row.inference_memory_GiB = peak_allocated_GiB(args.device)
         # 5. fidelity
@@ -194,7 +199,13 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
         traceback.print_exc()
         row.status, row.error = "error", one_line(error)
     row.host_peak_memory_GiB = host_peak_GiB()
-    # 6. record
+    if rank == 0:
+        record_outputs(args, row, output, save_sample)
+    return 0 if row.status == "ok" else 1
+
+
+def record_outputs(args, row: Row, output: fidelity.Output | None, save_sample: Callable) -> None:
+    """Append the row, print it and write the sample, if asked for."""
     csv_path = args.csv or default_csv(args.ckpt_id)
     append_row(csv_path, row)
     print(render_row(row))
@@ -203,4 +214,3 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
     if sample_path and output is not None:
         save_sample(output.images_uint8()[0], sample_path)
         print(f"sample written to {sample_path}")
-    return 0 if row.status == "ok" else 1

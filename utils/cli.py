@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
 from utils.pipelines import WEIGHTS_CHOICES, resolve_weights
 from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
@@ -92,6 +93,16 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--vae_tiling", action="store_true", help="decode in tiles (less memory)")
     group.add_argument("--vae_slicing", action="store_true", help="decode one sample of the batch at a time")
 
+    group = parser.add_argument_group("multi-GPU (launch with torchrun --nproc_per_node N)")
+    group.add_argument("--context_parallel", choices=CONTEXT_PARALLEL_MODES, default="none",
+                       help="split the transformer's token sequence across the GPUs (diffusers context parallelism): "
+                            "ulysses = all-to-all around attention, heads must divide by the degree; ring = K/V "
+                            "chunks passed around (flash attention). CUDA only, FLUX presets (diffusers 0.42 has no "
+                            "plan for CogVideoX)")
+    group.add_argument("--cp_degree", type=positive_int, default=None,
+                       help="GPUs the sequence is split across; unset means the world size (torchrun's "
+                            "--nproc_per_node), the only value that works here")
+
     group = parser.add_argument_group("torch.compile and fusion")
     group.add_argument("--fuse_attn_projections", "--fuse_qkv", dest="fuse_attn_projections", action="store_true",
                        help="fuse attention Q/K/V projections (transformer and VAE)")
@@ -120,9 +131,12 @@ def add_measurement_args(parser: Parser, sample_flag: str) -> None:
 
 
 def validate(parser: Parser, args, argv: list[str]) -> None:
-    """Reject bad input in one line (exit 2) before any model is built. Fills args.weights_resolved and
-    args.command (the command line that reproduces the run)."""
-    args.command = shlex.join(["python", parser.prog, *argv])
+    """Reject bad input in one line (exit 2) before any model is built. Fills args.weights_resolved,
+    args.world_size (processes torchrun started, else 1), args.cp_degree and args.command (the command line that
+    reproduces the run)."""
+    args.world_size = launched_world_size()
+    launcher = ["torchrun", "--nproc_per_node", str(args.world_size)] if args.world_size > 1 else ["python"]
+    args.command = shlex.join([*launcher, parser.prog, *argv])
     if args.regional_compile:
         args.compile = True
     for name in ("height", "width"):
@@ -134,6 +148,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error(f"--device {args.device!r} is not a torch device")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    _check_context_parallel(parser, args, device)
     reason = unsupported_reason(args.quantization, args.device)
     if reason:
         parser.error(reason)
@@ -154,6 +169,29 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
                      f"presets: {', '.join(preset_names())}")
     if args.weights_resolved == "pretrained" and get_preset(args.ckpt_id) and get_preset(args.ckpt_id).hub_id is None:
         parser.error(f"{args.ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+
+
+def _check_context_parallel(parser: Parser, args, device: torch.device) -> None:
+    """Context parallelism needs one process per GPU, all of them in the mesh. Fills args.cp_degree."""
+    if args.context_parallel == "none":
+        if args.cp_degree is not None:
+            parser.error("--cp_degree needs --context_parallel ulysses or ring")
+        return
+    if args.world_size == 1:
+        parser.error(f"--context_parallel {args.context_parallel} needs one process per GPU: launch with "
+                     f"torchrun --nproc_per_node N {parser.prog} --context_parallel {args.context_parallel} ...")
+    args.cp_degree = args.cp_degree or args.world_size
+    if args.cp_degree != args.world_size:  # the mesh would hold the first cp_degree ranks; the rest fail to build it
+        parser.error(f"--cp_degree {args.cp_degree} must equal the world size {args.world_size} (torchrun "
+                     "--nproc_per_node): diffusers 0.42 has no data parallelism for the ranks left over")
+    if args.offload != "none":
+        parser.error(f"--context_parallel cannot be combined with --offload {args.offload}: every rank keeps a "
+                     "whole transformer on its GPU, offload moves it to and from the CPU in every call")
+    reason = context_parallel_unsupported_reason(args.ckpt_id)
+    if reason:
+        parser.error(f"--context_parallel: {reason}")
+    if device.type != "cuda":  # diffusers 0.42.1 places rank r on accelerator r % device_count(): 0 on the CPU
+        parser.error(f"--context_parallel needs CUDA (one GPU per process), not --device {args.device}")
 
 
 def _valid_device(text: str) -> bool:

@@ -1,6 +1,6 @@
 """One function per optimization, each switchable by a flag; `optimize()` applies them in the one right order:
-fuse -> channels_last -> quantize (-> sparsify) -> VAE tiling/slicing -> CPU offload -> compile. Each applier
-mutates the pipeline in place; what they did goes into the results row."""
+fuse -> channels_last -> quantize (-> sparsify) -> VAE tiling/slicing -> CPU offload -> context parallel -> compile.
+Each applier mutates the pipeline in place; what they did goes into the results row."""
 
 import time
 
@@ -98,6 +98,28 @@ def apply_offload(pipe, mode: str, device: str) -> None:
         pipe.enable_sequential_cpu_offload(device=device)
 
 
+# Ring attention merges the partial attentions of the K/V chunks by their log-sum-exp, which the default "native"
+# backend (F.scaled_dot_product_attention) does not return. "_native_flash" calls torch's flash-attention op, which
+# returns it: the kernel SDPA itself tries first (priority flash, efficient, math, cuDNN) for bf16 without a mask, so
+# ring and single-GPU rows run the same attention kernel. Ulysses keeps the default backend.
+CONTEXT_PARALLEL_ATTENTION = {"ulysses": None, "ring": "_native_flash"}
+
+
+def apply_context_parallel(pipe, mode: str, degree: int) -> None:
+    """Split the denoiser's token sequence across `degree` GPUs (diffusers context parallelism; the process group
+    must exist). ulysses: an all-to-all before and after attention trades sequence shards for head shards, so the
+    head count must divide by `degree`. ring: every GPU keeps its queries and attends to the K/V chunks of all the
+    others in turn. Both need the text and image token counts to divide by `degree`."""
+    from diffusers import ContextParallelConfig
+
+    model = denoiser(pipe)
+    if CONTEXT_PARALLEL_ATTENTION[mode]:
+        model.set_attention_backend(CONTEXT_PARALLEL_ATTENTION[mode])
+    config = ContextParallelConfig(ulysses_degree=degree) if mode == "ulysses" else ContextParallelConfig(
+        ring_degree=degree)
+    model.enable_parallelism(config=config)
+
+
 def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The blocks of every `*blocks` ModuleList (Flux: transformer_blocks + single_transformer_blocks)."""
     return [block for name, child in model.named_children()
@@ -141,6 +163,8 @@ def optimize(pipe, args) -> dict:
     apply_vae_memory_savers(pipe, args.vae_tiling, args.vae_slicing)
     if args.offload != "none":
         apply_offload(pipe, args.offload, args.device)
+    if args.context_parallel != "none":  # after quantization (it wraps the attention, not the weights), before compile
+        apply_context_parallel(pipe, args.context_parallel, args.cp_degree)
     if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if args.compile:

@@ -73,6 +73,9 @@ class Row:
     latent_rel_l2: float | None = None  # final latents vs the bf16 eager reference
     status: str = "ok"  # ok | error | oom | nan; the sweep adds timeout | crash for processes that wrote no row
     error: str = ""
+    # multi-GPU (torchrun); at the end so that older CSVs only gain empty columns
+    world_size: int = 1
+    context_parallel: str = "none"  # none | ulysses | ring
 
 
 COLUMNS = [field.name for field in fields(Row)]
@@ -96,16 +99,18 @@ def _csv_value(value):
     return value
 
 
-def format_csv_line(row: Row) -> str:
+def format_csv_line(row) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerow([_csv_value(value) for value in asdict(row).values()])
     return buffer.getvalue()
 
 
-def append_row(path: Path, row: Row) -> None:
-    """Append one row under an exclusive lock, in one write: concurrent writers and a killed process never leave
-    a partial or interleaved line. The header is written only when the file is new or empty; a CSV written by an
-    older version with fewer columns is first rewritten (atomically) with today's columns."""
+def append_row(path: Path, row) -> None:
+    """Append one row (a `Row`, or any flat dataclass with its own schema) under an exclusive lock, in one write:
+    concurrent writers and a killed process never leave a partial or interleaved line. The header is written only
+    when the file is new or empty; a CSV written by an older version with fewer columns is first rewritten
+    (atomically) with today's columns."""
+    columns = [field.name for field in fields(row)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
@@ -115,10 +120,10 @@ def append_row(path: Path, row: Row) -> None:
                 if os.stat(path).st_ino != os.fstat(file.fileno()).st_ino:
                     continue  # another writer migrated the file while we waited: lock the new one
                 existing_header = _read_header(path)
-                if existing_header and existing_header != COLUMNS:
-                    _migrate(path, existing_header)
+                if existing_header and existing_header != columns:
+                    _migrate(path, existing_header, columns)
                     continue
-                text = ("" if existing_header else ",".join(COLUMNS) + "\n") + format_csv_line(row)
+                text = ("" if existing_header else ",".join(columns) + "\n") + format_csv_line(row)
                 file.write(text)
                 file.flush()
                 os.fsync(file.fileno())
@@ -127,16 +132,16 @@ def append_row(path: Path, row: Row) -> None:
                 fcntl.flock(file, fcntl.LOCK_UN)
 
 
-def _migrate(path: Path, header: list[str]) -> None:
+def _migrate(path: Path, header: list[str], columns: list[str]) -> None:
     """Rewrite an older CSV with today's columns (new ones empty); called with the file locked."""
-    unknown = [column for column in header if column not in COLUMNS]
+    unknown = [column for column in header if column not in columns]
     if unknown:
         raise ValueError(f"{path} has columns this version does not know ({', '.join(unknown[:5])}); "
                          "pass another --csv or move the old file aside")
     with open(path, newline="") as source:
         rows = list(csv.DictReader(source))
     with atomic_path(path) as partial, open(partial, "w", newline="") as target:
-        writer = csv.DictWriter(target, fieldnames=COLUMNS, restval="")
+        writer = csv.DictWriter(target, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
 

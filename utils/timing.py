@@ -52,11 +52,12 @@ class CallTimes:
                 "compile_s": self.compile_s, "first_call_s": (self.warmup_s or self.run_s)[0]}
 
 
-def time_calls(call: Callable, *, warmup: int, runs: int, device, label: str = "") -> tuple[CallTimes, object]:
+def time_calls(call: Callable, *, warmup: int, runs: int, device, label: str = "",
+               show_progress: bool = True) -> tuple[CallTimes, object]:
     """Warm up, reset the peak-memory counter, then time `runs` calls. Returns the times and the last output."""
     times = CallTimes([], [])
     output = None
-    with tqdm(total=warmup + runs, desc=label or "calls", unit="call") as bar:
+    with tqdm(total=warmup + runs, desc=label or "calls", unit="call", disable=not show_progress) as bar:
         for _ in range(warmup):
             seconds, output = time_call_s(call, device)
             times.warmup_s.append(seconds)
