@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from utils import report
-from utils.results import COLUMNS, Row, append_row, read_rows, render_markdown, render_row
+from utils.results import COLUMNS, Row, append_row, read_rows, render_row
 
 
 def test_header_written_once_and_values_round_trip(tmp_path):
