@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from utils.benchmark import one_line  # noqa: E402
 from utils.fidelity import relative_l2  # noqa: E402
+from utils.compile_cache import load_compile_cache, save_compile_cache  # noqa: E402,F401 - part of this module's API
 from utils.files import atomic_path  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -450,34 +451,6 @@ def load_aot_transformer(package_path) -> AOTTransformer:
 
 # ---------------------------------------------------------------------------------------------------------------
 # torch.compile warm starts
-
-
-def save_compile_cache(path) -> dict | None:
-    """Write the artifacts of every torch.compile this process has run so far (inductor graphs, AOTAutograd
-    entries, autotuning results, Triton kernels on CUDA) to `path`. Call it after the compiled model has run.
-    Returns the number of artifacts per kind, or None when nothing was compiled (no file is written then)."""
-    result = torch.compiler.save_cache_artifacts()
-    if result is None:
-        return None
-    data, info = result
-    with atomic_path(Path(path)) as partial:
-        partial.write_bytes(data)
-    return {kind: len(keys) for kind, keys in info.artifacts.items()}
-
-
-def load_compile_cache(path) -> dict:
-    """Put the artifacts saved by `save_compile_cache` into this process's compile caches; call it before the
-    first compiled call. A later compile of the same graph, with the same torch version and settings, is then a
-    cache hit. Returns the number of artifacts per kind."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such compile cache file")
-    data = path.read_bytes()
-    info = torch.compiler.load_cache_artifacts(data)
-    if info is None:  # torch logs the parse error as a warning and returns None
-        raise CheckpointError(f"{path}: not a torch.compile cache that this torch {torch.__version__} can read "
-                              "(truncated, or not written by save_compile_cache)")
-    return {kind: len(keys) for kind, keys in info.artifacts.items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -92,3 +92,17 @@ def test_batch_sizes(run_args, tmp_path, batch_size):
                 "--save_image", str(image_path)]) == 0
     assert np.asarray(Image.open(image_path)).shape == (32, 48, 3)
     assert rows(tmp_path).iloc[0].batch_size == batch_size
+
+
+def test_compile_cache_cold_then_warm(run_args, tmp_path):
+    cache = tmp_path / "compile.bin"
+    flags = [*run_args, "--regional_compile", "--compile_mode", "default", "--compile_cache", str(cache)]
+    assert run(flags) == 0 and cache.stat().st_size > 0
+    assert run(flags) == 0
+    assert list(rows(tmp_path).compile_cache) == ["cold", "warm"]
+
+
+def test_attention_backend_is_applied_and_recorded(run_args, tmp_path):
+    assert run([*run_args, "--attention_backend", "_native_math"]) == 0
+    row = rows(tmp_path).iloc[0]
+    assert row.attention_backend == "_native_math" and row.psnr_db > 40

@@ -22,6 +22,8 @@ BAD_INPUTS = {
     "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),
     "bad skip regex": (["--quant_skip_pattern", "("], "not a valid regex"),
     "unknown device": (["--device", "tpu9"], "not a torch device"),
+    "cuDNN attention on the cpu": (["--attention_backend", "_native_cudnn"], "is a CUDA kernel"),
+    "compile cache without compile": (["--compile_cache", "c.bin"], "needs --compile"),
 }
 
 

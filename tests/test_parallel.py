@@ -71,8 +71,8 @@ def test_both_scripts_have_the_flags():
         assert {"--context_parallel", "--cp_degree"} <= options
 
 
-def test_row_ends_with_the_parallel_columns():
-    assert COLUMNS[-2:] == ["world_size", "context_parallel"]
+def test_row_has_the_parallel_columns():
+    assert {"world_size", "context_parallel"} <= set(COLUMNS)
     assert (Row().world_size, Row().context_parallel) == (1, "none")
 
 

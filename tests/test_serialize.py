@@ -198,10 +198,10 @@ def test_compile_cache_round_trip(tmp_path):
 
 
 def test_compile_cache_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="no such compile cache file"):
+    with pytest.raises(ValueError, match="no such compile cache file"):
         load_compile_cache(tmp_path / "missing.bin")
     (tmp_path / "garbage.bin").write_bytes(b"not a cache")
-    with pytest.raises(CheckpointError, match=r"garbage\.bin: not a torch.compile cache"):
+    with pytest.raises(ValueError, match=r"garbage\.bin: not a torch.compile cache"):
         load_compile_cache(tmp_path / "garbage.bin")
 
 

@@ -16,6 +16,7 @@ import torch
 
 from utils import fidelity
 from utils.cli import REPO_ROOT
+from utils.compile_cache import load_compile_cache, save_compile_cache
 from utils.optimizations import optimize
 from utils.parallel import init_distributed
 from utils.pipelines import build_pipeline
@@ -181,6 +182,10 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
         reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs, save=rank == 0)
         # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
         record(row, optimize(pipe, args))
+        if args.compile_cache:
+            row.compile_cache = "warm" if args.compile_cache.exists() else "cold"
+            if row.compile_cache == "warm":
+                load_compile_cache(args.compile_cache)
         row.inductor_config = inductor_config()
         row.model_memory_GiB = allocated_GiB(args.device)
         # 4. warm up, then time
@@ -188,6 +193,8 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
                                    label=f"{Path(args.ckpt_id).name} {args.quantization}", show_progress=rank == 0)
         record(row, times.summary())
         row.inference_memory_GiB = peak_allocated_GiB(args.device)
+        if args.compile_cache and rank == 0:
+            save_compile_cache(args.compile_cache)
         # 5. fidelity
         if reference is not None:
             record(row, fidelity.compare(output, reference))

@@ -14,6 +14,7 @@ from utils.quant import QUANTIZATIONS, unsupported_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+ATTENTION_BACKENDS = ("default", "native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math")
 
 
 class Parser(argparse.ArgumentParser):
@@ -114,6 +115,13 @@ def add_optimization_args(parser: Parser) -> None:
                        help="compile each repeated transformer block instead of the whole model "
                             "(diffusers compile_repeated_blocks; much faster to compile); implies --compile")
     group.add_argument("--compile_vae", action="store_true", help="torch.compile vae.decode (fullgraph=True)")
+    group.add_argument("--compile_cache", type=Path, default=None,
+                       help="torch.compile artifacts file: loaded before the first call when it exists (a warm "
+                            "start), written after the timed calls; the row's compile_cache column says which")
+    group.add_argument("--attention_backend", choices=ATTENTION_BACKENDS, default="default",
+                       help="diffusers attention backend of the denoiser (set_attention_backend); default keeps "
+                            "diffusers' choice (torch SDPA). _native_cudnn, _native_flash and _native_efficient "
+                            "pick one SDPA kernel and need CUDA")
 
 
 def add_measurement_args(parser: Parser, sample_flag: str) -> None:
@@ -156,6 +164,11 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity")
     if args.sparsify and device.type != "cuda":
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
+    if args.compile_cache and not (args.compile or args.compile_vae):
+        parser.error("--compile_cache needs --compile, --regional_compile or --compile_vae")
+    if args.attention_backend.startswith("_native_") and args.attention_backend != "_native_math" \
+            and device.type != "cuda":
+        parser.error(f"--attention_backend {args.attention_backend} is a CUDA kernel; this run is on {device.type}")
     if args.offload == "sequential" and (args.compile or args.compile_vae):
         parser.error("--offload sequential cannot be combined with --compile/--compile_vae: its per-layer hooks "
                      "move weights inside the compiled graph")

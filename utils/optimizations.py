@@ -120,6 +120,11 @@ def apply_context_parallel(pipe, mode: str, degree: int) -> None:
     model.enable_parallelism(config=config)
 
 
+def apply_attention_backend(pipe, backend: str) -> None:
+    """Route the denoiser's attention through one diffusers backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
+    denoiser(pipe).set_attention_backend(backend)
+
+
 def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The blocks of every `*blocks` ModuleList (Flux: transformer_blocks + single_transformer_blocks)."""
     return [block for name, child in model.named_children()
@@ -163,6 +168,8 @@ def optimize(pipe, args) -> dict:
     apply_vae_memory_savers(pipe, args.vae_tiling, args.vae_slicing)
     if args.offload != "none":
         apply_offload(pipe, args.offload, args.device)
+    if args.attention_backend != "default":
+        apply_attention_backend(pipe, args.attention_backend)
     if args.context_parallel != "none":  # after quantization (it wraps the attention, not the weights), before compile
         apply_context_parallel(pipe, args.context_parallel, args.cp_degree)
     if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":

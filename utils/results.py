@@ -76,6 +76,8 @@ class Row:
     # multi-GPU (torchrun); at the end so that older CSVs only gain empty columns
     world_size: int = 1
     context_parallel: str = "none"  # none | ulysses | ring
+    attention_backend: str = "default"
+    compile_cache: str = ""  # cold (written after the run) | warm (loaded before the first call) | "" (unused)
 
 
 COLUMNS = [field.name for field in fields(Row)]
