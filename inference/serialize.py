@@ -568,16 +568,10 @@ def build_parser():
 
 
 def validate(parser, args) -> None:
-    from utils.pipelines import resolve_weights
-    from utils.presets import get_preset, preset_names
+    from utils.cli import check_device, check_weights
     from utils.quant import unsupported_reason
 
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        parser.error(f"--device {args.device!r} is not a torch device")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    check_device(parser, args.device)
     if getattr(args, "quantization", "None") != "None":
         reason = unsupported_reason(args.quantization, args.device)
         if reason:
@@ -586,13 +580,7 @@ def validate(parser, args) -> None:
         value = getattr(args, name)
         if value is not None and value % 16:
             parser.error(f"--{name} must be a multiple of 16, got {value}")
-    args.weights_resolved = resolve_weights(args.ckpt_id, args.weights)
-    preset = get_preset(args.ckpt_id)
-    if args.weights_resolved == "random" and preset is None:
-        parser.error(f"no kept configs for {args.ckpt_id!r}, so random weights cannot be built; "
-                     f"presets: {', '.join(preset_names())}")
-    if args.weights_resolved == "pretrained" and preset is not None and preset.hub_id is None:
-        parser.error(f"{args.ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+    args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
 
 
 def quantized_pipeline(args):

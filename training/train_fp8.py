@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 import torch  # noqa: E402
 
 from utils.benchmark import configure_torch, device_name, git_sha, one_line  # noqa: E402
-from utils.cli import REPO_ROOT, Parser, add_model_args, positive_int  # noqa: E402
+from utils.cli import REPO_ROOT, Parser, add_model_args, check_device, check_weights, positive_int  # noqa: E402
 from utils.files import atomic_path  # noqa: E402
-from utils.pipelines import build_pipeline, build_random_component, resolve_weights  # noqa: E402
-from utils.presets import get_preset, preset_names  # noqa: E402
+from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
+from utils.presets import get_preset  # noqa: E402
 from utils.results import append_row  # noqa: E402
 from utils.timing import (allocated_GiB, host_peak_GiB, peak_allocated_GiB, reset_peak_memory,  # noqa: E402
                           time_call_s)
@@ -133,12 +133,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error(f"--lr must be a positive number, got {args.lr}")
     if not (math.isfinite(args.max_grad_norm) and args.max_grad_norm >= 0):
         parser.error(f"--max_grad_norm must be >= 0, got {args.max_grad_norm}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        parser.error(f"--device {args.device!r} is not a torch device")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    check_device(parser, args.device)
     if args.compare and args.fp8 == "off":
         parser.error("--compare runs bf16 against a float8 recipe: pick --fp8 tensorwise or rowwise")
     if args.use_8bit_adam and not _bitsandbytes_installed():
@@ -152,12 +147,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
             parser.error(f"--dataset_dir {args.dataset_dir} is not a directory")
         if not image_files(args.dataset_dir):
             parser.error(f"--dataset_dir {args.dataset_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
-    args.weights_resolved = resolve_weights(args.ckpt_id, args.weights)
-    if args.weights_resolved == "random" and preset is None:
-        parser.error(f"no kept configs for {args.ckpt_id!r}, so random weights cannot be built; "
-                     f"presets: {', '.join(preset_names())}")
-    if args.weights_resolved == "pretrained" and preset is not None and preset.hub_id is None:
-        parser.error(f"{args.ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+    args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
 
 
 def _bitsandbytes_installed() -> bool:

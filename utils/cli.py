@@ -151,11 +151,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         value = getattr(args, name)
         if value is not None and value % 16:
             parser.error(f"--{name} must be a multiple of 16, got {value}")
-    device = torch.device(args.device) if _valid_device(args.device) else None
-    if device is None:
-        parser.error(f"--device {args.device!r} is not a torch device")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine")
+    device = check_device(parser, args.device)
     _check_context_parallel(parser, args, device)
     reason = unsupported_reason(args.quantization, args.device)
     if reason:
@@ -176,12 +172,30 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error(f"--offload {args.offload} needs a CUDA device: it moves weights between the CPU and the GPU")
     if args.quant_skip_pattern is not None:
         _check_regex(parser, args.quant_skip_pattern)
-    args.weights_resolved = resolve_weights(args.ckpt_id, args.weights)
-    if args.weights_resolved == "random" and get_preset(args.ckpt_id) is None:
-        parser.error(f"no kept configs for {args.ckpt_id!r}, so random weights cannot be built; "
+    args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
+
+
+def check_device(parser: Parser, text: str) -> torch.device:
+    """The torch device named by --device, or a one-line error if it is not one or is not there."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        parser.error(f"--device {text!r} is not a torch device")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {text}: CUDA is not available on this machine")
+    return device
+
+
+def check_weights(parser: Parser, ckpt_id: str, requested: str) -> str:
+    """--weights resolved to pretrained or random, or a one-line error if that cannot be built here."""
+    weights = resolve_weights(ckpt_id, requested)
+    preset = get_preset(ckpt_id)
+    if weights == "random" and preset is None:
+        parser.error(f"no kept configs for {ckpt_id!r}, so random weights cannot be built; "
                      f"presets: {', '.join(preset_names())}")
-    if args.weights_resolved == "pretrained" and get_preset(args.ckpt_id) and get_preset(args.ckpt_id).hub_id is None:
-        parser.error(f"{args.ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+    if weights == "pretrained" and preset is not None and preset.hub_id is None:
+        parser.error(f"{ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+    return weights
 
 
 def _check_context_parallel(parser: Parser, args, device: torch.device) -> None:
@@ -205,14 +219,6 @@ def _check_context_parallel(parser: Parser, args, device: torch.device) -> None:
         parser.error(f"--context_parallel: {reason}")
     if device.type != "cuda":  # diffusers 0.42.1 places rank r on accelerator r % device_count(): 0 on the CPU
         parser.error(f"--context_parallel needs CUDA (one GPU per process), not --device {args.device}")
-
-
-def _valid_device(text: str) -> bool:
-    try:
-        torch.device(text)
-    except RuntimeError:
-        return False
-    return True
 
 
 def _check_regex(parser: Parser, pattern: str) -> None:
