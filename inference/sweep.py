@@ -11,6 +11,7 @@ rules ({"if": {flag: value}, "set": {flag: value}}) applied to every combination
 """
 
 import hashlib
+import importlib
 import itertools
 import json
 import os
@@ -109,12 +110,23 @@ def completed_commands(csv: Path) -> set[str]:
 
 
 def failure_row(config: Config, status: str, message: str) -> Row:
-    """The row for a configuration whose process died before writing its own (timeout, crash, kill)."""
+    """The row for a configuration whose process died before writing its own (timeout, crash, kill): its columns
+    come from the script's own parser, so aliases and derived flags (--dtype, --fuse_qkv, ...) land as they would."""
     row = Row(command=config.command(), status=status, error=message[:500])
-    for name, value in config.flags:
-        field = {"ckpt_id": "model"}.get(name, name)
-        if field in COLUMNS and value is not None:
-            setattr(row, field, value)
+    module = importlib.import_module(Path(config.script).with_suffix("").as_posix().replace("/", "."))
+    parser = module.build_parser()
+    try:
+        args = parser.parse_args(config.argv(Path("-")))
+        if hasattr(module, "resolve_dtype"):
+            module.resolve_dtype(parser, args)
+    except SystemExit:  # the flags do not parse: keep only what we know
+        return row
+    args.compile = args.compile or args.regional_compile
+    for name, value in vars(args).items():
+        if name in COLUMNS and value is not None and not isinstance(value, Path):
+            setattr(row, name, value)
+    row.model = args.ckpt_id
+    row.dtype = getattr(args, "base_dtype", None) or "bf16"
     return row
 
 
@@ -223,8 +235,11 @@ def grid_spec(parser: Parser, args) -> dict:
         spec["grid"][name] = [parse_value(value) for value in values.split(",")]
     if not spec.get("script"):
         parser.error("give --grid or --script")
-    if not (REPO_ROOT / spec["script"]).is_file():
+    script = Path(spec["script"]).resolve() if Path(spec["script"]).is_absolute() else REPO_ROOT / spec["script"]
+    if not script.is_file():
         parser.error(f"no such benchmark script: {spec['script']}")
+    # The benchmarks record themselves as `python inference/<script>`: match that spelling, or resume never matches.
+    spec["script"] = script.resolve().relative_to(REPO_ROOT).as_posix()
     return spec
 
 

@@ -106,3 +106,10 @@ def test_attention_backend_is_applied_and_recorded(run_args, tmp_path):
     assert run([*run_args, "--attention_backend", "_native_math"]) == 0
     row = rows(tmp_path).iloc[0]
     assert row.attention_backend == "_native_math" and row.psnr_db > 40
+
+
+def test_a_failed_sample_write_is_an_error_row(run_args, tmp_path):
+    assert run([*run_args, "--save_image", str(tmp_path / "no_suffix")]) == 1
+    row = rows(tmp_path).iloc[0]
+    assert row.status == "error" and not (tmp_path / "no_suffix").exists()
+    assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []

@@ -77,3 +77,19 @@ def test_bad_sweep_input(tmp_path, capsys):
         except SystemExit as exit_info:
             assert exit_info.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_failure_rows_read_the_flags_like_the_script_does():
+    config = sweep.Config("inference/benchmark_video.py", (("model_id", "THUDM/CogVideoX-2b"), ("dtype", "int8wo"),
+                                                            ("fuse_qkv", True), ("regional_compile", True)))
+    row = sweep.failure_row(config, "timeout", "killed")
+    assert (row.model, row.dtype, row.quantization) == (
+        "THUDM/CogVideoX-2b", "fp16", "int8wo")
+    assert row.fuse_attn_projections and row.compile and row.regional_compile and row.status == "timeout"
+
+
+def test_script_paths_are_normalized_for_resume(tmp_path, capsys):
+    args = ["--script", str(REPO_ROOT / "inference" / "benchmark_image.py"), "--set", "ckpt_id=tiny-flux",
+            "--csv", str(tmp_path / "x.csv"), "--dry-run"]
+    assert sweep.main(args) == 0
+    assert "run   python inference/benchmark_image.py --ckpt_id tiny-flux" in capsys.readouterr().out

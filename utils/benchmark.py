@@ -143,9 +143,10 @@ def new_row(args) -> Row:
               dtype=args.base_dtype)
     for field in fields(Row):
         value = getattr(args, field.name, None)
-        if value is not None and field.name not in ("weights", "model", "dtype"):
+        if value is not None and field.name not in ("weights", "model", "dtype", "compile_cache"):
             setattr(row, field.name, value)
-    row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
+    if args.quantization != "None":
+        row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
     if not (args.compile or args.compile_vae):
         row.compile_mode = ""
     return row
@@ -200,24 +201,21 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
             record(row, fidelity.compare(output, reference))
         if not output.finite():
             row.status, row.error = "nan", "non-finite values in the output latents or images"
+        # 6. the sample, before the row: a failed write must not leave an ok row behind
+        sample_path = getattr(args, "save_image", None) or getattr(args, "save_video", None)
+        if sample_path and rank == 0:
+            save_sample(output.images_uint8()[0], sample_path)
+            print(f"sample written to {sample_path}")
     except torch.OutOfMemoryError as error:
         row.status, row.error = "oom", one_line(error)
     except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
         traceback.print_exc()
         row.status, row.error = "error", one_line(error)
     row.host_peak_memory_GiB = host_peak_GiB()
+    # 7. record
     if rank == 0:
-        record_outputs(args, row, output, save_sample)
+        csv_path = args.csv or default_csv(args.ckpt_id)
+        append_row(csv_path, row)
+        print(render_row(row))
+        print(f"row appended to {csv_path}")
     return 0 if row.status == "ok" else 1
-
-
-def record_outputs(args, row: Row, output: fidelity.Output | None, save_sample: Callable) -> None:
-    """Append the row, print it and write the sample, if asked for."""
-    csv_path = args.csv or default_csv(args.ckpt_id)
-    append_row(csv_path, row)
-    print(render_row(row))
-    print(f"row appended to {csv_path}")
-    sample_path = getattr(args, "save_image", None) or getattr(args, "save_video", None)
-    if sample_path and output is not None:
-        save_sample(output.images_uint8()[0], sample_path)
-        print(f"sample written to {sample_path}")
