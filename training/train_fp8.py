@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 
 import torch  # noqa: E402
 
-from utils.benchmark import configure_torch, device_name, git_sha, one_line  # noqa: E402
+from utils.benchmark import configure_torch, default_csv, device_name, git_sha, one_line  # noqa: E402
 from utils.cli import REPO_ROOT, Parser, add_model_args, check_device, check_weights, positive_int  # noqa: E402
 from utils.files import atomic_path  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
@@ -510,12 +510,6 @@ class TrainRow:
 TRAIN_COLUMNS = [field.name for field in fields(TrainRow)]
 
 
-def default_csv(ckpt_id: str) -> Path:
-    preset = get_preset(ckpt_id)
-    stem = preset.slug if preset else Path(ckpt_id.rstrip("/")).name.lower()
-    return REPO_ROOT / "results" / f"train-{stem}.csv"
-
-
 def new_row(args, fp8: str) -> TrainRow:
     import diffusers
     import peft
@@ -665,7 +659,7 @@ def main(argv=None) -> int:
         transformer, data = build_and_cache(args, rows)
     except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
         record_failure(rows, error)
-    csv_path = args.csv or default_csv(args.ckpt_id)
+    csv_path = args.csv or default_csv(args.ckpt_id, prefix="train-")
     for fp8, row in zip(recipes, rows):
         if data is not None:
             try:

@@ -66,10 +66,11 @@ def device_name(device: str) -> str:
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def default_csv(ckpt_id: str) -> Path:
+def default_csv(ckpt_id: str, prefix: str = "") -> Path:
+    """results/<prefix><model slug>.csv: the preset's slug, else the checkpoint folder's name."""
     preset = get_preset(ckpt_id)
     stem = preset.slug if preset else Path(ckpt_id.rstrip("/")).name.lower()
-    return REPO_ROOT / "results" / f"{stem}.csv"
+    return REPO_ROOT / "results" / f"{prefix}{stem}.csv"
 
 
 def call_kwargs(pipe, args) -> dict:
