@@ -25,7 +25,7 @@ def parse(tmp_path, *flags):
 @pytest.fixture(scope="module")
 def fixed_batch(tiny_pipe):
     """One synthetic image and its caption, cached as the script caches them: the fixed batch."""
-    examples = train_fp8.make_synthetic_dataset(1, 64, seed=0)
+    examples = train_fp8.make_synthetic_dataset(1, (64, 64), seed=0)
     return train_fp8.cache_data(tiny_pipe, examples, "cpu", max_sequence_length=32)
 
 
@@ -168,19 +168,21 @@ def test_image_folder_captions(tmp_path):
     for name, size in [("a", (80, 64)), ("b", (64, 100))]:
         Image.new("RGB", size, (200, 30, 30)).save(tmp_path / f"{name}.png")
     (tmp_path / "a.txt").write_text("a red square\n")
-    examples = train_fp8.load_image_folder(tmp_path, 32, "a photo of sks object")
+    examples = train_fp8.load_image_folder(tmp_path, (32, 32), "a photo of sks object")
     assert [caption for _, caption in examples] == ["a red square", "a photo of sks object"]
     assert all(image.size == (32, 32) for image, _ in examples)
 
 
 def test_synthetic_dataset_is_seeded():
-    first, second = (train_fp8.make_synthetic_dataset(3, 32, seed=5) for _ in range(2))
+    first, second = (train_fp8.make_synthetic_dataset(3, (48, 32), seed=5) for _ in range(2))
+    assert first[0][0].size == (48, 32)
     assert [caption for _, caption in first] == [caption for _, caption in second]
     assert all(image.tobytes() == other.tobytes() for (image, _), (other, _) in zip(first, second))
 
 
 BAD_INPUTS = {
-    "resolution not a multiple of 16": (["--resolution", "100"], "multiple of 16"),
+    "resolution not a multiple of 16": (["--resolution", "100"], "multiples of 16"),
+    "resolution not WxH": (["--resolution", "64x"], "WIDTHxHEIGHT"),
     "rank 0": (["--rank", "0"], "must be >= 1"),
     "zero steps": (["--max_steps", "0"], "must be >= 1"),
     "batch size 0": (["--batch_size", "0"], "must be >= 1"),

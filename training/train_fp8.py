@@ -10,6 +10,7 @@ Each run appends one row to a CSV (default results/train-<model>.csv). Text embe
 once up front, so the step time measures the transformer (forward, backward, optimizer step) only.
 """
 
+import argparse
 import dataclasses
 import gc
 import logging
@@ -30,6 +31,7 @@ import torch  # noqa: E402
 from utils.benchmark import configure_torch, default_csv, device_name, git_sha, one_line  # noqa: E402
 from utils.cli import REPO_ROOT, Parser, add_model_args, check_device, check_weights, positive_int  # noqa: E402
 from utils.files import atomic_path  # noqa: E402
+from utils.optimizations import compile_model  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
 from utils.presets import get_preset  # noqa: E402
 from utils.results import append_row  # noqa: E402
@@ -56,6 +58,12 @@ def build_parser() -> Parser:
     group.add_argument("--resume_lora", type=Path, default=None,
                        help="start the LoRA from one saved by this script (a folder with "
                             "pytorch_lora_weights.safetensors)")
+    group.add_argument("--num_layers", type=positive_int, default=None,
+                       help="random weights only: train a shallower copy of the architecture with this many "
+                            "double-stream blocks (FLUX.1-dev has 19), e.g. to fit --full_finetune on one GPU; "
+                            "recorded in the row's transformer_blocks")
+    group.add_argument("--num_single_layers", type=positive_int, default=None,
+                       help="the same for the single-stream blocks (FLUX.1-dev has 38)")
 
     group = parser.add_argument_group("float8 (torchao.float8 training)")
     group.add_argument("--fp8", choices=FP8_RECIPES, default="rowwise",
@@ -79,7 +87,9 @@ def build_parser() -> Parser:
     group.add_argument("--use_8bit_adam", action="store_true", help="bitsandbytes AdamW8bit (must be installed)")
     group.add_argument("--gradient_checkpointing", action="store_true",
                        help="recompute block activations in the backward pass (less memory, more time)")
-    group.add_argument("--compile", action="store_true", help="torch.compile the transformer (in place)")
+    group.add_argument("--compile", action="store_true",
+                       help="torch.compile each transformer block in place (regional: compiles in a fraction of "
+                            "the whole model's time)")
 
     group = parser.add_argument_group("data")
     group.add_argument("--dataset_dir", type=Path, default=None,
@@ -88,9 +98,9 @@ def build_parser() -> Parser:
     group.add_argument("--instance_prompt", default="a photo of sks object",
                        help="the caption of dataset images that have no .txt file")
     group.add_argument("--num_images", type=positive_int, default=8, help="size of the synthetic dataset")
-    group.add_argument("--resolution", type=positive_int, default=None,
-                       help="training resolution in pixels, a multiple of 16; None: the preset's height (1024 for "
-                            "FLUX.1-dev, 64 for tiny-flux)")
+    group.add_argument("--resolution", type=resolution_type, default=None,
+                       help="training resolution in pixels: N (square) or WIDTHxHEIGHT, multiples of 16; None: the "
+                            "preset's height, square (1024 for FLUX.1-dev, 64 for tiny-flux)")
     group.add_argument("--max_sequence_length", type=positive_int, default=None,
                        help="T5 caption length in tokens; None: the preset's (512 for FLUX.1-dev)")
 
@@ -123,10 +133,11 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
     if preset is not None and preset.pipeline_class != "FluxPipeline":
         parser.error(f"{args.ckpt_id} is not a Flux model; this script trains the Flux transformer")
     defaults = preset.call_defaults if preset else {}
-    args.resolution = args.resolution or defaults.get("height", 512)
+    side = defaults.get("height", 512)
+    args.width, args.height = args.resolution or (side, side)
     args.max_sequence_length = args.max_sequence_length or defaults.get("max_sequence_length", 512)
-    if args.resolution % 16:
-        parser.error(f"--resolution must be a multiple of 16, got {args.resolution}")
+    if args.width % 16 or args.height % 16:
+        parser.error(f"--resolution must be multiples of 16, got {args.width}x{args.height}")
     if not 0 <= args.warmup_steps < args.max_steps:
         parser.error(f"--warmup_steps must be >= 0 and below --max_steps ({args.max_steps}), got {args.warmup_steps}")
     if not (math.isfinite(args.lr) and args.lr > 0):
@@ -148,6 +159,8 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         if not image_files(args.dataset_dir):
             parser.error(f"--dataset_dir {args.dataset_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
     args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
+    if (args.num_layers or args.num_single_layers) and args.weights_resolved != "random":
+        parser.error("--num_layers/--num_single_layers change the architecture: they need --weights random")
 
 
 def _bitsandbytes_installed() -> bool:
@@ -174,14 +187,15 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 180, 70), "blue": (40, 80, 220), 
 SHAPES = ("circle", "square", "stripe")
 
 
-def make_synthetic_dataset(count: int, resolution: int, seed: int) -> list[tuple["Image.Image", str]]:
+def make_synthetic_dataset(count: int, resolution: tuple[int, int], seed: int) -> list[tuple["Image.Image", str]]:
     """Coloured shapes on two-colour gradients, with captions that say what is where: learnable, and offline."""
     import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     names = list(COLOURS)
-    ys, xs = np.mgrid[0:resolution, 0:resolution] / resolution
+    width, height = resolution
+    ys, xs = np.mgrid[0:height, 0:width] / np.array([height, width])[:, None, None]
     examples = []
     for _ in range(count):
         top, bottom, fill = (names[i] for i in rng.choice(len(names), size=3, replace=False))
@@ -205,13 +219,13 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_image_folder(folder: Path, resolution: int, default_caption: str) -> list[tuple["Image.Image", str]]:
-    """Images resized (shorter side) and centre-cropped to a square; the caption is the same-name .txt file."""
+def load_image_folder(folder: Path, resolution: tuple[int, int], default_caption: str) -> list[tuple["Image.Image", str]]:
+    """Images resized and centre-cropped to (width, height); the caption is the same-name .txt file."""
     from PIL import Image, ImageOps
 
     examples = []
     for path in image_files(folder):
-        image = ImageOps.fit(Image.open(path).convert("RGB"), (resolution, resolution), Image.Resampling.BICUBIC)
+        image = ImageOps.fit(Image.open(path).convert("RGB"), resolution, Image.Resampling.BICUBIC)
         caption_file = path.with_suffix(".txt")
         caption = caption_file.read_text().strip() if caption_file.is_file() else default_caption
         examples.append((image, caption))
@@ -241,8 +255,21 @@ def batch_indices(step: int, batch_size: int, count: int) -> list[int]:
     return [(step * batch_size + offset) % count for offset in range(batch_size)]
 
 
+def resolution_type(text: str) -> tuple[int, int]:
+    """N or WIDTHxHEIGHT -> (width, height)."""
+    parts = text.lower().split("x")
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError(f"expected N or WIDTHxHEIGHT in pixels, got {text!r}")
+    return (sizes[0], sizes[-1])
+
+
 def load_transformer(args):
-    """A fresh transformer with the same weights as the pipeline's (for the second run of --compare)."""
+    """A fresh transformer with the same weights as the pipeline's (for the second run of --compare), or the
+    shallower copy that --num_layers/--num_single_layers ask for."""
     if args.weights_resolved == "pretrained":
         from diffusers import FluxTransformer2DModel
 
@@ -252,6 +279,8 @@ def load_transformer(args):
 
     preset = get_preset(args.ckpt_id)
     config = json.loads((preset.config_dir / "transformer.json").read_text())
+    for name in ("num_layers", "num_single_layers"):
+        config[name] = getattr(args, name) or config[name]
     # build_random_pipeline seeds each component with seed + its index
     seed = args.seed + list(preset.components).index("transformer")
     return build_random_component(preset.components["transformer"], config, args.device, WEIGHT_DTYPE, seed)
@@ -477,7 +506,8 @@ class TrainRow:
     guidance_scale: float = 1.0
     max_grad_norm: float = 0.0
     batch_size: int = 1
-    resolution: int = 0
+    resolution: str = ""  # WIDTHxHEIGHT
+    transformer_blocks: str = ""  # double+single stream blocks trained (fewer than the model's with --num_layers)
     max_sequence_length: int = 0
     max_steps: int = 0
     warmup_steps: int = 0
@@ -525,7 +555,7 @@ def new_row(args, fp8: str) -> TrainRow:
                    gradient_checkpointing=args.gradient_checkpointing, compile=args.compile,
                    optimizer="adamw8bit" if args.use_8bit_adam else "adamw", lr=args.lr,
                    guidance_scale=args.guidance_scale, max_grad_norm=args.max_grad_norm, batch_size=args.batch_size,
-                   resolution=args.resolution, max_sequence_length=args.max_sequence_length, max_steps=args.max_steps,
+                   resolution=f"{args.width}x{args.height}", max_sequence_length=args.max_sequence_length, max_steps=args.max_steps,
                    warmup_steps=args.warmup_steps, seed=args.seed,
                    dataset=str(args.dataset_dir) if args.dataset_dir else "synthetic",
                    resume_lora=str(args.resume_lora or ""))
@@ -577,6 +607,7 @@ def check_reload(args, expected: torch.Tensor, data: CachedData, fp8: str) -> fl
 
 def run_once(args, fp8: str, transformer, data: CachedData, row: TrainRow) -> TrainResult:
     """Convert -> (LoRA) -> compile -> train -> record -> save, filling `row`. The transformer is consumed."""
+    row.transformer_blocks = f"{transformer.config.num_layers}+{transformer.config.num_single_layers}"
     row.n_layers_fp8 = convert_to_fp8(transformer, fp8, args.device)
     if row.fp8_emulate:
         logger.warning("float8 is emulated on %s (no float8 matmul): the numerics are float8's, the speed is not",
@@ -588,7 +619,7 @@ def run_once(args, fp8: str, transformer, data: CachedData, row: TrainRow) -> Tr
     params = prepare_for_training(transformer, args)
     row.n_trainable_params = sum(param.numel() for param in params)
     if args.compile:
-        transformer.compile()
+        compile_model(transformer, regional=True)  # each block on its own: a fraction of the whole model's compile
     row.model_memory_GiB = allocated_GiB(args.device)
     result = train(transformer, params, data, args, label=run_label(fp8, row.fp8_emulate))
     record_training(row, result, args.batch_size, args.warmup_steps)
@@ -611,11 +642,15 @@ def build_and_cache(args, rows: list[TrainRow]):
     pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, WEIGHT_DTYPE, args.seed)
     rows[0].load_s = time.perf_counter() - start
     start = time.perf_counter()
-    examples = (load_image_folder(args.dataset_dir, args.resolution, args.instance_prompt) if args.dataset_dir
-                else make_synthetic_dataset(args.num_images, args.resolution, args.seed))
+    examples = (load_image_folder(args.dataset_dir, (args.width, args.height), args.instance_prompt)
+                if args.dataset_dir else make_synthetic_dataset(args.num_images, (args.width, args.height), args.seed))
     data = cache_data(pipe, examples, args.device, args.max_sequence_length)
     for row in rows:
         row.cache_s, row.num_images = time.perf_counter() - start, len(data)
+    if args.num_layers or args.num_single_layers:
+        del pipe
+        free_memory(args.device)
+        return None, data  # main() builds the shallower transformer
     return pipe.transformer, data  # the text encoders and the VAE go with the pipeline
 
 

@@ -132,9 +132,12 @@ def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def apply_compile(pipe, mode: str, regional: bool) -> None:
-    """Compile the denoiser with fullgraph=True: every block on its own (regional, fast to compile since the
+    compile_model(denoiser(pipe), mode, regional)
+
+
+def compile_model(model: torch.nn.Module, mode: str = "default", regional: bool = True) -> None:
+    """Compile in place with fullgraph=True: every repeated block on its own (regional, fast to compile since the
     blocks repeat) or the whole model at once."""
-    model = denoiser(pipe)
     if not regional:
         model.compile(fullgraph=True, mode=mode)
     elif getattr(model, "_repeated_blocks", None):

@@ -1,0 +1,17 @@
+# Shared by the scripts in this folder: run each configuration in its own process, with a timeout, so a crash or hang
+# in one never ends the others.
+# run_configs SCRIPT CSV LOG_DIR TIMEOUT_S "COMMON FLAGS" "name|flags" ...   (ONLY=regex runs a subset)
+run_configs() {
+  local script=$1 csv=$2 logs=$3 timeout_s=$4 common=$5 entry name flags
+  shift 5
+  mkdir -p "$logs"
+  for entry in "$@"; do
+    [[ -n "${ONLY:-}" && ! "$entry" =~ ${ONLY} ]] && continue
+    name=${entry%%|*}; flags=${entry#*|}
+    echo "=== $name: $flags"
+    # shellcheck disable=SC2086
+    timeout "$timeout_s" python3 "$script" $common $flags --csv "$csv" > "$logs/$name.log" 2>&1
+    echo "exit $? after ${SECONDS}s"
+    grep -E '^\| (THUDM|black)|Error|: ok, step|: (error|oom|nan) ' "$logs/$name.log" | tail -3 | cut -c1-300
+  done
+}
