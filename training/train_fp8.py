@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 import torch  # noqa: E402
 
 from utils.benchmark import configure_torch, default_csv, device_name, git_sha, one_line  # noqa: E402
-from utils.cli import REPO_ROOT, Parser, add_model_args, check_device, check_weights, positive_int  # noqa: E402
+from utils.cli import (ATTENTION_BACKENDS, REPO_ROOT, Parser, add_model_args, check_device, check_weights,  # noqa: E402
+                       positive_int)
 from utils.files import atomic_path  # noqa: E402
 from utils.optimizations import compile_model  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
@@ -87,6 +88,9 @@ def build_parser() -> Parser:
     group.add_argument("--use_8bit_adam", action="store_true", help="bitsandbytes AdamW8bit (must be installed)")
     group.add_argument("--gradient_checkpointing", action="store_true",
                        help="recompute block activations in the backward pass (less memory, more time)")
+    group.add_argument("--attention_backend", choices=ATTENTION_BACKENDS, default="default",
+                       help="diffusers attention backend of the transformer (set_attention_backend); default keeps "
+                            "torch's SDPA choice, _native_flash forces its flash kernel")
     group.add_argument("--compile", action="store_true",
                        help="torch.compile each transformer block in place (regional: compiles in a fraction of "
                             "the whole model's time)")
@@ -501,6 +505,7 @@ class TrainRow:
     n_trainable_params: int = 0
     gradient_checkpointing: bool = False
     compile: bool = False
+    attention_backend: str = "default"
     optimizer: str = ""
     lr: float = 0.0
     guidance_scale: float = 1.0
@@ -553,6 +558,7 @@ def new_row(args, fp8: str) -> TrainRow:
                    rank=None if args.full_finetune else args.rank, fp8=fp8,
                    fp8_emulate=fp8 != "off" and needs_fp8_emulation(args.device),
                    gradient_checkpointing=args.gradient_checkpointing, compile=args.compile,
+                   attention_backend=args.attention_backend,
                    optimizer="adamw8bit" if args.use_8bit_adam else "adamw", lr=args.lr,
                    guidance_scale=args.guidance_scale, max_grad_norm=args.max_grad_norm, batch_size=args.batch_size,
                    resolution=f"{args.width}x{args.height}", max_sequence_length=args.max_sequence_length, max_steps=args.max_steps,
@@ -618,6 +624,8 @@ def run_once(args, fp8: str, transformer, data: CachedData, row: TrainRow) -> Tr
             load_lora_into(transformer, args.resume_lora)
     params = prepare_for_training(transformer, args)
     row.n_trainable_params = sum(param.numel() for param in params)
+    if args.attention_backend != "default":
+        transformer.set_attention_backend(args.attention_backend)
     if args.compile:
         compile_model(transformer, regional=True)  # each block on its own: a fraction of the whole model's compile
     row.model_memory_GiB = allocated_GiB(args.device)

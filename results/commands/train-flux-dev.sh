@@ -16,6 +16,8 @@ configs=(
   "lora-1024-tensorwise|$lora --resolution 1024 --fp8 tensorwise --no_save"
   "lora-1024-bf16-eager|--rank 4 --gradient_checkpointing --max_steps 20 --warmup_steps 5 --resolution 1024 --fp8 off --no_save"
   "lora-768x512-nockpt-bf16-vs-rowwise|--rank 4 --compile --max_steps 20 --warmup_steps 5 --resolution 768x512 --compare --fp8 rowwise --no_save --plot $logs/loss-lora-768x512-nockpt-rowwise.png"
+  "lora-1024-flash-bf16-vs-tensorwise|$lora --resolution 1024 --attention_backend _native_flash --compare --fp8 tensorwise --no_save --plot $logs/loss-lora-1024-flash-tensorwise.png"
+  "lora-1024-flash-rowwise|$lora --resolution 1024 --attention_backend _native_flash --fp8 rowwise --no_save"
   "full-4+8-1024-bf16-vs-rowwise|--full_finetune --num_layers 4 --num_single_layers 8 --gradient_checkpointing --compile --max_steps 20 --warmup_steps 5 --resolution 1024 --compare --fp8 rowwise --no_save --plot $logs/loss-full-1024-rowwise.png"
 )
 run_configs training/train_fp8.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-420}" "--ckpt_id black-forest-labs/FLUX.1-dev --weights random" "${configs[@]}"
