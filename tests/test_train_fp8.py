@@ -183,6 +183,7 @@ def test_synthetic_dataset_is_seeded():
 BAD_INPUTS = {
     "resolution not a multiple of 16": (["--resolution", "100"], "multiples of 16"),
     "resolution not WxH": (["--resolution", "64x"], "WIDTHxHEIGHT"),
+    "CUDA attention kernel on the CPU": (["--attention_backend", "_native_flash"], "is a CUDA kernel"),
     "rank 0": (["--rank", "0"], "must be >= 1"),
     "zero steps": (["--max_steps", "0"], "must be >= 1"),
     "batch size 0": (["--batch_size", "0"], "must be >= 1"),

@@ -44,6 +44,7 @@ def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
 @pytest.mark.parametrize("flags,message", [
     (["--dtype", "fp8dqrow"], "runs only on CUDA"),
     (["--dtype", "int4wo"], "runs only on CUDA"),
+    (["--dtype", "fp8dqrow", "--base_dtype", "fp16"], "needs bf16 weights"),
     (["--dtype", "fp4_e2m1"], "removed the fpx"),
     (["--dtype", "fp16", "--base_dtype", "bf16"], "contradicts"),
     (["--dtype", "int8wo", "--quantization", "fp8wo"], "contradicts"),

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain s
 import torch  # noqa: E402
 
 from utils.benchmark import configure_torch, default_csv, device_name, git_sha, one_line  # noqa: E402
-from utils.cli import (ATTENTION_BACKENDS, REPO_ROOT, Parser, add_model_args, check_device, check_weights,  # noqa: E402
-                       positive_int)
+from utils.cli import (ATTENTION_BACKENDS, REPO_ROOT, Parser, add_model_args, check_attention_backend,  # noqa: E402
+                       check_device, check_weights, positive_int)
 from utils.files import atomic_path  # noqa: E402
 from utils.optimizations import compile_model  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
@@ -88,9 +88,10 @@ def build_parser() -> Parser:
     group.add_argument("--use_8bit_adam", action="store_true", help="bitsandbytes AdamW8bit (must be installed)")
     group.add_argument("--gradient_checkpointing", action="store_true",
                        help="recompute block activations in the backward pass (less memory, more time)")
-    group.add_argument("--attention_backend", choices=ATTENTION_BACKENDS, default="default",
-                       help="diffusers attention backend of the transformer (set_attention_backend); default keeps "
-                            "torch's SDPA choice, _native_flash forces its flash kernel")
+    group.add_argument("--attention_backend", choices=("auto", *ATTENTION_BACKENDS), default="auto",
+                       help="diffusers attention backend of the transformer (set_attention_backend). auto: "
+                            "_native_flash on CUDA (torch 2.11's pick for Flux on the H100, cuDNN attention, crashed "
+                            "in the backward pass), default (torch's SDPA choice) elsewhere")
     group.add_argument("--compile", action="store_true",
                        help="torch.compile each transformer block in place (regional: compiles in a fraction of "
                             "the whole model's time)")
@@ -148,7 +149,10 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error(f"--lr must be a positive number, got {args.lr}")
     if not (math.isfinite(args.max_grad_norm) and args.max_grad_norm >= 0):
         parser.error(f"--max_grad_norm must be >= 0, got {args.max_grad_norm}")
-    check_device(parser, args.device)
+    device = check_device(parser, args.device)
+    if args.attention_backend == "auto":
+        args.attention_backend = "_native_flash" if device.type == "cuda" else "default"
+    check_attention_backend(parser, args.attention_backend, device)
     if args.compare and args.fp8 == "off":
         parser.error("--compare runs bf16 against a float8 recipe: pick --fp8 tensorwise or rowwise")
     if args.use_8bit_adam and not _bitsandbytes_installed():
@@ -673,7 +677,10 @@ def record_failure(rows: list[TrainRow], error: Exception) -> None:
 def free_memory(device: str) -> None:
     gc.collect()
     if torch.device(device).type == "cuda":
-        torch.cuda.empty_cache()
+        try:
+            torch.cuda.empty_cache()
+        except torch.AcceleratorError:  # the context died with an earlier run's error: that run records it
+            logger.exception("CUDA error while freeing memory")
 
 
 def render_summary(row: TrainRow) -> str:

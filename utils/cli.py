@@ -153,7 +153,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
             parser.error(f"--{name} must be a multiple of 16, got {value}")
     device = check_device(parser, args.device)
     _check_context_parallel(parser, args, device)
-    reason = unsupported_reason(args.quantization, args.device)
+    reason = unsupported_reason(args.quantization, args.device, args.base_dtype)
     if reason:
         parser.error(reason)
     if args.sparsify and args.quantization != "None":
@@ -162,9 +162,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
     if args.compile_cache and not (args.compile or args.compile_vae):
         parser.error("--compile_cache needs --compile, --regional_compile or --compile_vae")
-    if args.attention_backend.startswith("_native_") and args.attention_backend != "_native_math" \
-            and device.type != "cuda":
-        parser.error(f"--attention_backend {args.attention_backend} is a CUDA kernel; this run is on {device.type}")
+    check_attention_backend(parser, args.attention_backend, device)
     if args.offload == "sequential" and (args.compile or args.compile_vae):
         parser.error("--offload sequential cannot be combined with --compile/--compile_vae: its per-layer hooks "
                      "move weights inside the compiled graph")
@@ -184,6 +182,11 @@ def check_device(parser: Parser, text: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {text}: CUDA is not available on this machine")
     return device
+
+
+def check_attention_backend(parser: Parser, backend: str, device: torch.device) -> None:
+    if backend.startswith("_native_") and backend != "_native_math" and device.type != "cuda":
+        parser.error(f"--attention_backend {backend} is a CUDA kernel; this run is on {device.type}")
 
 
 def check_weights(parser: Parser, ckpt_id: str, requested: str) -> str:

@@ -20,6 +20,7 @@ class QuantMethod:
     removed: str | None = None  # why the name no longer works
     always_skip: str | None = None  # regex of layer names this method cannot handle, kept in bf16
     in_features_multiple: int = 16  # group size of grouped methods; 16 is what the int8/fp8 kernels need
+    bf16_only: bool = False  # the config rejects other weight dtypes (fp16) when it quantizes
 
 
 # Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX):
@@ -88,7 +89,7 @@ QUANTIZATIONS = {
         QuantMethod("fp8dq", "float8 weights and activations, one scale per tensor", _fp8dq, cuda_only=True,
                     min_capability=FP8_MIN_CAPABILITY),
         QuantMethod("fp8dqrow", "float8 weights and activations, one scale per row", _fp8dqrow, cuda_only=True,
-                    min_capability=FP8_MIN_CAPABILITY),
+                    min_capability=FP8_MIN_CAPABILITY, bf16_only=True),
         QuantMethod("fp6_e3m2", "removed upstream", removed=_FPX_REMOVED),
         QuantMethod("fp5_e2m2", "removed upstream", removed=_FPX_REMOVED),
         QuantMethod("fp4_e2m1", "removed upstream", removed=_FPX_REMOVED),
@@ -98,11 +99,15 @@ QUANTIZATIONS = {
 }
 
 
-def unsupported_reason(name: str, device: str) -> str | None:
-    """Why quantization `name` cannot run on `device` (checked before any model is built), or None."""
+def unsupported_reason(name: str, device: str, base_dtype: str = "bf16") -> str | None:
+    """Why quantization `name` cannot run on `device` with weights in `base_dtype` (checked before any model is
+    built), or None."""
     method = QUANTIZATIONS[name]
     if method.removed:
         return f"--quantization {name}: {method.removed}"
+    if method.bf16_only and base_dtype != "bf16":
+        return (f"--quantization {name} needs bf16 weights (torchao's per-row float8 rejects {base_dtype}); "
+                "use --base_dtype bf16 or fp8dq")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             return "CUDA is not available on this machine"

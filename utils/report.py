@@ -30,7 +30,8 @@ command, git sha and package versions of each row."""
 
 def describe(row) -> str:
     """A short label for the levers of one row."""
-    parts = [row.quantization if row.quantization != "None" else str(row["dtype"])]
+    base = str(row["dtype"]).replace("bfloat16", "bf16")
+    parts = [base if row.quantization == "None" else row.quantization + ("" if base == "bf16" else f" ({base} base)")]
     if row.quantize_text_encoders:
         parts.append("+text enc")
     if row.quantize_vae:
@@ -140,10 +141,87 @@ def plot_group(group: pd.DataFrame, title: str, path: Path) -> None:
     plt.close(figure)
 
 
+TRAIN_GROUP_COLUMNS = ["model", "gpu", "weights", "method", "rank", "transformer_blocks", "resolution", "batch_size",
+                       "gradient_checkpointing"]
+TRAIN_LEGEND = """Columns: step median/min/max s = one optimizer step (forward, backward, optimizer) after the warm-up steps,
+timed with CUDA events; speedup = the bf16 row (fp8 off) with the same compile and attention settings / this row;
+compile s = first step minus the median; peak GiB = peak allocated during the timed steps (transformer, LoRA or
+full weights, optimizer state, activations; the text encoders and VAE are gone by then). Rows with weights=random
+train the real architecture from random weights: step time and memory are real, the loss only shows that the
+optimization moves. The CSV has every column, including each step's loss and the exact command."""
+
+
+def is_training_csv(frame: pd.DataFrame) -> bool:
+    return {"method", "fp8", "step_median_s"} <= set(frame.columns)
+
+
+def render_training_group(group: pd.DataFrame) -> str:
+    group = group.copy()
+    settings = ["compile", "attention_backend"]
+    bf16 = group[(group.fp8 == "off") & (group.status == "ok")].groupby(settings).step_median_s.last()
+    group["speedup"] = [bf16.get(tuple(row[settings]), float("nan")) / row.step_median_s for _, row in group.iterrows()]
+    group["loss"] = [f"{row.loss_first:.3f} → {row.loss_last:.3f}" if row.loss_first == row.loss_first else None
+                     for _, row in group.iterrows()]
+    columns = {"fp8": "fp8", "compile": "compiled", "attention_backend": "attention", "step_median_s": "step median s",
+               "step_min_s": "min s", "step_max_s": "max s", "speedup": "speedup", "images_per_s": "images/s",
+               "compile_s": "compile s", "peak_memory_GiB": "peak GiB", "loss": "loss first → last",
+               "reload_max_abs_diff": "LoRA reload max diff", "status": "status", "error": "error", "git_sha": "sha"}
+    table = group.sort_values("step_median_s", na_position="last").reindex(columns=list(columns))
+    table["error"] = [text[:60] if isinstance(text, str) else None for text in table["error"]]
+    table = table.astype(object).where(table.notna(), None).rename(columns=columns)
+    return table.to_markdown(index=False, floatfmt=".3f", missingval="")
+
+
+def plot_losses(group: pd.DataFrame, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for _, row in group[group.status == "ok"].iterrows():
+        losses = [float(value) for value in str(row.losses).split()]
+        axis.plot(range(1, len(losses) + 1), losses, label=f"{row.fp8} · {row.attention_backend}", alpha=0.8)
+    axis.set(xlabel="step", ylabel="loss", title=title)
+    axis.title.set_fontsize(8)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as partial:
+        figure.savefig(partial, dpi=90)
+    plt.close(figure)
+
+
+def render_training(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list[str]:
+    if "attention_backend" not in frame:
+        frame["attention_backend"] = "default"
+    frame["attention_backend"] = frame.attention_backend.fillna("default")
+    sections = []
+    for index, (key, group) in enumerate(frame.groupby(TRAIN_GROUP_COLUMNS, dropna=False, sort=False)):
+        model, gpu, weights, method, rank, blocks, resolution, batch, checkpointing = key
+        what = f"LoRA rank {int(rank)}" if method == "lora" else f"full fine-tune, {blocks} blocks"
+        title = (f"{model} · {what} · {resolution} · batch {int(batch)}"
+                 f"{' · gradient checkpointing' if checkpointing else ''} · {gpu} · {weights} weights")
+        sections += ["", f"## {title}", "", render_training_group(group)]
+        if (group.status == "ok").any() and group.losses.notna().any():
+            plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
+            plot_losses(group, title, plot_path)
+            sections += ["", f"![loss curves]({Path('plots') / plot_path.name})"]
+    return sections + ["", TRAIN_LEGEND, ""]
+
+
 def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
     """Write <csv>.md (and one PNG per group with at least two finished rows); returns the markdown path."""
-    frame = read_rows(csv_path)
     plot_dir = plot_dir or csv_path.parent / "plots"
+    raw = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    if is_training_csv(raw):
+        sections = [f"# {csv_path.stem}", "",
+                    f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
+        sections += render_training(raw, csv_path, plot_dir)
+        markdown_path = csv_path.with_suffix(".md")
+        with atomic_path(markdown_path) as partial:
+            partial.write_text("\n".join(sections))
+        return markdown_path
+    frame = read_rows(csv_path)
     sections = [f"# {csv_path.stem}", "", f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
     for index, (key, group) in enumerate(frame.groupby(GROUP_COLUMNS, dropna=False, sort=False)):
         table, picks = summarize_group(group)
