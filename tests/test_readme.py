@@ -2,6 +2,7 @@
 
 import re
 
+import pandas as pd
 
 from tests.conftest import REPO_ROOT
 from utils.results import read_rows
@@ -43,9 +44,24 @@ def test_readme_results_match_the_csv():
 
 
 def test_video_readme_numbers_match_the_csv():
-    section = README.split("## Video results", 1)[1].split("## Layout", 1)[0]
+    section = README.split("## Video results", 1)[1].split("### Latency", 1)[0]
     peaks = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
     assert len(peaks) == 6
     measured = read_rows(REPO_ROOT / "results" / "cogvideox-5b.csv").inference_memory_GiB
     for peak in peaks:
         assert (measured.round(2) == float(peak)).any(), f"{peak} GiB is not a peak in results/cogvideox-5b.csv"
+
+
+def test_video_latency_and_training_numbers_match_the_csvs():
+    section = README.split("### Latency", 1)[1].split("## Training", 1)[0]
+    medians = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
+    assert len(medians) == 13
+    measured = pd.concat([read_rows(REPO_ROOT / "results" / f"cogvideox-{size}.csv") for size in ("2b", "5b")])
+    for median in medians:
+        assert (measured.time_median_s.round(3) == float(median)).any(), f"{median} s is not in the CogVideoX CSVs"
+    section = README.split("## Training", 1)[1].split("## Layout", 1)[0]
+    steps = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
+    assert len(steps) == 3
+    trained = pd.read_csv(REPO_ROOT / "results" / "train-flux-dev.csv")
+    for step in steps:
+        assert (trained.step_median_s.round(3) == float(step)).any(), f"{step} s is not in train-flux-dev.csv"
