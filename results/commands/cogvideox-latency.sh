@@ -23,6 +23,6 @@ configs=(
   "2b-10-bf16-compiled|--model_id THUDM/CogVideoX-2b --dtype bf16 $compiled $ten"
   "2b-10-int8wo-compiled|--model_id THUDM/CogVideoX-2b --dtype int8wo $compiled $ten"
   "2b-10-int8dq-compiled|--model_id THUDM/CogVideoX-2b --dtype int8dq $compiled $ten"
-  "2b-10-fp8dqrow-compiled|--model_id THUDM/CogVideoX-2b --dtype fp8dqrow $compiled $ten"
+  "2b-10-fp8dqrow-compiled|--model_id THUDM/CogVideoX-2b --dtype fp8dqrow --base_dtype bf16 $compiled $ten"
 )
 run_configs inference/benchmark_video.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-300}" "--weights random" "${configs[@]}"
