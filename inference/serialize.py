@@ -518,8 +518,9 @@ def add_common_args(parser) -> None:
 def add_quantization_args(parser) -> None:
     from utils.quant import QUANTIZATIONS
 
-    parser.add_argument("--quantization", choices=list(QUANTIZATIONS), default="int8wo",
-                        help="registry method applied to the transformer (None: keep bf16)")
+    parser.add_argument("--quantization", choices=[name for name, method in QUANTIZATIONS.items() if not method.planned],
+                        default="int8wo", help="registry method applied to the transformer (None: keep bf16); "
+                        "autoquant is not offered here: its per-layer plan is made by the benchmarks")
     parser.add_argument("--quant_skip_pattern", default=None, help="regex on layer names to keep in bf16")
 
 

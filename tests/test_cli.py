@@ -15,7 +15,9 @@ BAD_INPUTS = {
     "fp8 on the cpu": (["--quantization", "fp8dqrow"], "runs only on CUDA"),
     "int4 on the cpu": (["--quantization", "int4wo"], "runs only on CUDA"),
     "removed fpx": (["--quantization", "fp6_e3m2"], "removed the fpx"),
-    "removed autoquant": (["--quantization", "autoquant"], "removed autoquant"),
+    "autoquant plan without autoquant": (["--autoquant_plan", "plan.json"], "needs --quantization autoquant"),
+    "autoquant error bound 0": (["--quantization", "autoquant", "--autoquant_max_error", "0"], "positive number"),
+    "autoquant of the VAE": (["--quantization", "autoquant", "--quantize_vae"], "transformer only"),
     "sparsify on the cpu": (["--sparsify"], "needs CUDA"),
     "sparsify with quantization": (["--sparsify", "--quantization", "int8wo"], "removed int8 + 2:4"),
     "unknown model, random weights": (["--ckpt_id", "acme/unknown", "--weights", "random"], "presets: "),
@@ -24,6 +26,9 @@ BAD_INPUTS = {
     "unknown device": (["--device", "tpu9"], "not a torch device"),
     "cuDNN attention on the cpu": (["--attention_backend", "_native_cudnn"], "is a CUDA kernel"),
     "compile cache without compile": (["--compile_cache", "c.bin"], "needs --compile"),
+    "autotune without int8dq": (["--autotune", "--quantization", "int8wo"], "only --quantization int8dq uses"),
+    "autotune on the cpu": (["--autotune", "--quantization", "int8dq"], "--autotune needs CUDA"),
+    "autotune cache without autotune": (["--autotune_cache", "tuned.pkl"], "needs --autotune"),
 }
 
 
@@ -57,3 +62,54 @@ def test_help_explains_every_flag():
     for flag in ["--ckpt_id", "--quantization", "--sparsify", "--fuse_attn_projections", "--compile", "--compile_vae",
                  "--batch_size"]:  # the seed's flags still exist
         assert flag in result.stdout
+
+
+def test_autotuner_check_names_what_is_missing(monkeypatch):
+    """On this CPU-only torch, Triton is what is missing; if int8dq stopped calling int_scaled_matmul, that is said."""
+    from torchao.kernel import intmm
+    from torchao.quantization.quantize_.workflows.int8 import int8_tensor
+
+    from utils.optimizations import enable_int8_autotuner, int8_autotuner_unavailable_reason
+
+    if intmm.intmm_triton is None:
+        assert "Triton is not installed" in int8_autotuner_unavailable_reason()
+        with pytest.raises(RuntimeError, match="--autotune: .*Triton"):
+            enable_int8_autotuner("unused.pkl")
+    monkeypatch.setattr(int8_tensor, "int_scaled_matmul", lambda *args: None)
+    assert "no longer calls torchao.kernel.intmm.int_scaled_matmul" in int8_autotuner_unavailable_reason()
+
+
+def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_path):
+    """With a stand-in for Triton (the CPU torch has none), the switch and the cache path land in torchao's globals."""
+    import types
+
+    import torchao.kernel
+    from torchao.kernel import intmm
+
+    from utils.optimizations import enable_int8_autotuner
+
+    had_autotuner = "torchao.kernel.autotuner" in sys.modules
+    if had_autotuner:  # a machine with Triton: restore the real module's state afterwards
+        from torchao.kernel import autotuner
+
+        monkeypatch.setattr(autotuner, "AUTOTUNER_DATA_PATH", autotuner.AUTOTUNER_DATA_PATH)
+        monkeypatch.setattr(autotuner, "_best_configs", autotuner._best_configs)
+    elif intmm.intmm_triton is None:
+        triton = types.ModuleType("triton")
+        triton.runtime = types.SimpleNamespace(OutOfResources=RuntimeError)
+        monkeypatch.setitem(sys.modules, "triton", triton)
+        monkeypatch.setattr(intmm, "intmm_triton", object())
+    monkeypatch.setattr(intmm, "AUTOTUNER_ENABLE", intmm.AUTOTUNER_ENABLE)
+    try:
+        cache = tmp_path / "tuned" / "gpu.pkl"
+        assert enable_int8_autotuner(cache) == "cold" and cache.parent.is_dir()
+        from torchao.kernel import autotuner
+
+        assert intmm.AUTOTUNER_ENABLE and autotuner.AUTOTUNER_DATA_PATH == str(cache) and autotuner._best_configs is None
+        cache.write_bytes(b"")
+        assert enable_int8_autotuner(cache) == "warm"
+    finally:
+        if not had_autotuner:  # the module imported the stand-in: drop it
+            sys.modules.pop("torchao.kernel.autotuner", None)
+            if hasattr(torchao.kernel, "autotuner"):
+                delattr(torchao.kernel, "autotuner")

@@ -21,6 +21,7 @@ from utils.optimizations import optimize
 from utils.parallel import init_distributed
 from utils.pipelines import build_pipeline
 from utils.presets import get_preset
+from utils.profiling import write_profile
 from utils.quant import effective_skip_pattern
 from utils.results import Row, append_row, render_row
 from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
@@ -183,7 +184,7 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
         # 2. the eager reference for the fidelity columns, before anything is changed
         reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs, save=rank == 0)
         # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
-        record(row, optimize(pipe, args))
+        record(row, optimize(pipe, args, sample_call=call))
         if args.compile_cache:
             row.compile_cache = "warm" if args.compile_cache.exists() else "cold"
             if row.compile_cache == "warm":
@@ -197,6 +198,9 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
         row.inference_memory_GiB = peak_allocated_GiB(args.device)
         if args.compile_cache and rank == 0:
             save_compile_cache(args.compile_cache)
+        if args.profile and rank == 0:
+            write_profile(call, args.device, args.profile, f"Where one call's time goes: {args.command}")
+            print(f"profile written to {args.profile}")
         # 5. fidelity
         if reference is not None:
             record(row, fidelity.compare(output, reference))

@@ -1,14 +1,18 @@
 """Flags shared by every script (one vocabulary), and the checks that run before any model is built."""
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
 
 import torch
 
+from utils.autoquant import DEFAULT_MAX_ERROR
+from utils.optimizations import (FIRST_BLOCK_CACHE_THRESHOLD, STEP_CACHES, enable_step_cache,
+                                 int8_autotuner_unavailable_reason)
 from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
-from utils.pipelines import WEIGHTS_CHOICES, resolve_weights
+from utils.pipelines import WEIGHTS_CHOICES, build_random_component, resolve_weights
 from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
 
@@ -80,6 +84,20 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--quant_skip_pattern", default=None,
                        help="regex on layer names to keep in bf16 (e.g. 'norm.*linear|proj_out'); by default every "
                             "Linear whose dims are multiples of 16 is quantized")
+    group.add_argument("--autoquant_max_error", type=float, default=DEFAULT_MAX_ERROR,
+                       help="autoquant: the largest relative L2 error of a layer's output against bf16 (on its real "
+                            "input) that a candidate may have")
+    group.add_argument("--autoquant_plan", type=Path, default=None,
+                       help="autoquant: JSON plan file, written after planning and reused (no timing) when it exists "
+                            "and matches the model, device and --autoquant_max_error; default: plan every run")
+    group.add_argument("--autotune", action="store_true",
+                       help="int8dq on CUDA only: run its int8 matmuls through torchao's Triton kernel with a config "
+                            "tuned per matmul shape (TORCHAO_AUTOTUNER_ENABLE in the seed). The first call with a new "
+                            "shape benchmarks 960 configs (minutes per shape, counted in compile_s); the tuned "
+                            "configs are kept in --autotune_cache. Not autoquant")
+    group.add_argument("--autotune_cache", type=Path, default=None,
+                       help="--autotune: pickle of the tuned configs, loaded when it exists and rewritten after each "
+                            "newly tuned shape; default .cache/int8-autotuner/<GPU name>.pkl")
     group.add_argument("--torchao_inductor_config", action="store_true",
                        help="let torchao set its recommended inductor flags (coordinate-descent tuning); off by "
                             "default because it makes full-size compiles take minutes")
@@ -103,6 +121,18 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--cp_degree", type=positive_int, default=None,
                        help="GPUs the sequence is split across; unset means the world size (torchrun's "
                             "--nproc_per_node), the only value that works here")
+
+    group = parser.add_argument_group("step caching (opt-in: skips computation, changes the output; reported apart)")
+    group.add_argument("--step_cache", choices=STEP_CACHES, default="none",
+                       help="diffusers cache hooks on the denoiser (transformer.enable_cache): first_block = when the "
+                            "first block's output residual barely changed since the last step, reuse the cached "
+                            "residual of all the other blocks; taylorseer = TaylorSeerCacheConfig's defaults (full "
+                            "steps 0-2, then one in 5, the attention outputs in between extrapolated). Not with "
+                            "--compile (its fullgraph compiles reject the hooks)")
+    group.add_argument("--step_cache_threshold", type=float, default=None,
+                       help="first_block only: the relative change of the first block's residual under which the other "
+                            f"blocks are skipped; unset means {FIRST_BLOCK_CACHE_THRESHOLD}, FirstBlockCacheConfig's "
+                            "default (higher: more steps skipped, larger output change)")
 
     group = parser.add_argument_group("torch.compile and fusion")
     group.add_argument("--fuse_attn_projections", "--fuse_qkv", dest="fuse_attn_projections", action="store_true",
@@ -136,6 +166,9 @@ def add_measurement_args(parser: Parser, sample_flag: str) -> None:
                        help="skip the eager reference and the fidelity columns (for GPUs the unoptimized model does "
                             "not fit on)")
     group.add_argument(f"--{sample_flag}", type=Path, default=None, help="write the first output to this path")
+    group.add_argument("--profile", type=Path, default=None,
+                       help="after the timed calls, run one more under torch.profiler and write where its time goes "
+                            "(GEMM, attention, the rest; top kernels) to this markdown file, the raw table next to it")
 
 
 def validate(parser: Parser, args, argv: list[str]) -> None:
@@ -156,8 +189,11 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
     reason = unsupported_reason(args.quantization, args.device, args.base_dtype)
     if reason:
         parser.error(reason)
+    _check_autoquant(parser, args)
+    _check_autotune(parser, args, device)
     if args.sparsify and args.quantization != "None":
-        parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity")
+        parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity and "
+                     "0.18 has no float8 + 2:4 config")
     if args.sparsify and device.type != "cuda":
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
     if args.compile_cache and not (args.compile or args.compile_vae):
@@ -171,6 +207,7 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
     if args.quant_skip_pattern is not None:
         _check_regex(parser, args.quant_skip_pattern)
     args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
+    _check_step_cache(parser, args)
 
 
 def check_device(parser: Parser, text: str) -> torch.device:
@@ -182,6 +219,46 @@ def check_device(parser: Parser, text: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {text}: CUDA is not available on this machine")
     return device
+
+
+def _check_autoquant(parser: Parser, args) -> None:
+    if args.quantization != "autoquant":
+        if args.autoquant_plan is not None:
+            parser.error("--autoquant_plan needs --quantization autoquant")
+        return
+    if not (0 < args.autoquant_max_error < float("inf")):
+        parser.error(f"--autoquant_max_error must be a positive number, got {args.autoquant_max_error}")
+    if args.quantize_vae or args.quantize_text_encoders:
+        parser.error("--quantization autoquant plans the transformer only; drop --quantize_vae/--quantize_text_encoders")
+    if args.offload != "none" or args.context_parallel != "none":
+        parser.error("--quantization autoquant cannot be combined with --offload or --context_parallel: its "
+                     "recording pass stops the pipeline after one transformer forward")
+    if args.autoquant_plan is not None and args.autoquant_plan.is_dir():
+        parser.error(f"--autoquant_plan {args.autoquant_plan} is a directory; give a .json file path")
+
+
+def _check_autotune(parser: Parser, args, device: torch.device) -> None:
+    """--autotune: int8dq on CUDA, with a torchao that still has the autotuner. Fills args.autotune_cache."""
+    if not args.autotune:
+        if args.autotune_cache is not None:
+            parser.error("--autotune_cache needs --autotune")
+        return
+    if args.quantization != "int8dq":
+        parser.error(f"--autotune tunes torchao's int8 x int8 matmul, which only --quantization int8dq uses "
+                     f"(got --quantization {args.quantization})")
+    if device.type != "cuda":
+        parser.error(f"--autotune needs CUDA: the tuned int8 matmul is a Triton GPU kernel; this run is on "
+                     f"{device.type}")
+    reason = int8_autotuner_unavailable_reason()
+    if reason:
+        parser.error(f"--autotune: {reason}")
+    if args.autotune_cache is None:  # per GPU model: a config tuned on one GPU is not the best on another
+        import re
+
+        gpu = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
+        args.autotune_cache = REPO_ROOT / ".cache" / "int8-autotuner" / f"{gpu}.pkl"
+    elif args.autotune_cache.is_dir():
+        parser.error(f"--autotune_cache {args.autotune_cache} is a directory; give a file path")
 
 
 def check_attention_backend(parser: Parser, backend: str, device: torch.device) -> None:
@@ -222,6 +299,37 @@ def _check_context_parallel(parser: Parser, args, device: torch.device) -> None:
         parser.error(f"--context_parallel: {reason}")
     if device.type != "cuda":  # diffusers 0.42.1 places rank r on accelerator r % device_count(): 0 on the CPU
         parser.error(f"--context_parallel needs CUDA (one GPU per process), not --device {args.device}")
+
+
+def _check_step_cache(parser: Parser, args) -> None:
+    """Step caching: first_block's threshold, the combinations that cannot work, and (for presets, whose
+    architecture is kept here) whether diffusers can hook the denoiser at all, tried on a meta-device copy.
+    Fills args.step_cache_threshold for first_block. Checkpoints that are not presets are checked after loading."""
+    if args.step_cache != "first_block" and args.step_cache_threshold is not None:
+        parser.error("--step_cache_threshold needs --step_cache first_block")
+    if args.step_cache == "none":
+        return
+    if args.step_cache == "first_block":
+        if args.step_cache_threshold is None:
+            args.step_cache_threshold = FIRST_BLOCK_CACHE_THRESHOLD
+        if not 0 <= args.step_cache_threshold < float("inf"):
+            parser.error(f"--step_cache_threshold must be a number >= 0, got {args.step_cache_threshold}")
+    if args.compile:  # measured on the CPU with tiny-flux: both caches fail in the first call under fullgraph=True
+        parser.error(f"--step_cache {args.step_cache} cannot be combined with --compile/--regional_compile: diffusers' "
+                     "cache hooks call torch.compiler.disable'd functions, which fullgraph=True compiles reject")
+    if args.context_parallel != "none":
+        parser.error("--step_cache cannot be combined with --context_parallel: first_block decides to skip from each "
+                     "rank's own shard, so ranks can disagree and hang in a collective; neither was run on GPUs")
+    preset = get_preset(args.ckpt_id)
+    if preset is None:
+        return
+    class_name = preset.components["transformer"]
+    config = json.loads((preset.config_dir / "transformer.json").read_text())
+    model = build_random_component(class_name, config, "meta", torch.bfloat16, seed=0)  # no memory, no weights
+    try:
+        enable_step_cache(model, args.step_cache, args.step_cache_threshold)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def _check_regex(parser: Parser, pattern: str) -> None:

@@ -1,12 +1,13 @@
 """One function per optimization, each switchable by a flag; `optimize()` applies them in the one right order:
-fuse -> channels_last -> quantize (-> sparsify) -> VAE tiling/slicing -> CPU offload -> context parallel -> compile.
+fuse -> channels_last -> quantize (-> sparsify) -> VAE tiling/slicing -> CPU offload -> context parallel -> step
+cache -> compile.
 Each applier mutates the pipeline in place; what they did goes into the results row."""
 
 import time
 
 import torch
 
-from utils.quant import apply_quantization
+from utils.quant import apply_quantization, count_quantized_linears
 from utils.timing import synchronize
 
 
@@ -46,6 +47,73 @@ def apply_quantization_to(pipe, name: str, *, quantize_vae=False, quantize_text_
     )
     synchronize(pipe.device)
     return {"n_layers_quantized": n_layers, "quant_s": time.perf_counter() - start}
+
+
+def apply_autoquant(pipe, args, sample_call) -> dict:
+    """Plan a quantization per layer group of the denoiser from one real forward pass of `sample_call` (or reuse
+    --autoquant_plan), then apply it."""
+    import re
+
+    from utils.autoquant import autoquant
+
+    if sample_call is None:
+        raise ValueError("autoquant needs a sample pipeline call to record the inputs of the Linear layers")
+    start = time.perf_counter()
+    pattern = re.compile(args.quant_skip_pattern) if args.quant_skip_pattern else None
+    plan, reused = autoquant(denoiser(pipe), sample_call, device=args.device, plan_path=args.autoquant_plan,
+                             base_dtype=args.base_dtype, max_error=args.autoquant_max_error, skip_pattern=pattern,
+                             set_inductor_config=args.torchao_inductor_config)
+    synchronize(pipe.device)
+    summary = f"{'reused' if reused else 'planned'}: {plan.summary()}"
+    print(f"autoquant {summary}" + (f" (plan {args.autoquant_plan})" if args.autoquant_plan else ""))
+    return {"n_layers_quantized": count_quantized_linears(denoiser(pipe)), "quant_s": time.perf_counter() - start,
+            "autoquant": summary}
+
+
+def int8_autotuner_unavailable_reason() -> str | None:
+    """Why torchao's int8 matmul autotuner cannot serve --quantization int8dq here, or None. Checked on the installed
+    torchao, not on its version number: the int8dq weight type must still call torchao.kernel.intmm.int_scaled_matmul
+    (the one op the autotuner tunes), that module must still have its switch and Triton kernel, and Triton must be
+    installed (torchao.kernel.autotuner imports it)."""
+    from torchao.kernel import intmm
+    from torchao.quantization.quantize_.workflows.int8 import int8_tensor
+
+    if getattr(int8_tensor, "int_scaled_matmul", None) is not intmm.int_scaled_matmul:
+        return ("torchao's int8dq path (Int8Tensor) no longer calls torchao.kernel.intmm.int_scaled_matmul, the only "
+                "matmul the autotuner tunes")
+    if not hasattr(intmm, "AUTOTUNER_ENABLE"):
+        return "torchao.kernel.intmm no longer has its AUTOTUNER_ENABLE switch"
+    if getattr(intmm, "intmm_triton", None) is None:
+        return "the tuned int8 matmul is a Triton kernel and Triton is not installed here"
+    from torchao.kernel import autotuner
+
+    if not (hasattr(autotuner, "AUTOTUNER_DATA_PATH") and hasattr(autotuner, "_best_configs")):
+        return "torchao.kernel.autotuner no longer keeps its configs in AUTOTUNER_DATA_PATH"
+    return None
+
+
+def enable_int8_autotuner(cache_path) -> str:
+    """Send int8dq's matmuls (torchao.kernel.intmm.int_scaled_matmul, CUDA) to torchao's Triton int8 kernel with a
+    config tuned per matmul: the first call with a new (dtype, shape, stride) key benchmarks every candidate config
+    (960 block sizes, stages and warps) and keeps the fastest, and torchao rewrites the pickle at `cache_path` after
+    each new key, so a later process with the same file tunes only the keys it lacks. The switch is process-wide, and it is not
+    autoquant (which picks a quantization per layer). Returns "warm" if the file existed, else "cold"."""
+    from pathlib import Path
+
+    reason = int8_autotuner_unavailable_reason()
+    if reason:
+        raise RuntimeError(f"--autotune: {reason}")
+    from torchao.kernel import autotuner, intmm
+
+    cache_path = Path(cache_path)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    state = "warm" if cache_path.is_file() else "cold"
+    # torchao reads TORCHAO_AUTOTUNER_ENABLE and TORCHAO_AUTOTUNER_DATA_PATH once, when it is imported; these are the
+    # module globals those env vars set, read at call time. Forget any configs already loaded from another file.
+    intmm.AUTOTUNER_ENABLE = True
+    autotuner.AUTOTUNER_DATA_PATH = str(cache_path)
+    autotuner._best_configs = None
+    return state
 
 
 def prune_to_2_4(weight: torch.Tensor) -> torch.Tensor:
@@ -125,6 +193,54 @@ def apply_attention_backend(pipe, backend: str) -> None:
     denoiser(pipe).set_attention_backend(backend)
 
 
+STEP_CACHES = ("none", "first_block", "taylorseer")
+FIRST_BLOCK_CACHE_THRESHOLD = 0.05  # FirstBlockCacheConfig's documented default in diffusers 0.42.1
+
+
+def enable_step_cache(model: torch.nn.Module, kind: str, threshold: float | None = None) -> int:
+    """Put one of diffusers' step caches on the denoiser (`model.enable_cache`); returns how many submodules got a
+    cache hook. first_block: after the first block, if its output residual changed by less than `threshold`
+    (relative mean absolute difference) since the last full step, reuse the cached residual of all the other blocks.
+    taylorseer: TaylorSeerCacheConfig's defaults: full steps 0-2, then one full step in 5, the attention outputs of
+    the steps in between extrapolated (first-order Taylor). Works on the meta device, for up-front checks."""
+    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
+    from diffusers.hooks.first_block_cache import FBCBlockHook, FBCHeadBlockHook
+    from diffusers.hooks.taylorseer_cache import TaylorSeerCacheHook
+    from diffusers.models.cache_utils import CacheMixin
+
+    name = type(model).__name__
+    if not isinstance(model, CacheMixin):
+        raise ValueError(  # noqa: TRY004 - the callers turn ValueErrors into one-line errors
+            f"--step_cache {kind}: {name} has no diffusers cache support (not a CacheMixin)")
+    if kind not in STEP_CACHES[1:]:
+        raise ValueError(f"--step_cache {kind!r}: not one of {', '.join(STEP_CACHES[1:])}")
+    if kind == "first_block":
+        config = FirstBlockCacheConfig(threshold=FIRST_BLOCK_CACHE_THRESHOLD if threshold is None else threshold)
+    else:
+        config = TaylorSeerCacheConfig()
+    try:
+        model.enable_cache(config)
+    except Exception as error:  # diffusers fails with ValueError, IndexError, ... for blocks it does not know
+        raise ValueError(f"--step_cache {kind}: diffusers cannot put it on {name}: {error}") from error
+    cache_hooks = (FBCHeadBlockHook, FBCBlockHook, TaylorSeerCacheHook)
+    n_hooked = sum(any(isinstance(hook, cache_hooks) for hook in module._diffusers_hook.hooks.values())
+                   for module in model.modules() if hasattr(module, "_diffusers_hook"))
+    if not n_hooked:  # TaylorSeer hooks the modules its name patterns match, and matching none is no error there
+        raise ValueError(f"--step_cache {kind}: diffusers hooked no module of {name} (TaylorSeer's default patterns "
+                         "take attention modules named '...blocks.N...attn'; CogVideoX's are named attn1)")
+    return n_hooked
+
+
+def apply_step_cache(pipe, kind: str, threshold: float | None) -> dict:
+    """Opt-in step caching on the denoiser (diffusers' cache hooks): skips computation in some denoising steps, so
+    the output changes; rows with it are reported apart from the others. The hooks reset at the end of every
+    pipeline call, so every timed call caches the same way."""
+    if kind == "first_block" and threshold is None:
+        threshold = FIRST_BLOCK_CACHE_THRESHOLD
+    enable_step_cache(denoiser(pipe), kind, threshold)
+    return {"step_cache": kind, "step_cache_threshold": threshold if kind == "first_block" else None}
+
+
 def repeated_blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The blocks of every `*blocks` ModuleList (Flux: transformer_blocks + single_transformer_blocks)."""
     return [block for name, child in model.named_children()
@@ -154,18 +270,23 @@ def apply_vae_compile(pipe, mode: str) -> None:
     pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=True, mode=mode)
 
 
-def optimize(pipe, args) -> dict:
-    """Apply the levers selected in `args`, in order. Returns the columns describing what was applied."""
+def optimize(pipe, args, sample_call=None) -> dict:
+    """Apply the levers selected in `args`, in order. Returns the columns describing what was applied.
+    `sample_call` runs the pipeline once (autoquant records the real layer inputs with it)."""
     applied = {"n_layers_quantized": 0, "quant_s": 0.0}
     if args.fuse_attn_projections:
         apply_qkv_fusion(pipe)
     if args.channels_last:
         apply_channels_last(pipe)
-    if args.quantization != "None":
+    if args.quantization == "autoquant":
+        applied.update(apply_autoquant(pipe, args, sample_call))
+    elif args.quantization != "None":
         applied.update(apply_quantization_to(
             pipe, args.quantization, quantize_vae=args.quantize_vae,
             quantize_text_encoders=args.quantize_text_encoders, skip_pattern=args.quant_skip_pattern,
             set_inductor_config=args.torchao_inductor_config))
+    if getattr(args, "autotune", False):  # process-wide, so before the first int8dq call
+        applied["int8_autotuner"] = enable_int8_autotuner(args.autotune_cache)
     if args.sparsify:
         applied["n_layers_sparsified"] = apply_sparsity(denoiser(pipe))
     apply_vae_memory_savers(pipe, args.vae_tiling, args.vae_slicing)
@@ -175,6 +296,8 @@ def optimize(pipe, args) -> dict:
         apply_attention_backend(pipe, args.attention_backend)
     if args.context_parallel != "none":  # after quantization (it wraps the attention, not the weights), before compile
         apply_context_parallel(pipe, args.context_parallel, args.cp_degree)
+    if args.step_cache != "none":  # after quantization (the hooks wrap blocks, whatever their weights), before compile
+        applied.update(apply_step_cache(pipe, args.step_cache, args.step_cache_threshold))
     if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if args.compile:

@@ -21,6 +21,7 @@ class QuantMethod:
     always_skip: str | None = None  # regex of layer names this method cannot handle, kept in bf16
     in_features_multiple: int = 16  # group size of grouped methods; 16 is what the int8/fp8 kernels need
     bf16_only: bool = False  # the config rejects other weight dtypes (fp16) when it quantizes
+    planned: bool = False  # chosen per layer by utils.autoquant, not one config for every layer
 
 
 # Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX):
@@ -93,8 +94,9 @@ QUANTIZATIONS = {
         QuantMethod("fp6_e3m2", "removed upstream", removed=_FPX_REMOVED),
         QuantMethod("fp5_e2m2", "removed upstream", removed=_FPX_REMOVED),
         QuantMethod("fp4_e2m1", "removed upstream", removed=_FPX_REMOVED),
-        QuantMethod("autoquant", "removed upstream",
-                    removed="torchao removed autoquant in 0.17; this suite has no replacement yet"),
+        QuantMethod("autoquant", "per shape group of Linear layers, the fastest of int8wo/int8dq/fp8wo/fp8dq/fp8dqrow "
+                    "whose error stays under --autoquant_max_error, timed on the real shapes (ours: torchao removed "
+                    "its autoquant in 0.17)", planned=True),
     ]
 }
 
@@ -156,6 +158,8 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
     from torchao.quantization import quantize_
 
     method = QUANTIZATIONS[name]
+    if method.planned:
+        raise ValueError(f"{name} chooses a config per layer: use utils.autoquant.autoquant, not apply_quantization")
     if method.make_config is None:
         return 0
     skip_pattern = effective_skip_pattern(name, skip_pattern)

@@ -78,6 +78,11 @@ class Row:
     context_parallel: str = "none"  # none | ulysses | ring
     attention_backend: str = "default"
     compile_cache: str = ""  # cold (written after the run) | warm (loaded before the first call) | "" (unused)
+    autoquant: str = ""  # planned|reused: how many layers got which config (--quantization autoquant)
+    # opt-in step caching (diffusers cache hooks): changes the output, so the report shows these rows apart
+    step_cache: str = "none"  # none | first_block | taylorseer
+    step_cache_threshold: float | None = None  # first_block only
+    int8_autotuner: str = ""  # --autotune: cold (tuned during the first call, in compile_s) | warm (cache file loaded)
 
 
 COLUMNS = [field.name for field in fields(Row)]
@@ -86,7 +91,7 @@ COLUMNS = [field.name for field in fields(Row)]
 TABLE_COLUMNS = {
     "model": "model", "weights": "weights", "gpu": "gpu", "batch_size": "bs", "height": "h", "width": "w",
     "num_inference_steps": "steps", "quantization": "quant", "fuse_attn_projections": "fuse", "compile": "compile",
-    "compile_mode": "mode", "regional_compile": "regional", "compile_vae": "compile_vae",
+    "compile_mode": "mode", "regional_compile": "regional", "compile_vae": "compile_vae", "step_cache": "step cache",
     "time_median_s": "median s", "time_min_s": "min s", "time_max_s": "max s", "compile_s": "compile s",
     "model_memory_GiB": "model GiB", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
     "latent_rel_l2": "latent rel L2", "status": "status", "error": "error", "git_sha": "sha",

@@ -1,0 +1,118 @@
+"""autoquant (ours): recording one forward pass, planning per shape group, the plan file, and applying it."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+
+from inference import benchmark_image
+from tests.test_quant import relative_error, tiny_transformer, transformer_inputs
+from utils import autoquant
+from utils.quant import count_quantized_linears, quantizable_linear
+
+
+def forward_twice(model):
+    """A `run` that would call the model twice: the recording must stop after the first forward."""
+    inputs = transformer_inputs(model)
+
+    def run():
+        model(**inputs)
+        model(**inputs)
+    return run
+
+
+@pytest.fixture(scope="module")
+def plan():
+    model = tiny_transformer()
+    return autoquant.make_plan(model, forward_twice(model), device="cpu")
+
+
+def test_recording_stops_after_one_forward_and_groups_every_quantizable_linear():
+    model = tiny_transformer()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    groups, inputs = autoquant.record_linear_inputs(model, forward_twice(model))
+    assert len(calls) == 1
+    layers = [name for group in groups for name in group.layers]
+    expected = [name for name, module in model.named_modules() if quantizable_linear(module, name)]
+    assert sorted(layers) == sorted(expected) and len(set(layers)) == len(layers)
+    for group in groups:
+        x = inputs[(group.out_features, group.in_features, group.rows)]
+        assert x.shape[-1] == group.in_features and x.numel() // x.shape[-1] == group.rows
+        assert all(model.get_submodule(name).weight.shape == (group.out_features, group.in_features)
+                   for name in group.layers)
+
+
+def test_plan_times_what_the_cpu_can_run_and_skips_the_rest_with_a_reason(plan):
+    for group in plan.groups:
+        assert group.bf16_ms > 0
+        assert set(group.timings_ms) | set(group.skipped) == set(autoquant.CANDIDATES)
+        assert {"fp8dq", "fp8dqrow"} <= set(group.skipped)
+        assert "runs only on CUDA" in group.skipped["fp8dq"]
+        assert "int8wo" in group.timings_ms and group.errors["int8wo"] < 0.05
+        if group.choice != "None":
+            assert group.errors[group.choice] <= plan.max_error
+            assert group.bf16_ms / group.timings_ms[group.choice] >= autoquant.MIN_GAIN
+    assert sum(plan.counts().values()) == sum(len(group.layers) for group in plan.groups)
+    assert "shape groups" in plan.summary()
+
+
+def test_choice_is_the_fastest_candidate_under_the_error_bound():
+    group = autoquant.LayerGroup(64, 64, 4096, ["a"], bf16_ms=1.0,
+                                 timings_ms={"int8wo": 0.8, "fp8dq": 0.5, "int8dq": 0.6},
+                                 errors={"int8wo": 0.01, "fp8dq": 0.2, "int8dq": 0.02})
+    assert autoquant.choose(group, max_error=0.05) == "int8dq"
+    assert autoquant.choose(group, max_error=0.5) == "fp8dq"
+    assert autoquant.choose(group, max_error=0.001) == "None"
+    group.timings_ms = {"int8wo": 0.99, "int8dq": 0.98, "fp8dq": 0.97}  # under MIN_GAIN: too small to gain
+    assert autoquant.choose(group, max_error=0.5) == "None"
+
+
+def test_applied_plan_replaces_exactly_the_planned_layers_and_stays_close_to_bf16(plan):
+    forced = dataclasses.replace(plan, groups=[dataclasses.replace(group, choice="int8wo" if index % 2 else "None")
+                                               for index, group in enumerate(plan.groups)])
+    model = tiny_transformer()
+    inputs = transformer_inputs(model)
+    reference = model(**inputs).sample
+    assert autoquant.apply_plan(model, forced) == forced.counts().get("int8wo", 0) > 0
+    for group in forced.groups:
+        quantized = type(model.get_submodule(group.layers[0]).weight).__module__.startswith("torchao")
+        assert quantized == (group.choice == "int8wo")
+    assert relative_error(model(**inputs).sample, reference) < 0.05
+
+
+def test_saved_plan_is_reused_without_timing(plan, tmp_path, monkeypatch):
+    path = tmp_path / "plan.json"
+    autoquant.save_plan(plan, path)
+    assert autoquant.load_plan(path) == plan
+    monkeypatch.setattr(autoquant, "make_plan", lambda *args, **kwargs: pytest.fail("planned again"))
+    model = tiny_transformer()
+    reused_plan, reused = autoquant.autoquant(model, forward_twice(model), device="cpu", plan_path=path)
+    assert reused and reused_plan == plan
+    assert count_quantized_linears(model) == sum(n for name, n in plan.counts().items() if name != "None")
+
+
+def test_plan_for_other_settings_or_a_corrupt_file_fails_clearly(plan, tmp_path):
+    path = tmp_path / "plan.json"
+    autoquant.save_plan(plan, path)
+    model = tiny_transformer()
+    with pytest.raises(ValueError, match="planned for another model, device or --autoquant_max_error"):
+        autoquant.autoquant(model, forward_twice(model), device="cpu", plan_path=path, max_error=0.2)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not an autoquant plan"):
+        autoquant.load_plan(path)
+
+
+def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path, capsys):
+    plan_path = tmp_path / "plans" / "tiny.json"
+    argv = [*run_args, "--quantization", "autoquant", "--autoquant_plan", str(plan_path), "--num_inference_steps", "2"]
+    assert benchmark_image.main(argv) == 0
+    assert "autoquant planned:" in capsys.readouterr().out and plan_path.is_file()
+    assert benchmark_image.main(argv) == 0
+    assert "autoquant reused:" in capsys.readouterr().out
+    rows = pd.read_csv(tmp_path / "results.csv")
+    assert list(rows.status) == ["ok", "ok"]
+    assert rows.autoquant[0].startswith("planned: ") and rows.autoquant[1].startswith("reused: ")
+    assert rows.n_layers_quantized[0] == rows.n_layers_quantized[1]
+    assert rows.latent_rel_l2.max() < 0.05

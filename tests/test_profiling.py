@@ -1,0 +1,43 @@
+"""The profile summary: kernels sorted into categories, shares that add up, a readable markdown file."""
+
+import torch
+
+from utils.profiling import OTHER, KernelTime, category_of, kernel_times, profile_call, render_profile, write_profile
+
+
+def test_kernel_names_fall_into_categories():
+    assert category_of("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64") == "gemm"
+    assert category_of("nvjet_hsh_128x256_64x4_2x1_v_bz_coopA_TNN") == "gemm"
+    assert category_of("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128>>") == "attention"
+    assert category_of("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention"
+    assert category_of("aten::addmm") == "gemm"
+    assert category_of("triton_poi_fused_add_mul_0") == OTHER
+    assert category_of("Memcpy DtoD (Device -> Device)") == "copy / memory"
+
+
+def test_summary_shares_add_up():
+    kernels = [KernelTime("aten::mm", 4, 30.0, "gemm"), KernelTime("aten::add", 8, 10.0, OTHER)]
+    text = render_profile(kernels, "tiny", wall_s=0.05)
+    assert "| gemm | 30.0 | 75.0% |" in text and "| elementwise / norms / other | 10.0 | 25.0% |" in text
+    assert "80% busy" in text
+
+
+def test_profile_of_a_cpu_pipeline_call(tiny_pipe, tmp_path):
+    def call():
+        return tiny_pipe("a dog", num_inference_steps=2, height=64, width=64, max_sequence_length=32,
+                         generator=torch.Generator().manual_seed(0))
+
+    kernels = kernel_times(profile_call(call, "cpu"), "cpu")
+    assert kernels and all(kernel.name.startswith("aten::") and kernel.ms > 0 for kernel in kernels)
+    assert {"gemm", "attention"} <= {kernel.category for kernel in kernels}
+    path = write_profile(call, "cpu", tmp_path / "profile.md", "tiny-flux on the CPU")
+    assert path.read_text().startswith("# tiny-flux on the CPU") and path.with_suffix(".txt").is_file()
+
+
+def test_benchmark_profile_flag_writes_the_summary(run_args, tmp_path):
+    from inference import benchmark_image
+
+    path = tmp_path / "profile.md"
+    assert benchmark_image.main([*run_args, "--num_inference_steps", "2", "--profile", str(path)]) == 0
+    text = path.read_text()
+    assert "| gemm |" in text and "Top 15 kernels" in text

@@ -1,0 +1,117 @@
+"""inference/quantization_time.py on tiny-flux (CPU): one row per way, the schema, really quantized layers, and
+one-line errors that write nothing."""
+
+import subprocess
+import sys
+from dataclasses import fields
+
+import pytest
+import torch
+
+from inference import quantization_time
+from tests.conftest import REPO_ROOT, TINY
+from utils.quant import QUANTIZATIONS, count_quantized_linears
+from utils.results import read_rows
+
+COLUMNS = [field.name for field in fields(quantization_time.QuantTimeRow)]
+
+
+@pytest.fixture(scope="module")
+def all_ways(tmp_path_factory):
+    """One `--method all` run: three subprocesses, one per way."""
+    csv_path = tmp_path_factory.mktemp("quantization-time") / "quantization-time.csv"
+    result = subprocess.run([sys.executable, "inference/quantization_time.py", "--ckpt_id", TINY, "--device", "cpu",
+                             "--csv", str(csv_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    return result, csv_path
+
+
+def test_all_ways_append_one_ok_row_each(all_ways):
+    result, csv_path = all_ways
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert csv_path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    frame = read_rows(csv_path)
+    assert list(frame.method) == list(quantization_time.METHODS)
+    for row in frame.itertuples():
+        assert (row.status, row.model, row.weights, row.device, row.quantization) == (
+            "ok", TINY, "random", "cpu", "int8wo")
+        assert row.n_layers_quantized > 0 and row.seconds > 0 and row.build_s > 0
+        assert row.peak_GiB != row.peak_GiB  # NaN: no GPU memory on the CPU
+        assert row.torch_version == torch.__version__ and f"--method {row.method}" in row.command
+    assert len(set(frame.n_layers_quantized)) == 1  # the same layers, whichever way
+
+
+def test_markdown_is_rendered_next_to_the_csv_with_the_seed_apart(all_ways):
+    _, csv_path = all_ways
+    text = csv_path.with_suffix(".md").read_text()
+    assert "seed's s" in text and "seed's peak GiB" in text and "(c) quantize_" in text
+    assert "10.48" not in text  # the seed's figures only sit beside FLUX.1-dev int8wo rows
+    row = quantization_time.QuantTimeRow(model=quantization_time.SEED_MODEL, quantization="int8wo",
+                                         method="per_layer", seconds=1.0)
+    flux_csv = csv_path.parent / "flux.csv"
+    from utils.results import append_row
+
+    append_row(flux_csv, row)
+    assert "8.29" in quantization_time.render_markdown(flux_csv)
+
+
+@pytest.mark.parametrize("method", list(quantization_time.METHODS))
+def test_each_way_leaves_torchao_weights_on_the_device(method):
+    model = quantization_time.build_transformer(TINY, "random", seed=0)
+    quantization_time.WAYS[method](model, "int8dq", "cpu")
+    linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
+    quantized = [module for module in linears if type(module.weight).__module__.startswith("torchao")]
+    assert quantized and len(quantized) == count_quantized_linears(model)
+    assert {type(module.weight).__name__ for module in quantized} == {"Int8Tensor"}
+    assert len(quantized) < len(linears)  # int8dq keeps the per-image layers in bf16
+    assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}
+
+
+BAD_INPUTS = {
+    "unknown model": (["--ckpt_id", "acme/unknown"], "unknown model"),
+    "removed quantization": (["--quantization", "fp6_e3m2"], "removed the fpx"),
+    "None is not a quantization": (["--quantization", "None"], "invalid choice"),
+    "cuda-only quantization on the cpu": (["--quantization", "int4wo"], "runs only on CUDA"),
+    "unknown way": (["--method", "teleport"], "invalid choice"),
+    "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),
+    "csv without .csv": (["--csv", "out.txt"], "must name a .csv"),
+}
+
+
+@pytest.mark.parametrize("flags,message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(flags, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "q.csv"), *flags]
+    with pytest.raises(SystemExit) as exit_info:
+        quantization_time.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_method_without_one_config_is_refused(tmp_path, capsys):
+    """Registry names that choose a config per layer (autoquant, ours) cannot be timed as one quantize_ call."""
+    names = [method.name for method in QUANTIZATIONS.values()
+             if method.name != "None" and method.make_config is None and not method.removed]
+    if not names:
+        pytest.skip("every registry name maps to one config")
+    with pytest.raises(SystemExit) as exit_info:
+        quantization_time.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "q.csv"),
+                                "--quantization", names[0]])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "one config applied to every layer" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cuda_requested_without_cuda(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exit_info:
+        quantization_time.main(["--ckpt_id", TINY, "--device", "cuda", "--csv", str(tmp_path / "q.csv")])
+    assert exit_info.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_explains_every_flag():
+    for action in quantization_time.build_parser()._actions:
+        assert action.help, action.option_strings

@@ -1,0 +1,258 @@
+"""autoquant, rebuilt on torchao 0.18 (torchao removed its own in 0.17): pick a quantization per Linear layer.
+
+1. One real forward pass of the denoiser records the input of every Linear layer. Layers are grouped by weight
+   shape and activation rows (Flux has a dozen such groups for its ~500 layers).
+2. For each group, each candidate is applied to a copy of the group's first layer and timed on that layer's real
+   input (CUDA events, compiled on CUDA as the benchmark will be); its output is compared with bf16's.
+3. The group gets the fastest candidate whose relative L2 error stays under `max_error`, unless it is not at
+   least MIN_GAIN faster than bf16: layers too small to gain stay bf16.
+4. The plan (a JSON file) is applied with torchao's FqnToConfig; a saved plan that matches the model, the device
+   and the settings is reused without timing anything.
+"""
+
+import copy
+import hashlib
+import json
+import logging
+import statistics
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from utils.fidelity import relative_l2
+from utils.files import atomic_path
+from utils.quant import QUANTIZATIONS, count_quantized_linears, quantizable_linear, unsupported_reason
+
+logger = logging.getLogger(__name__)
+
+CANDIDATES = ("int8wo", "int8dq", "fp8wo", "fp8dq", "fp8dqrow")
+DEFAULT_MAX_ERROR = 0.05  # relative L2 of one layer's output against bf16 on its real input
+MIN_GAIN = 1.05  # a candidate must beat bf16 by this factor, or the group stays bf16
+PLAN_VERSION = 1
+
+
+@dataclass
+class LayerGroup:
+    out_features: int
+    in_features: int
+    rows: int  # activation rows seen in the recorded forward (tokens x batch)
+    layers: list[str]  # fully qualified names, in model order
+    bf16_ms: float | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # candidate -> why it was not timed
+    choice: str = "None"
+
+
+@dataclass
+class Plan:
+    fingerprint: str
+    model: str
+    device: str
+    max_error: float
+    candidates: list[str]
+    groups: list[LayerGroup]
+    version: int = PLAN_VERSION
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for group in self.groups:
+            counts[group.choice] = counts.get(group.choice, 0) + len(group.layers)
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    def summary(self) -> str:
+        parts = [f"{count} {'bf16' if name == 'None' else name}" for name, count in self.counts().items()]
+        return f"{', '.join(parts)} ({len(self.groups)} shape groups)"
+
+
+class _RecordedOneForward(Exception):
+    """Raised by the hook after the denoiser's first forward: the rest of the pipeline call is not needed."""
+
+
+def device_label(device: str) -> str:
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
+def fingerprint(model: torch.nn.Module, device: str, max_error: float, candidates: list[str]) -> str:
+    """What a plan is valid for: the model's Linear layers (names and shapes), the device and the settings."""
+    layers = [(name, module.out_features, module.in_features) for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear)]
+    text = json.dumps([type(model).__name__, layers, device_label(device), max_error, sorted(candidates)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def record_linear_inputs(model: torch.nn.Module, run: Callable[[], object],
+                         skip_pattern=None) -> tuple[list[LayerGroup], dict[tuple, torch.Tensor]]:
+    """Run `run` (which calls `model`) until the model's first forward returns; group the Linear layers by
+    (out_features, in_features, rows) and keep the first input of each group."""
+    groups: dict[tuple, LayerGroup] = {}
+    inputs: dict[tuple, torch.Tensor] = {}
+    seen: set[str] = set()
+
+    def record(name):
+        def hook(_module, args):
+            if name in seen:
+                return
+            seen.add(name)
+            x = args[0]
+            key = (_module.out_features, _module.in_features, x.numel() // x.shape[-1])
+            if key not in groups:
+                groups[key] = LayerGroup(*key, layers=[])
+                inputs[key] = x.detach().clone()
+            groups[key].layers.append(name)
+        return hook
+
+    def stop(*_):
+        raise _RecordedOneForward
+
+    handles = [module.register_forward_pre_hook(record(name)) for name, module in model.named_modules()
+               if quantizable_linear(module, name, skip_pattern)]
+    handles.append(model.register_forward_hook(stop))
+    try:
+        run()
+    except _RecordedOneForward:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not groups:
+        raise ValueError(f"autoquant recorded no Linear inputs in {type(model).__name__}'s forward pass")
+    return list(groups.values()), inputs
+
+
+def median_ms(fn: Callable[[], torch.Tensor], device: str, warmup: int = 3, repeats: int = 10) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    if torch.device(device).type == "cuda":
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end))
+    else:
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - begin) * 1e3)
+    return statistics.median(times)
+
+
+def layer_runner(layer: torch.nn.Module, x: torch.Tensor, device: str) -> Callable[[], torch.Tensor]:
+    """The layer as the benchmark will run it: compiled on CUDA, eager on the CPU (where compiling every
+    candidate would cost more than it tells)."""
+    if torch.device(device).type != "cuda":
+        return lambda: layer(x)
+    torch._dynamo.reset()  # every candidate is a new module: do not let dynamo's cache limit fall back to eager
+    compiled = torch.compile(layer, fullgraph=True)
+    return lambda: compiled(x)
+
+
+@torch.no_grad()
+def measure_group(model: torch.nn.Module, group: LayerGroup, x: torch.Tensor, candidates: list[str], device: str,
+                  base_dtype: str, set_inductor_config: bool) -> None:
+    from torchao.quantization import quantize_
+
+    layer = model.get_submodule(group.layers[0])
+    reference = layer(x)
+    bf16_before = median_ms(layer_runner(layer, x, device), device)
+    for name in candidates:
+        reason = unsupported_reason(name, device, base_dtype)
+        if reason:
+            group.skipped[name] = reason
+            continue
+        candidate = torch.nn.Sequential(copy.deepcopy(layer))
+        try:
+            quantize_(candidate, QUANTIZATIONS[name].make_config(set_inductor_config))
+            run = layer_runner(candidate, x, device)
+            group.errors[name] = relative_l2(run(), reference)
+            group.timings_ms[name] = median_ms(run, device)
+        except Exception as error:  # noqa: BLE001 - a kernel that rejects these shapes is a skipped candidate
+            group.skipped[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+        del candidate
+    # timed again after the candidates, keeping the faster: a cold first measurement must not favour quantizing
+    group.bf16_ms = min(bf16_before, median_ms(layer_runner(layer, x, device), device))
+
+
+def choose(group: LayerGroup, max_error: float) -> str:
+    eligible = {name: ms for name, ms in group.timings_ms.items() if group.errors[name] <= max_error}
+    if not eligible:
+        return "None"
+    best = min(eligible, key=eligible.get)
+    return best if group.bf16_ms / eligible[best] >= MIN_GAIN else "None"
+
+
+def make_plan(model: torch.nn.Module, run: Callable[[], object], *, device: str, base_dtype: str = "bf16",
+              max_error: float = DEFAULT_MAX_ERROR, candidates=CANDIDATES, skip_pattern=None,
+              set_inductor_config: bool = False) -> Plan:
+    candidates = list(candidates)
+    groups, inputs = record_linear_inputs(model, run, skip_pattern)
+    from tqdm.auto import tqdm
+
+    for group in tqdm(groups, desc="autoquant: timing candidates", unit="group"):
+        key = (group.out_features, group.in_features, group.rows)
+        measure_group(model, group, inputs.pop(key), candidates, device, base_dtype, set_inductor_config)
+        group.choice = choose(group, max_error)
+    torch._dynamo.reset()
+    return Plan(fingerprint(model, device, max_error, candidates), type(model).__name__, device_label(device),
+                max_error, candidates, groups)
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
+        partial.write_text(json.dumps(asdict(plan), indent=1) + "\n")
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        data = json.loads(Path(path).read_text())
+        if data.get("version") != PLAN_VERSION:
+            raise ValueError(f"plan version {data.get('version')}, expected {PLAN_VERSION}")
+        groups = [LayerGroup(**group) for group in data.pop("groups")]
+        return Plan(**data, groups=groups)
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"{path} is not an autoquant plan this version can read ({error})") from error
+
+
+def apply_plan(model: torch.nn.Module, plan: Plan, set_inductor_config: bool = False) -> int:
+    """Quantize each planned layer with its group's choice (torchao FqnToConfig); returns how many were replaced."""
+    from torchao.quantization import FqnToConfig, quantize_
+
+    configs = {name: QUANTIZATIONS[name].make_config(set_inductor_config) for name in plan.counts() if name != "None"}
+    mapping = OrderedDict((layer, configs[group.choice]) for group in plan.groups if group.choice != "None"
+                          for layer in group.layers)
+    if mapping:
+        quantize_(model, FqnToConfig(fqn_to_config=mapping), filter_fn=None)
+    return count_quantized_linears(model)
+
+
+def autoquant(model: torch.nn.Module, run: Callable[[], object], *, device: str, plan_path: Path | None = None,
+              base_dtype: str = "bf16", max_error: float = DEFAULT_MAX_ERROR, skip_pattern=None,
+              set_inductor_config: bool = False) -> tuple[Plan, bool]:
+    """Plan (or reuse the plan at `plan_path`) and apply it. Returns the plan and whether it was reused."""
+    reused = False
+    expected = fingerprint(model, device, max_error, list(CANDIDATES))
+    if plan_path is not None and Path(plan_path).exists():
+        plan = load_plan(plan_path)
+        if plan.fingerprint != expected:
+            raise ValueError(f"{plan_path} was planned for another model, device or --autoquant_max_error "
+                             f"({plan.model} on {plan.device}, max error {plan.max_error}); pass another "
+                             "--autoquant_plan or move that file aside")
+        reused = True
+    else:
+        plan = make_plan(model, run, device=device, base_dtype=base_dtype, max_error=max_error,
+                         skip_pattern=skip_pattern, set_inductor_config=set_inductor_config)
+        if plan_path is not None:
+            save_plan(plan, plan_path)
+    apply_plan(model, plan, set_inductor_config)
+    logger.debug("autoquant %s: %s", "reused " + str(plan_path) if reused else "planned", plan.summary())
+    return plan, reused

@@ -1,0 +1,102 @@
+"""Where the time of one pipeline call goes: torch.profiler around one call, the kernels sorted into GEMM, attention
+and the rest, written as a short markdown summary (the top kernels and each category's share).
+
+On CUDA the summary counts device time of kernels (self time, so nothing is counted twice); on the CPU it counts the
+self CPU time of aten ops, which is what a CPU run spends."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from utils.files import atomic_path
+
+# First match wins. Kernel names are library-internal (cuBLAS: nvjet/sm90_xmma/cutlass, inductor: triton_*),
+# so these are patterns over the names torch 2.11 on the H100 prints, plus the aten op names the CPU shows.
+CATEGORIES = [
+    ("attention", r"flash|fmha|attention|sdpa|_efficient_attention|mha"),
+    ("gemm", r"gemm|xmma|nvjet|cutlass|cublas|_scaled_mm|_int_mm|\bmm\b|aten::mm|aten::addmm|aten::bmm|aten::linear"
+             r"|aten::matmul|tinygemm|triton_tem_"),
+    ("convolution", r"conv|cudnn|implicit_gemm|winograd"),
+    ("copy / memory", r"memcpy|memset|copy|aten::to\b|aten::_to_copy|aten::contiguous|aten::clone|cat"),
+]
+OTHER = "elementwise / norms / other"
+
+
+@dataclass
+class KernelTime:
+    name: str
+    calls: int
+    ms: float
+    category: str
+
+
+def category_of(name: str) -> str:
+    lowered = name.lower()
+    for category, pattern in CATEGORIES:
+        if re.search(pattern, lowered):
+            return category
+    return OTHER
+
+
+def kernel_times(profiler, device: str) -> list[KernelTime]:
+    """Self time per kernel (CUDA) or per aten op (CPU), largest first."""
+    on_cuda = torch.device(device).type == "cuda"
+    times = []
+    for event in profiler.key_averages():
+        micros = event.self_device_time_total if on_cuda else event.self_cpu_time_total
+        if micros <= 0 or (not on_cuda and not event.key.startswith("aten::")):
+            continue
+        times.append(KernelTime(event.key, event.count, micros / 1e3, category_of(event.key)))
+    return sorted(times, key=lambda kernel: -kernel.ms)
+
+
+def profile_call(call: Callable[[], object], device: str):
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        call()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+    return profiler
+
+
+def render_profile(kernels: list[KernelTime], title: str, wall_s: float | None = None, top: int = 15) -> str:
+    total_ms = sum(kernel.ms for kernel in kernels)
+    by_category: dict[str, float] = {}
+    for kernel in kernels:
+        by_category[kernel.category] = by_category.get(kernel.category, 0.0) + kernel.ms
+    lines = [f"# {title}", ""]
+    busy = f"{total_ms / 1e3:.3f} s of kernel time"
+    if wall_s:
+        busy += f" in a {wall_s:.3f} s call ({total_ms / 1e3 / wall_s:.0%} busy)"
+    lines += [busy, "", "| category | ms | share |", "|---|---:|---:|"]
+    for category, ms in sorted(by_category.items(), key=lambda item: -item[1]):
+        lines.append(f"| {category} | {ms:.1f} | {ms / total_ms:.1%} |")
+    lines += ["", f"Top {top} kernels by self time:", "", "| kernel | calls | ms | share | category |",
+              "|---|---:|---:|---:|---|"]
+    for kernel in kernels[:top]:
+        name = kernel.name if len(kernel.name) <= 90 else kernel.name[:87] + "..."
+        lines.append(f"| `{name}` | {kernel.calls} | {kernel.ms:.1f} | {kernel.ms / total_ms:.1%} | {kernel.category} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_profile(call: Callable[[], object], device: str, path: Path, title: str) -> Path:
+    """Profile one call and write the markdown summary to `path` (and the raw table next to it as .txt)."""
+    import time
+
+    start = time.perf_counter()
+    profiler = profile_call(call, device)
+    wall_s = time.perf_counter() - start  # includes the profiler's own overhead
+    kernels = kernel_times(profiler, device)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as partial:
+        partial.write_text(render_profile(kernels, title, wall_s))
+    sort_by = "self_cuda_time_total" if torch.device(device).type == "cuda" else "self_cpu_time_total"
+    with atomic_path(path.with_suffix(".txt")) as partial:
+        partial.write_text(profiler.key_averages().table(sort_by=sort_by, row_limit=60))
+    return path
