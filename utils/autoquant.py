@@ -5,7 +5,9 @@
 2. For each group, each candidate is applied to a copy of the group's first layer and timed on that layer's real
    input (CUDA events, compiled on CUDA as the benchmark will be); its output is compared with bf16's.
 3. The group gets the fastest candidate whose relative L2 error stays under `max_error`, unless it is not at
-   least MIN_GAIN faster than bf16: layers too small to gain stay bf16.
+   least MIN_GAIN faster than bf16: layers too small to gain stay bf16. Groups with fewer than MIN_ROWS
+   activation rows (one row per image: adaLN, embedders) stay bf16 without timing: a few microseconds a step to
+   win, and each candidate costs a compile.
 4. The plan (a JSON file) is applied with torchao's FqnToConfig; a saved plan that matches the model, the device
    and the settings is reused without timing anything.
 """
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 CANDIDATES = ("int8wo", "int8dq", "fp8wo", "fp8dq", "fp8dqrow")
 DEFAULT_MAX_ERROR = 0.05  # relative L2 of one layer's output against bf16 on its real input
 MIN_GAIN = 1.05  # a candidate must beat bf16 by this factor, or the group stays bf16
+MIN_ROWS = 16  # groups fed fewer activation rows (per-image adaLN and embedder layers) stay bf16 untimed
 PLAN_VERSION = 1
 
 
@@ -198,6 +201,9 @@ def make_plan(model: torch.nn.Module, run: Callable[[], object], *, device: str,
 
     for group in tqdm(groups, desc="autoquant: timing candidates", unit="group"):
         key = (group.out_features, group.in_features, group.rows)
+        if group.rows < MIN_ROWS:
+            group.skipped = {name: f"{group.rows} activation rows < {MIN_ROWS}: too small to gain" for name in candidates}
+            continue
         measure_group(model, group, inputs.pop(key), candidates, device, base_dtype, set_inductor_config)
         group.choice = choose(group, max_error)
     torch._dynamo.reset()
