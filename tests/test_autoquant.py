@@ -45,11 +45,11 @@ def test_recording_stops_after_one_forward_and_groups_every_quantizable_linear()
 
 
 def test_plan_times_what_the_cpu_can_run_and_skips_the_rest_with_a_reason(plan):
-    timed = [group for group in plan.groups if group.rows >= autoquant.MIN_ROWS]
+    timed = [group for group in plan.groups if group.rows > autoquant.PER_IMAGE_ROWS]
     assert timed and len(timed) < len(plan.groups)  # tiny-flux has per-image layers (1 row) too
     for group in plan.groups:
         assert set(group.timings_ms) | set(group.skipped) == set(autoquant.CANDIDATES)
-        if group.rows < autoquant.MIN_ROWS:
+        if group.rows <= autoquant.PER_IMAGE_ROWS:
             assert group.choice == "None" and not group.timings_ms and "too small to gain" in group.skipped["int8wo"]
     for group in timed:
         assert group.bf16_ms > 0
@@ -102,8 +102,10 @@ def test_plan_for_other_settings_or_a_corrupt_file_fails_clearly(plan, tmp_path)
     path = tmp_path / "plan.json"
     autoquant.save_plan(plan, path)
     model = tiny_transformer()
-    with pytest.raises(ValueError, match="planned for another model, device or --autoquant_max_error"):
+    with pytest.raises(ValueError, match="planned for another model, device, package version or settings"):
         autoquant.autoquant(model, forward_twice(model), device="cpu", plan_path=path, max_error=0.2)
+    with pytest.raises(ValueError, match="planned for another"):
+        autoquant.autoquant(model, forward_twice(model), device="cpu", plan_path=path, skip_pattern="proj_out")
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not an autoquant plan"):
         autoquant.load_plan(path)

@@ -169,6 +169,8 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
     args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
     if (args.num_layers or args.num_single_layers) and args.weights_resolved != "random":
         parser.error("--num_layers/--num_single_layers change the architecture: they need --weights random")
+    if (args.num_layers or args.num_single_layers) and args.check_reload:
+        parser.error("--check_reload loads the LoRA into the full-depth pipeline: not with --num_layers/--num_single_layers")
 
 
 def _bitsandbytes_installed() -> bool:
@@ -610,6 +612,8 @@ def check_reload(args, expected: torch.Tensor, data: CachedData, fp8: str) -> fl
     transformer output from the trained transformer's on the same inputs (0 when the round trip is exact)."""
     pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, WEIGHT_DTYPE, args.seed)
     convert_to_fp8(pipe.transformer, fp8, args.device)  # the same numerics as in training
+    if args.attention_backend != "default":
+        pipe.transformer.set_attention_backend(args.attention_backend)
     pipe.load_lora_weights(args.output_dir)
     actual = predict(pipe.transformer, data, [0], args.seed, args.device, args.guidance_scale)
     return (actual - expected).abs().max().item()
@@ -716,7 +720,7 @@ def main(argv=None) -> int:
                 if transformer is None:  # the second run of --compare starts from the same weights
                     start = time.perf_counter()
                     transformer = load_transformer(args)
-                    row.load_s = time.perf_counter() - start
+                    row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's, if any
                 result = run_once(args, fp8, transformer, data, row)
                 curves[run_label(fp8, row.fp8_emulate)] = result.losses
                 transformer = None

@@ -5,9 +5,9 @@
 2. For each group, each candidate is applied to a copy of the group's first layer and timed on that layer's real
    input (CUDA events, compiled on CUDA as the benchmark will be); its output is compared with bf16's.
 3. The group gets the fastest candidate whose relative L2 error stays under `max_error`, unless it is not at
-   least MIN_GAIN faster than bf16: layers too small to gain stay bf16. Groups with fewer than MIN_ROWS
+   least MIN_GAIN faster than bf16: layers too small to gain stay bf16. Groups with at most PER_IMAGE_ROWS
    activation rows (one row per image: adaLN, embedders) stay bf16 without timing: a few microseconds a step to
-   win, and each candidate costs a compile.
+   win, each candidate costs a compile, and torch._int_mm (int8dq) needs more than 16 rows anyway.
 4. The plan (a JSON file) is applied with torchao's FqnToConfig; a saved plan that matches the model, the device
    and the settings is reused without timing anything.
 """
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 CANDIDATES = ("int8wo", "int8dq", "fp8wo", "fp8dq", "fp8dqrow")
 DEFAULT_MAX_ERROR = 0.05  # relative L2 of one layer's output against bf16 on its real input
 MIN_GAIN = 1.05  # a candidate must beat bf16 by this factor, or the group stays bf16
-MIN_ROWS = 16  # groups fed fewer activation rows (per-image adaLN and embedder layers) stay bf16 untimed
+PER_IMAGE_ROWS = 16  # groups fed at most this many activation rows (adaLN, embedders) stay bf16 untimed
 PLAN_VERSION = 1
 
 
@@ -81,11 +81,15 @@ def device_label(device: str) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
-def fingerprint(model: torch.nn.Module, device: str, max_error: float, candidates: list[str]) -> str:
-    """What a plan is valid for: the model's Linear layers (names and shapes), the device and the settings."""
+def fingerprint(model: torch.nn.Module, device: str, settings: dict) -> str:
+    """What a plan is valid for: the model's Linear layers (names and shapes), the device, the torch and torchao
+    versions and the planning settings (error bound, candidates, base dtype, skip pattern, compile mode)."""
+    import torchao
+
     layers = [(name, module.out_features, module.in_features) for name, module in model.named_modules()
               if isinstance(module, torch.nn.Linear)]
-    text = json.dumps([type(model).__name__, layers, device_label(device), max_error, sorted(candidates)])
+    text = json.dumps([type(model).__name__, layers, device_label(device), torch.__version__, torchao.__version__,
+                       sorted(settings.items())])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -148,24 +152,25 @@ def median_ms(fn: Callable[[], torch.Tensor], device: str, warmup: int = 3, repe
     return statistics.median(times)
 
 
-def layer_runner(layer: torch.nn.Module, x: torch.Tensor, device: str) -> Callable[[], torch.Tensor]:
-    """The layer as the benchmark will run it: compiled on CUDA, eager on the CPU (where compiling every
-    candidate would cost more than it tells)."""
-    if torch.device(device).type != "cuda":
+def layer_runner(layer: torch.nn.Module, x: torch.Tensor, device: str,
+                 compile_mode: str | None) -> Callable[[], torch.Tensor]:
+    """The layer as the benchmark will run it: compiled with the benchmark's mode on CUDA when it compiles, eager
+    otherwise (and always on the CPU, where compiling every candidate would cost more than it tells)."""
+    if compile_mode is None or torch.device(device).type != "cuda":
         return lambda: layer(x)
     torch._dynamo.reset()  # every candidate is a new module: do not let dynamo's cache limit fall back to eager
-    compiled = torch.compile(layer, fullgraph=True)
+    compiled = torch.compile(layer, fullgraph=True, mode=compile_mode)
     return lambda: compiled(x)
 
 
 @torch.no_grad()
 def measure_group(model: torch.nn.Module, group: LayerGroup, x: torch.Tensor, candidates: list[str], device: str,
-                  base_dtype: str, set_inductor_config: bool) -> None:
+                  base_dtype: str, compile_mode: str | None, set_inductor_config: bool) -> None:
     from torchao.quantization import quantize_
 
     layer = model.get_submodule(group.layers[0])
     reference = layer(x)
-    bf16_before = median_ms(layer_runner(layer, x, device), device)
+    bf16_before = median_ms(layer_runner(layer, x, device, compile_mode), device)
     for name in candidates:
         reason = unsupported_reason(name, device, base_dtype)
         if reason:
@@ -174,14 +179,14 @@ def measure_group(model: torch.nn.Module, group: LayerGroup, x: torch.Tensor, ca
         candidate = torch.nn.Sequential(copy.deepcopy(layer))
         try:
             quantize_(candidate, QUANTIZATIONS[name].make_config(set_inductor_config))
-            run = layer_runner(candidate, x, device)
+            run = layer_runner(candidate, x, device, compile_mode)
             group.errors[name] = relative_l2(run(), reference)
             group.timings_ms[name] = median_ms(run, device)
         except Exception as error:  # noqa: BLE001 - a kernel that rejects these shapes is a skipped candidate
             group.skipped[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
         del candidate
     # timed again after the candidates, keeping the faster: a cold first measurement must not favour quantizing
-    group.bf16_ms = min(bf16_before, median_ms(layer_runner(layer, x, device), device))
+    group.bf16_ms = min(bf16_before, median_ms(layer_runner(layer, x, device, compile_mode), device))
 
 
 def choose(group: LayerGroup, max_error: float) -> str:
@@ -192,23 +197,36 @@ def choose(group: LayerGroup, max_error: float) -> str:
     return best if group.bf16_ms / eligible[best] >= MIN_GAIN else "None"
 
 
+def planning_settings(max_error: float, base_dtype: str, skip_pattern: str | None, compile_mode: str | None,
+                      candidates=CANDIDATES) -> dict:
+    return {"max_error": max_error, "candidates": sorted(candidates), "base_dtype": base_dtype,
+            "skip_pattern": skip_pattern, "compile_mode": compile_mode}
+
+
 def make_plan(model: torch.nn.Module, run: Callable[[], object], *, device: str, base_dtype: str = "bf16",
-              max_error: float = DEFAULT_MAX_ERROR, candidates=CANDIDATES, skip_pattern=None,
-              set_inductor_config: bool = False) -> Plan:
+              max_error: float = DEFAULT_MAX_ERROR, candidates=CANDIDATES, skip_pattern: str | None = None,
+              compile_mode: str | None = None, set_inductor_config: bool = False) -> Plan:
+    """`skip_pattern`: regex of layer names that stay bf16. `compile_mode`: how the benchmark compiles (None: it
+    runs eager), so that the candidates are timed the way they will run."""
+    import re
+
     candidates = list(candidates)
-    groups, inputs = record_linear_inputs(model, run, skip_pattern)
+    groups, inputs = record_linear_inputs(model, run, re.compile(skip_pattern) if skip_pattern else None)
     from tqdm.auto import tqdm
 
     for group in tqdm(groups, desc="autoquant: timing candidates", unit="group"):
         key = (group.out_features, group.in_features, group.rows)
-        if group.rows < MIN_ROWS:
-            group.skipped = {name: f"{group.rows} activation rows < {MIN_ROWS}: too small to gain" for name in candidates}
+        if group.rows <= PER_IMAGE_ROWS:
+            group.skipped = {name: f"{group.rows} activation rows (at most {PER_IMAGE_ROWS}): too small to gain"
+                             for name in candidates}
             continue
-        measure_group(model, group, inputs.pop(key), candidates, device, base_dtype, set_inductor_config)
+        measure_group(model, group, inputs.pop(key), candidates, device, base_dtype, compile_mode,
+                      set_inductor_config)
         group.choice = choose(group, max_error)
     torch._dynamo.reset()
-    return Plan(fingerprint(model, device, max_error, candidates), type(model).__name__, device_label(device),
-                max_error, candidates, groups)
+    settings = planning_settings(max_error, base_dtype, skip_pattern, compile_mode, candidates)
+    return Plan(fingerprint(model, device, settings), type(model).__name__, device_label(device), max_error,
+                candidates, groups)
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -242,21 +260,23 @@ def apply_plan(model: torch.nn.Module, plan: Plan, set_inductor_config: bool = F
 
 
 def autoquant(model: torch.nn.Module, run: Callable[[], object], *, device: str, plan_path: Path | None = None,
-              base_dtype: str = "bf16", max_error: float = DEFAULT_MAX_ERROR, skip_pattern=None,
-              set_inductor_config: bool = False) -> tuple[Plan, bool]:
+              base_dtype: str = "bf16", max_error: float = DEFAULT_MAX_ERROR, skip_pattern: str | None = None,
+              compile_mode: str | None = None, set_inductor_config: bool = False) -> tuple[Plan, bool]:
     """Plan (or reuse the plan at `plan_path`) and apply it. Returns the plan and whether it was reused."""
     reused = False
-    expected = fingerprint(model, device, max_error, list(CANDIDATES))
+    expected = fingerprint(model, device, planning_settings(max_error, base_dtype, skip_pattern, compile_mode))
     if plan_path is not None and Path(plan_path).exists():
         plan = load_plan(plan_path)
         if plan.fingerprint != expected:
-            raise ValueError(f"{plan_path} was planned for another model, device or --autoquant_max_error "
-                             f"({plan.model} on {plan.device}, max error {plan.max_error}); pass another "
-                             "--autoquant_plan or move that file aside")
+            raise ValueError(f"{plan_path} was planned for another model, device, package version or settings "
+                             f"({plan.model} on {plan.device}, max error {plan.max_error}; the base dtype, skip "
+                             "pattern and compile mode count too); pass another --autoquant_plan or move that file "
+                             "aside")
         reused = True
     else:
         plan = make_plan(model, run, device=device, base_dtype=base_dtype, max_error=max_error,
-                         skip_pattern=skip_pattern, set_inductor_config=set_inductor_config)
+                         skip_pattern=skip_pattern, compile_mode=compile_mode,
+                         set_inductor_config=set_inductor_config)
         if plan_path is not None:
             save_plan(plan, plan_path)
     apply_plan(model, plan, set_inductor_config)

@@ -199,6 +199,9 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
     if args.compile_cache and not (args.compile or args.compile_vae):
         parser.error("--compile_cache needs --compile, --regional_compile or --compile_vae")
     check_attention_backend(parser, args.attention_backend, device)
+    if args.profile and args.context_parallel != "none":
+        parser.error("--profile makes one more call on rank 0 only; with --context_parallel the other ranks would "
+                     "never join its collectives")
     if args.offload == "sequential" and (args.compile or args.compile_vae):
         parser.error("--offload sequential cannot be combined with --compile/--compile_vae: its per-layer hooks "
                      "move weights inside the compiled graph")

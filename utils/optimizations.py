@@ -52,16 +52,17 @@ def apply_quantization_to(pipe, name: str, *, quantize_vae=False, quantize_text_
 def apply_autoquant(pipe, args, sample_call) -> dict:
     """Plan a quantization per layer group of the denoiser from one real forward pass of `sample_call` (or reuse
     --autoquant_plan), then apply it."""
-    import re
-
     from utils.autoquant import autoquant
 
     if sample_call is None:
         raise ValueError("autoquant needs a sample pipeline call to record the inputs of the Linear layers")
     start = time.perf_counter()
-    pattern = re.compile(args.quant_skip_pattern) if args.quant_skip_pattern else None
+    if torch.device(args.device).type == "cuda":
+        disable_cpu_int8_weight_only_rewrite()  # the candidates are compiled: the first compiles of the process
     plan, reused = autoquant(denoiser(pipe), sample_call, device=args.device, plan_path=args.autoquant_plan,
-                             base_dtype=args.base_dtype, max_error=args.autoquant_max_error, skip_pattern=pattern,
+                             base_dtype=args.base_dtype, max_error=args.autoquant_max_error,
+                             skip_pattern=args.quant_skip_pattern,
+                             compile_mode=args.compile_mode if args.compile else None,
                              set_inductor_config=args.torchao_inductor_config)
     synchronize(pipe.device)
     summary = f"{'reused' if reused else 'planned'}: {plan.summary()}"

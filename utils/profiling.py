@@ -1,8 +1,8 @@
 """Where the time of one pipeline call goes: torch.profiler around one call, the kernels sorted into GEMM, attention
 and the rest, written as a short markdown summary (the top kernels and each category's share).
 
-On CUDA the summary counts device time of kernels (self time, so nothing is counted twice); on the CPU it counts the
-self CPU time of aten ops, which is what a CPU run spends."""
+On CUDA the summary counts the device time of the kernel events only (the CPU op that launched a kernel carries the
+same time, so counting both would double it); on the CPU it counts the self CPU time of aten ops."""
 
 import re
 from dataclasses import dataclass
@@ -46,22 +46,30 @@ def kernel_times(profiler, device: str) -> list[KernelTime]:
     on_cuda = torch.device(device).type == "cuda"
     times = []
     for event in profiler.key_averages():
-        micros = event.self_device_time_total if on_cuda else event.self_cpu_time_total
-        if micros <= 0 or (not on_cuda and not event.key.startswith("aten::")):
+        if on_cuda:
+            micros = event.self_device_time_total if event.device_type == torch.autograd.DeviceType.CUDA else 0
+        else:
+            micros = event.self_cpu_time_total if event.key.startswith("aten::") else 0
+        if micros <= 0:
             continue
         times.append(KernelTime(event.key, event.count, micros / 1e3, category_of(event.key)))
     return sorted(times, key=lambda kernel: -kernel.ms)
 
 
 def profile_call(call: Callable[[], object], device: str):
+    """The profiler of one call, and the call's wall time (measured inside the profiler, without its start/stop)."""
+    import time
+
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
     with profile(activities=activities) as profiler:
+        start = time.perf_counter()
         call()
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
-    return profiler
+        wall_s = time.perf_counter() - start
+    return profiler, wall_s
 
 
 def render_profile(kernels: list[KernelTime], title: str, wall_s: float | None = None, top: int = 15) -> str:
@@ -86,11 +94,7 @@ def render_profile(kernels: list[KernelTime], title: str, wall_s: float | None =
 
 def write_profile(call: Callable[[], object], device: str, path: Path, title: str) -> Path:
     """Profile one call and write the markdown summary to `path` (and the raw table next to it as .txt)."""
-    import time
-
-    start = time.perf_counter()
-    profiler = profile_call(call, device)
-    wall_s = time.perf_counter() - start  # includes the profiler's own overhead
+    profiler, wall_s = profile_call(call, device)
     kernels = kernel_times(profiler, device)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
