@@ -235,3 +235,12 @@ def test_readme_lists_every_flag():
     for action in train_fp8.build_parser()._actions:
         if action.option_strings[0] != "-h":
             assert f"`{action.option_strings[0]}" in readme, action.option_strings[0]
+
+
+def test_profile_writes_one_summary_per_run(tmp_path):
+    argv = ["--compare", "--max_steps", "2", "--warmup_steps", "1", "--no_save", "--csv", str(tmp_path / "rows.csv"),
+            "--profile", str(tmp_path / "step.md")]
+    assert train_fp8.main(argv) == 0
+    written = sorted(path.name for path in tmp_path.glob("step-*.md"))
+    assert written == ["step-bf16.md", "step-fp8-rowwise-emulated.md"]
+    assert "| gemm |" in (tmp_path / "step-bf16.md").read_text()

@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import logging
 import math
+import re
 import shlex
 import statistics
 import sys
@@ -35,6 +36,7 @@ from utils.files import atomic_path  # noqa: E402
 from utils.optimizations import compile_model  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
 from utils.presets import get_preset  # noqa: E402
+from utils.profiling import write_profile  # noqa: E402
 from utils.results import append_row  # noqa: E402
 from utils.timing import (allocated_GiB, host_peak_GiB, peak_allocated_GiB, reset_peak_memory,  # noqa: E402
                           time_call_s)
@@ -120,6 +122,10 @@ def build_parser() -> Parser:
     group.add_argument("--csv", type=Path, default=None,
                        help="CSV to append the rows to; None: results/train-<model slug>.csv")
     group.add_argument("--plot", type=Path, default=None, help="write the loss curves to this PNG")
+    group.add_argument("--profile", type=Path, default=None,
+                       help="after the timed steps, train one more step under torch.profiler (not in the statistics or "
+                            "the loss curve; it is in the saved weights) and write where its time goes to this "
+                            "markdown file (with --compare: one file per run, the recipe added to the name)")
     return parser
 
 
@@ -485,6 +491,11 @@ def train(transformer, params, data: CachedData, args, label: str = "train") -> 
             result.step_s.append(seconds)
             result.losses.append(loss.item())
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}", step_s=f"{seconds:.3f}")
+    if args.profile:
+        tag = re.sub(r"[^\w.]+", "-", label).strip("-")  # "fp8 rowwise (emulated)" -> "fp8-rowwise-emulated"
+        path = args.profile.with_name(f"{args.profile.stem}-{tag}{args.profile.suffix}")
+        write_profile(lambda: step(args.max_steps), args.device, path, f"One training step ({label}): {args.command}")
+        print(f"profile written to {path}")
     return result
 
 
