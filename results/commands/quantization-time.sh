@@ -13,6 +13,7 @@ configs=(
   "int8dq|--quantization int8dq"
   "fp8dqrow|--quantization fp8dqrow"
 )
-# Each way builds the 12B-parameter model on the CPU first (minutes), then quantizes it: 30 minutes per way at most.
-run_configs inference/quantization_time.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-5700}" \
-  "--ckpt_id black-forest-labs/FLUX.1-dev --weights random --device cuda --timeout_s 1800" "${configs[@]}"
+# Each way builds the 12B-parameter model on the CPU first, then quantizes it, in its own subprocess. The limits fit
+# one quantization in a 10-minute GPU call (three ways of at most 180 s); run one at a time with ONLY=^int8wo etc.
+run_configs inference/quantization_time.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-570}" \
+  "--ckpt_id black-forest-labs/FLUX.1-dev --weights random --device cuda --timeout_s ${WAY_TIMEOUT_S:-180}" "${configs[@]}"
