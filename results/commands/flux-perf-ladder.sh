@@ -2,6 +2,8 @@
 # The FLUX.1-dev performance ladder (random weights, bs1, 1024x1024, 28 steps): one lever added per row, each row
 # in its own process, all in one call so the rows compare on one machine. The last rows are the lean variant
 # (quantized text encoders) and the fastest configuration again under torch.profiler.
+# Each row takes about 1.5 minutes, so the whole ladder needs two 10-minute calls, or both GPUs of an x2 machine:
+#   CUDA_VISIBLE_DEVICES=0 ONLY='^[1-5]-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^([6-9]|1[01])-' bash ... & wait
 # Usage: bash results/commands/flux-perf-ladder.sh OUT_CSV [LOG_DIR]   (ONLY=regex runs a subset)
 set -u
 source "$(dirname "$0")/lib.sh"
@@ -23,8 +25,9 @@ configs=(
   "6-cudnn-attention|$step6 $timed"
   "7-channels-last|$step7 $timed"
   "8-max-autotune-no-cudagraphs|${step7/--compile_mode default/--compile_mode max-autotune-no-cudagraphs} $timed"
-  "9-lean-fp8-text-encoders|$step7 --quantize_text_encoders $timed"
-  "10-profile|$step7 --warmup 2 --runs 3 --profile $logs/flux-profile.md"
+  "9-reduce-overhead-cudagraphs|${step7/--compile_mode default/--compile_mode reduce-overhead} $timed"
+  "10-lean-fp8-text-encoders|$step7 --quantize_text_encoders $timed"
+  "11-profile|$step7 --warmup 2 --runs 3 --profile $logs/flux-profile.md"
 )
 run_configs inference/benchmark_image.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-300}" \
   "--ckpt_id black-forest-labs/FLUX.1-dev --weights random" "${configs[@]}"
