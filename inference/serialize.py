@@ -719,11 +719,16 @@ def command_measure(args) -> int:
 COMMANDS = {"save": command_save, "load": command_load, "aot": command_aot, "measure": command_measure}
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     validate(parser, args)
+    return parser, args
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser, args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except CheckpointError as error:

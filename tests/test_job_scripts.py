@@ -7,23 +7,26 @@ import subprocess
 import pytest
 import torch
 
-from inference import benchmark_image, benchmark_video, quantization_time
+from inference import benchmark_image, benchmark_video, quantization_time, serialize
 from tests.conftest import REPO_ROOT
 from training import train_fp8
 
 PARSERS = {"inference/benchmark_image.py": benchmark_image.parse_args,
            "inference/benchmark_video.py": benchmark_video.parse_args,
            "inference/quantization_time.py": quantization_time.parse_args,
+           "inference/serialize.py": serialize.parse_args,
            "training/train_fp8.py": train_fp8.parse_args}
 SCRIPTS = ["flux-dev-core.sh", "flux-perf-ladder.sh", "cogvideox-5b-memory.sh", "cogvideox-latency.sh",
-           "train-flux-dev.sh", "quantization-time.sh"]
+           "train-flux-dev.sh", "quantization-time.sh", "serialization.sh"]
 
 
 def commands_of(script: str, tmp_path) -> list[list[str]]:
     """The command lines the script would run: `timeout` and `python3` replaced by functions that print them."""
     logs = tmp_path / "logs"
+    # serialization.sh takes OUT_DIR WORKDIR and writes its logs into OUT_DIR; the others take OUT_CSV LOG_DIR
+    arguments = f"{logs} {tmp_path / 'work'}" if script == "serialization.sh" else f"{tmp_path / 'out.csv'} {logs}"
     fake = 'timeout() { shift; echo "$@"; }; python3() { echo "$@"; }; export -f timeout python3; '
-    inner = f"source results/commands/lib.sh; source results/commands/{script} {tmp_path / 'out.csv'} {logs}"
+    inner = f"source results/commands/lib.sh; source results/commands/{script} {arguments}"
     subprocess.run(["bash", "-c", fake + f"bash -c {shlex.quote(inner)}"], cwd=REPO_ROOT, check=True,
                    capture_output=True, text=True)
     commands = [shlex.split(path.read_text()) for path in sorted(logs.glob("*.log"))]
