@@ -29,21 +29,20 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script from any directory
 
 import torch  # noqa: E402
 
-from utils.benchmark import device_name, git_sha, one_line  # noqa: E402
+from utils.benchmark import one_line, provenance  # noqa: E402
 from utils.cli import REPO_ROOT, Parser, add_model_args, check_device, check_weights, positive_int  # noqa: E402
 from utils.files import atomic_path  # noqa: E402
 from utils.pipelines import build_random_component  # noqa: E402
 from utils.presets import get_preset, preset_names  # noqa: E402
 from utils.quant import (QUANTIZATIONS, count_quantized_linears, effective_skip_pattern,  # noqa: E402
                          quantizable_linear, unsupported_reason)
-from utils.results import append_row, read_rows  # noqa: E402
+from utils.results import Provenance, append_row, read_rows  # noqa: E402
 from utils.timing import GiB, synchronize  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -63,15 +62,7 @@ SEED_MODEL, SEED_QUANTIZATION = "black-forest-labs/FLUX.1-dev", "int8wo"
 
 
 @dataclass
-class QuantTimeRow:
-    # provenance
-    timestamp: str = ""
-    git_sha: str = ""
-    command: str = ""
-    gpu: str = ""
-    torch_version: str = ""
-    diffusers_version: str = ""
-    torchao_version: str = ""
+class QuantTimeRow(Provenance):
     # what ran
     model: str = ""
     weights: str = ""  # pretrained | random
@@ -174,13 +165,7 @@ WAYS = {"cpu_then_move": cpu_then_move, "move_then_quantize": move_then_quantize
 
 
 def new_row(args, method: str) -> QuantTimeRow:
-    import diffusers
-    import torchao
-
-    return QuantTimeRow(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
-                        command=args.command, gpu=device_name(args.device), torch_version=torch.__version__,
-                        diffusers_version=diffusers.__version__, torchao_version=torchao.__version__,
-                        model=args.ckpt_id, weights=args.weights_resolved, device=args.device,
+    return QuantTimeRow(**provenance(args.command, args.device), model=args.ckpt_id, weights=args.weights_resolved, device=args.device,
                         quantization=args.quantization, method=method)
 
 

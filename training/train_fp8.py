@@ -22,14 +22,13 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script from any directory
 
 import torch  # noqa: E402
 
-from utils.benchmark import configure_torch, default_csv, device_name, git_sha, one_line  # noqa: E402
+from utils.benchmark import configure_torch, default_csv, one_line, provenance  # noqa: E402
 from utils.cli import (ATTENTION_BACKENDS, REPO_ROOT, Parser, add_model_args, check_attention_backend,  # noqa: E402
                        check_device, check_weights, positive_int)
 from utils.files import atomic_path  # noqa: E402
@@ -37,7 +36,7 @@ from utils.optimizations import compile_model  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
 from utils.presets import get_preset  # noqa: E402
 from utils.profiling import write_profile  # noqa: E402
-from utils.results import append_row  # noqa: E402
+from utils.results import Provenance, append_row  # noqa: E402
 from utils.timing import (allocated_GiB, host_peak_GiB, peak_allocated_GiB, reset_peak_memory,  # noqa: E402
                           time_call_s)
 
@@ -235,7 +234,8 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_image_folder(folder: Path, resolution: tuple[int, int], default_caption: str) -> list[tuple["Image.Image", str]]:
+def load_image_folder(folder: Path, resolution: tuple[int, int],
+                      default_caption: str) -> list[tuple["Image.Image", str]]:
     """Images resized and centre-cropped to (width, height); the caption is the same-name .txt file."""
     from PIL import Image, ImageOps
 
@@ -500,15 +500,7 @@ def train(transformer, params, data: CachedData, args, label: str = "train") -> 
 
 
 @dataclass
-class TrainRow:
-    # provenance
-    timestamp: str = ""
-    git_sha: str = ""
-    command: str = ""
-    gpu: str = ""  # the device's name (a CPU is named with its thread count)
-    torch_version: str = ""
-    diffusers_version: str = ""
-    torchao_version: str = ""
+class TrainRow(Provenance):
     peft_version: str = ""
     # what ran
     model: str = ""
@@ -563,14 +555,9 @@ TRAIN_COLUMNS = [field.name for field in fields(TrainRow)]
 
 
 def new_row(args, fp8: str) -> TrainRow:
-    import diffusers
     import peft
-    import torchao
 
-    return TrainRow(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
-                   command=args.command, gpu=device_name(args.device), torch_version=torch.__version__,
-                   diffusers_version=diffusers.__version__, torchao_version=torchao.__version__,
-                   peft_version=peft.__version__, model=args.ckpt_id, weights=args.weights_resolved,
+    return TrainRow(**provenance(args.command, args.device), peft_version=peft.__version__, model=args.ckpt_id, weights=args.weights_resolved,
                    device=args.device, method="full" if args.full_finetune else "lora",
                    rank=None if args.full_finetune else args.rank, fp8=fp8,
                    fp8_emulate=fp8 != "off" and needs_fp8_emulation(args.device),
@@ -578,7 +565,8 @@ def new_row(args, fp8: str) -> TrainRow:
                    attention_backend=args.attention_backend,
                    optimizer="adamw8bit" if args.use_8bit_adam else "adamw", lr=args.lr,
                    guidance_scale=args.guidance_scale, max_grad_norm=args.max_grad_norm, batch_size=args.batch_size,
-                   resolution=f"{args.width}x{args.height}", max_sequence_length=args.max_sequence_length, max_steps=args.max_steps,
+                   resolution=f"{args.width}x{args.height}", max_sequence_length=args.max_sequence_length,
+                   max_steps=args.max_steps,
                    warmup_steps=args.warmup_steps, seed=args.seed,
                    dataset=str(args.dataset_dir) if args.dataset_dir else "synthetic",
                    resume_lora=str(args.resume_lora or ""))

@@ -134,14 +134,18 @@ def load_or_make_reference(args, call, kwargs, save: bool = True) -> fidelity.Ou
     return reference
 
 
-def new_row(args) -> Row:
+def provenance(command: str, device: str) -> dict:
+    """The values of utils.results.Provenance for a row made now, by `command`, on `device`."""
     import diffusers
     import torchao
 
-    row = Row(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
-              command=args.command, gpu=device_name(args.device),
-              torch_version=torch.__version__, diffusers_version=diffusers.__version__,
-              torchao_version=torchao.__version__, model=args.ckpt_id, weights=args.weights_resolved,
+    return dict(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
+                command=command, gpu=device_name(device), torch_version=torch.__version__,
+                diffusers_version=diffusers.__version__, torchao_version=torchao.__version__)
+
+
+def new_row(args) -> Row:
+    row = Row(**provenance(args.command, args.device), model=args.ckpt_id, weights=args.weights_resolved,
               dtype=args.base_dtype)
     for field in fields(Row):
         value = getattr(args, field.name, None)

@@ -15,15 +15,19 @@ from utils.files import atomic_path
 
 
 @dataclass
-class Row:
-    # provenance
+class Provenance:
+    """Where a row came from: the first columns of every results CSV (benchmarks, training, quantization time)."""
     timestamp: str = ""
     git_sha: str = ""
-    command: str = ""
-    gpu: str = ""
+    command: str = ""  # reproduces the row
+    gpu: str = ""  # the device's name (a CPU is named with its thread count)
     torch_version: str = ""
     diffusers_version: str = ""
     torchao_version: str = ""
+
+
+@dataclass
+class Row(Provenance):
     # what ran
     model: str = ""
     weights: str = ""  # pretrained | random (random weights: timing and memory are real, images are noise)
