@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import statistics
-import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from utils.fidelity import relative_l2
 from utils.files import atomic_path
 from utils.quant import QUANTIZATIONS, count_quantized_linears, quantizable_linear, unsupported_reason
+from utils.timing import time_call_s
 
 logger = logging.getLogger(__name__)
 
@@ -135,21 +135,7 @@ def record_linear_inputs(model: torch.nn.Module, run: Callable[[], object],
 def median_ms(fn: Callable[[], torch.Tensor], device: str, warmup: int = 3, repeats: int = 10) -> float:
     for _ in range(warmup):
         fn()
-    times = []
-    if torch.device(device).type == "cuda":
-        for _ in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end))
-    else:
-        for _ in range(repeats):
-            begin = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - begin) * 1e3)
-    return statistics.median(times)
+    return statistics.median(time_call_s(fn, device)[0] for _ in range(repeats)) * 1e3
 
 
 def layer_runner(layer: torch.nn.Module, x: torch.Tensor, device: str,
