@@ -38,7 +38,7 @@ import torch  # noqa: E402
 from utils.benchmark import one_line, provenance  # noqa: E402
 from utils.cli import REPO_ROOT, Parser, add_model_args, check_device, check_weights, positive_int  # noqa: E402
 from utils.files import atomic_path  # noqa: E402
-from utils.pipelines import build_random_component  # noqa: E402
+from utils.pipelines import build_random_transformer  # noqa: E402
 from utils.presets import get_preset, preset_names  # noqa: E402
 from utils.quant import (QUANTIZATIONS, count_quantized_linears, effective_skip_pattern,  # noqa: E402
                          quantizable_linear, unsupported_reason)
@@ -120,8 +120,6 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
 
 def build_transformer(ckpt_id: str, weights: str, seed: int) -> torch.nn.Module:
     """The preset's transformer in bf16 on the CPU: random weights from the kept config, or the checkpoint's."""
-    import json
-
     preset = get_preset(ckpt_id)
     class_name = preset.components["transformer"]
     if weights == "pretrained":
@@ -130,8 +128,7 @@ def build_transformer(ckpt_id: str, weights: str, seed: int) -> torch.nn.Module:
         model = getattr(diffusers, class_name).from_pretrained(preset.hub_id, subfolder="transformer",
                                                                torch_dtype=torch.bfloat16)
         return model.eval().requires_grad_(False)
-    config = json.loads((preset.config_dir / "transformer.json").read_text())
-    return build_random_component(class_name, config, "cpu", torch.bfloat16, seed)
+    return build_random_transformer(preset, "cpu", torch.bfloat16, seed)
 
 
 def quantize_linears(model: torch.nn.Module, quantization: str, device: str | None = None) -> None:

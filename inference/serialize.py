@@ -266,8 +266,7 @@ def expected_transformer(ckpt_id: str, weights: str) -> tuple[str, dict]:
 
     if weights == "random":
         preset = get_preset(ckpt_id)
-        class_name = preset.components["transformer"]
-        return class_name, json.loads((preset.config_dir / "transformer.json").read_text())
+        return preset.components["transformer"], preset.config("transformer")
     class_name = diffusers.DiffusionPipeline.load_config(ckpt_id)["transformer"][1]
     return class_name, dict(getattr(diffusers, class_name).load_config(ckpt_id, subfolder="transformer"))
 

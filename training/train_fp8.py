@@ -33,7 +33,7 @@ from utils.cli import (ATTENTION_BACKENDS, REPO_ROOT, Parser, add_model_args, ch
                        check_device, check_weights, positive_int)
 from utils.files import atomic_path  # noqa: E402
 from utils.optimizations import compile_model  # noqa: E402
-from utils.pipelines import build_pipeline, build_random_component  # noqa: E402
+from utils.pipelines import build_pipeline, build_random_transformer  # noqa: E402
 from utils.presets import get_preset  # noqa: E402
 from utils.profiling import write_profile  # noqa: E402
 from utils.results import Provenance, append_row  # noqa: E402
@@ -291,15 +291,8 @@ def load_transformer(args):
 
         return FluxTransformer2DModel.from_pretrained(args.ckpt_id, subfolder="transformer",
                                                       dtype=WEIGHT_DTYPE).to(args.device)
-    import json
-
-    preset = get_preset(args.ckpt_id)
-    config = json.loads((preset.config_dir / "transformer.json").read_text())
-    for name in ("num_layers", "num_single_layers"):
-        config[name] = getattr(args, name) or config[name]
-    # build_random_pipeline seeds each component with seed + its index
-    seed = args.seed + list(preset.components).index("transformer")
-    return build_random_component(preset.components["transformer"], config, args.device, WEIGHT_DTYPE, seed)
+    depth = {name: getattr(args, name) for name in ("num_layers", "num_single_layers") if getattr(args, name)}
+    return build_random_transformer(get_preset(args.ckpt_id), args.device, WEIGHT_DTYPE, args.seed, **depth)
 
 
 def needs_fp8_emulation(device: str) -> bool:

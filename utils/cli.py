@@ -1,7 +1,6 @@
 """Flags shared by every script (one vocabulary), and the checks that run before any model is built."""
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from utils.autoquant import DEFAULT_MAX_ERROR
 from utils.optimizations import (FIRST_BLOCK_CACHE_THRESHOLD, STEP_CACHES, enable_step_cache,
                                  int8_autotuner_unavailable_reason)
 from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
-from utils.pipelines import WEIGHTS_CHOICES, build_random_component, resolve_weights
+from utils.pipelines import WEIGHTS_CHOICES, build_random_transformer, resolve_weights
 from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
 
@@ -326,9 +325,7 @@ def _check_step_cache(parser: Parser, args) -> None:
     preset = get_preset(args.ckpt_id)
     if preset is None:
         return
-    class_name = preset.components["transformer"]
-    config = json.loads((preset.config_dir / "transformer.json").read_text())
-    model = build_random_component(class_name, config, "meta", torch.bfloat16, seed=0)  # no memory, no weights
+    model = build_random_transformer(preset, "meta", torch.bfloat16, seed=0)  # no memory, no weights
     try:
         enable_step_cache(model, args.step_cache, args.step_cache_threshold)
     except ValueError as error:

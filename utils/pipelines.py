@@ -99,11 +99,18 @@ def build_tokenizer(class_name: str, max_length: int):
 def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed: int):
     components = {}
     for index, (name, class_name) in enumerate(preset.components.items()):
-        config = json.loads((preset.config_dir / f"{name}.json").read_text())
-        components[name] = build_random_component(class_name, config, device, dtype, seed + index)
+        components[name] = build_random_component(class_name, preset.config(name), device, dtype, seed + index)
     for name, (class_name, max_length) in preset.tokenizers.items():
         components[name] = build_tokenizer(class_name, max_length)
     return _component_class(preset.pipeline_class)(**components)
+
+
+def build_random_transformer(preset: Preset, device: str, dtype: torch.dtype, seed: int, **config_overrides):
+    """The preset's transformer alone, with the same random weights as in build_random_pipeline(seed) (components
+    are seeded with seed + their index); `config_overrides` change the architecture (then the weights differ)."""
+    config = {**preset.config("transformer"), **config_overrides}
+    seed += list(preset.components).index("transformer")
+    return build_random_component(preset.components["transformer"], config, device, dtype, seed)
 
 
 def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):

@@ -2,6 +2,7 @@
 pipeline-call defaults. The configs let us build the real architectures with random weights when no
 checkpoint can be downloaded; `pretrained` loading ignores them and reads the checkpoint's own."""
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,10 @@ class Preset:
     @property
     def config_dir(self) -> Path:
         return CONFIG_ROOT / self.slug
+
+    def config(self, component: str) -> dict:
+        """The kept architecture config of one component."""
+        return json.loads((self.config_dir / f"{component}.json").read_text())
 
 
 FLUX_COMPONENTS = {
