@@ -16,6 +16,7 @@ See inference/serialization_and_loading.md and inference/aot_serialization.md.
 import gc
 import json
 import logging
+import shlex
 import shutil
 import sys
 import time
@@ -634,7 +635,7 @@ def command_load(args) -> int:
 
 
 def command_aot(args) -> int:
-    from utils.benchmark import call_kwargs, make_call
+    from utils.benchmark import call_kwargs, make_call, provenance
     from utils.fidelity import psnr_db
     from utils.timing import time_call_s
 
@@ -665,7 +666,7 @@ def command_aot(args) -> int:
 def command_measure(args) -> int:
     import numpy as np
 
-    from utils.benchmark import call_kwargs, make_call
+    from utils.benchmark import call_kwargs, make_call, provenance
     from utils.fidelity import psnr_db
     from utils.pipelines import build_pipeline
     from utils.quant import apply_quantization
@@ -685,6 +686,7 @@ def command_measure(args) -> int:
     saved = save_transformer(model, workdir / args.quantization, args.quantization, args.format, overwrite=True)
     reference = call()  # the quantized model before saving
     package = workdir / f"{args.quantization}.pt2"
+    aot_summary = None
     if args.aot:
         aot_summary = aot_compile_transformer(model, capture_transformer_inputs(pipe, kwargs, args.seed), package)
         logger.info("AOT package compiled in %.1f s", aot_summary["aoti_compile_s"])
@@ -700,18 +702,21 @@ def command_measure(args) -> int:
     if args.aot:
         loaders["AOT package"] = lambda: load_aot_transformer(package)
     rows = []
+    report = {**provenance(args.command_line, args.device), "ckpt_id": args.ckpt_id,
+              "weights": args.weights_resolved, "quantization": args.quantization, "device": args.device,
+              "format": saved["format"], "checkpoint_GiB": saved["size_GiB"], "aot": aot_summary, "rows": rows}
     for label, load in loaders.items():
         result = measure_path(label, load, pipe, call, args.device)
         images, reference_images = result["output"].images_uint8(), reference.images_uint8()
         result["row"]["same_image"] = bool(np.array_equal(images, reference_images))
         result["row"]["psnr_db"] = psnr_db(images, reference_images)
         rows.append(result["row"])
+        if args.json:  # after every path, so that a run cut short keeps what it measured
+            with atomic_path(args.json) as partial:
+                partial.write_text(json.dumps(report, indent=2, default=str))
     print(f"{args.ckpt_id} ({args.weights_resolved} weights), {args.quantization}, on {args.device}; checkpoint "
           f"{saved['size_GiB']:.3g} GiB")
     print(render_measurements(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"ckpt_id": args.ckpt_id, "quantization": args.quantization,
-                                         "device": args.device, "rows": rows}, indent=2, default=str))
     return 0 if all(row["same_image"] for row in rows if row["path"] != "AOT package") else 1
 
 
@@ -720,8 +725,10 @@ COMMANDS = {"save": command_save, "load": command_load, "aot": command_aot, "mea
 
 def parse_args(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     validate(parser, args)
+    args.command_line = shlex.join(["python", "inference/serialize.py", *argv])
     return parser, args
 
 

@@ -98,7 +98,10 @@ def test_cli_measure_compares_load_paths(tmp_path, capsys):
     report = tmp_path / "measure.json"
     assert main(["measure", "--quantization", "int8dq", "--workdir", str(tmp_path / "work"), "--json",
                  str(report), "--num_inference_steps", "1"]) == 0
-    rows = json.loads(report.read_text())["rows"]
+    measured = json.loads(report.read_text())
+    assert measured["command"].startswith("python inference/serialize.py measure --quantization int8dq")
+    assert measured["torchao_version"] and measured["gpu"] and measured["checkpoint_GiB"] > 0
+    rows = measured["rows"]
     assert [row["path"] for row in rows] == ["bf16 + quantize", "pre-quantized safetensors"]
     assert all(row["same_image"] and row["load_s"] > 0 and row["load_peak_GiB"] is None for row in rows)
     assert "| bf16 + quantize |" in capsys.readouterr().out

@@ -70,8 +70,8 @@ def build_parser() -> Parser:
     group = parser.add_argument_group("float8 (torchao.float8 training)")
     group.add_argument("--fp8", choices=FP8_RECIPES, default="rowwise",
                        help="off: bf16. tensorwise/rowwise: convert_to_float8_training with that recipe on the "
-                            "transformer's Linear layers (not proj_out, not layers with sizes that are not multiples "
-                            "of 16); emulated (correct but slow) where the device has no float8 matmul")
+                            "transformer's Linear layers (not proj_out, not the per-image embedder and adaLN layers, "
+                            "not layers with sizes that are not multiples of 16); emulated (correct but slow) where the device has no float8 matmul")
     group.add_argument("--compare", action="store_true",
                        help="also run bf16 (--fp8 off) first, with the same seed and data, and write both rows")
 
@@ -308,10 +308,17 @@ def fp8_config(recipe: str, device: str):
     return dataclasses.replace(config, emulate=True) if needs_fp8_emulation(device) else config
 
 
+# Layers that see one row per image (timestep/guidance/pooled-text embedders, the adaLN modulation of every block).
+# float8 gains nothing on one row, and rowwise float8's weight gradient fails on them in a full fine-tune (torch 2.11,
+# H100: "self must be row_major, got stride (1, 18432)" for norm1.linear).
+PER_IMAGE_LAYERS = re.compile(r"^time_text_embed\.|(^|\.)norm\w*\.linear$")
+
+
 def fp8_module_filter(module: torch.nn.Module, fqn: str) -> bool:
     """Which Linear layers become Float8Linear: not the final output projection (the prediction itself is sensitive
-    to float8 rounding) and not layers the float8 matmul cannot take (both sizes must be multiples of 16)."""
-    if fqn == "proj_out":
+    to float8 rounding), not the per-image layers above, and not layers the float8 matmul cannot take (both sizes
+    must be multiples of 16)."""
+    if fqn == "proj_out" or PER_IMAGE_LAYERS.search(fqn):
         return False
     if isinstance(module, torch.nn.Linear):
         return module.in_features % 16 == 0 and module.out_features % 16 == 0
