@@ -92,3 +92,42 @@ def test_older_csvs_with_fewer_columns_still_load(tmp_path):
 def test_report_missing_file(tmp_path, capsys):
     assert report.main([str(tmp_path / "nope.csv")]) == 2
     assert "no such CSV" in capsys.readouterr().err
+
+
+def test_ladder_report_names_each_lever_against_its_base(tmp_path):
+    path = tmp_path / "perf-ladder.csv"
+    common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
+                  num_inference_steps=28, dtype="bf16")
+    script = "python inference/benchmark_image.py --weights random"
+    append_row(path, Row(**common, command=f"{script} --runs 3 --csv a.csv", time_median_s=5.0))
+    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode default --csv a.csv",
+                         compile=True, regional_compile=True, compile_mode="default", time_median_s=4.0))
+    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode reduce-overhead --csv b.csv",
+                         compile=True, regional_compile=True, status="error", error="CUDAGraphs overwritten"))
+    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode default --quantization "
+                         "fp8dqrow --csv b.csv", quantization="fp8dqrow", compile=True, time_median_s=3.2))
+    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode default --quantization "
+                         "fp8dqrow --profile p.md --csv b.csv", quantization="fp8dqrow", compile=True,
+                         time_median_s=3.3))
+    assert report.main([str(path)]) == 0
+    lines = [line for line in (tmp_path / "perf-ladder.md").read_text().splitlines() if line.startswith("| ")][1:]
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+    assert [row[:3] for row in cells] == [
+        ["1", "(baseline)", ""],
+        ["2", "`+--regional_compile`, `+--compile_mode default`", "1"],
+        ["3", "`--compile_mode default → reduce-overhead`", "2"],
+        ["4", "`+--quantization fp8dqrow`", "2"],  # the failed step 3 is nobody's base
+        ["5", "(rerun of its base)", "4"],  # --profile only says how it was measured
+    ]
+    assert cells[3][5:7] == ["1.250", "1.562"]  # gain over step 2, speedup over bf16 eager
+
+
+def test_report_renders_quantization_time_csvs_with_their_own_table(tmp_path):
+    from inference.quantization_time import QuantTimeRow
+
+    path = tmp_path / "quantization-time.csv"
+    append_row(path, QuantTimeRow(model="black-forest-labs/FLUX.1-dev", quantization="int8wo", method="per_layer",
+                                  seconds=6.1, peak_GiB=11.4, status="ok"))
+    assert report.main([str(path)]) == 0
+    text = (tmp_path / "quantization-time.md").read_text()
+    assert text.startswith("# Quantization time and peak GPU memory") and "|      6.10 |      11.40 |" in text

@@ -6,9 +6,11 @@
 One table per model, GPU, weights, batch size and output size, sorted by time, with the speedup against the
 bf16-eager row of the same group, and a "what to pick" line computed from the rows. Rows with opt-in step caching
 (`--step_cache`, which changes the output) get their own section under their group and stay out of the rest.
+A CSV named `*-ladder.csv` is rendered as a cumulative ladder instead: rows in run order, each with the lever it adds.
 """
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -46,6 +48,10 @@ def describe(row) -> str:
         parts.append(f"{'regional ' if row.regional_compile else ''}compile{mode}")
     if row.compile_vae:
         parts.append("compiled VAE")
+    if isinstance(row.get("attention_backend"), str) and row.attention_backend not in ("", "default"):
+        parts.append(f"{row.attention_backend.strip('_')} attention")
+    if row.get("channels_last") is True:
+        parts.append("channels_last VAE")
     if row.offload not in ("none", None) and row.offload == row.offload:
         parts.append(f"{row.offload} offload")
     if row.vae_tiling:
@@ -256,12 +262,71 @@ def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> lis
     return sections + ["", LEGEND, ""]
 
 
+LADDER_UNCOUNTED_FLAGS = ("--csv", "--warmup", "--runs", "--profile")  # say how a row was measured, not what ran
+LADDER_NOTE = """A cumulative ladder (a CSV named `*-ladder.csv`), in the order the rows were run: each step is compared
+with the earlier finished step it shares the most flags with (its base); lever = the flags it adds (+) or changes (→)
+against that base; gain = base median / this median; speedup = the bf16 eager row's median / this median. A step
+whose flags equal its base's reran it (e.g. under `--profile`)."""
+
+
+def command_flags(command: str) -> dict[str, str]:
+    """{flag: value} of a recorded command ("" for switches), without the flags that only say how it was measured."""
+    words, flags, name = shlex.split(command)[2:], {}, None
+    for word in words:
+        if word.startswith("--"):
+            name = word
+            flags[name] = ""
+        elif name is not None:
+            flags[name] = (flags[name] + " " + word).strip()
+    return {flag: value for flag, value in flags.items() if flag not in LADDER_UNCOUNTED_FLAGS}
+
+
+def lever(flags: dict[str, str], base: dict[str, str]) -> str:
+    added = [f"+{flag} {value}".strip() for flag, value in flags.items() if flag not in base]
+    changed = [f"{flag} {base[flag]} → {value}" for flag, value in flags.items() if flag in base and base[flag] != value]
+    removed = [f"−{flag}" for flag in base if flag not in flags]
+    return ", ".join(f"`{item}`" for item in added + changed + removed) or "(rerun of its base)"
+
+
+def render_ladder(frame: pd.DataFrame) -> list[str]:
+    sections = []
+    for key, group in frame.groupby(GROUP_COLUMNS, dropna=False, sort=False):
+        baseline_s = baseline_median_s(group)
+        lines, finished = [], []  # finished: (step number, flags, median) of the ok steps so far
+        for step, (_, row) in enumerate(group.iterrows(), start=1):
+            flags = command_flags(row.command)
+            base = max(finished, default=None, key=lambda done: (len(done[1].items() & flags.items()),
+                                                                 -len(done[1].items() ^ flags.items()), done[0]))
+            lines.append({"step": step, "lever": lever(flags, base[1]) if base else "(baseline)",
+                          "base": str(base[0]) if base else None, "configuration": describe(row),
+                          "median s": row.time_median_s,
+                          "gain": base[2] / row.time_median_s if base else None,
+                          "speedup": baseline_s / row.time_median_s, "compile s": row.compile_s,
+                          "peak GiB": row.inference_memory_GiB, "PSNR dB": row.psnr_db, "status": row.status,
+                          "error": row.error[:80] if isinstance(row.error, str) else None, "sha": row.git_sha})
+            if row.status == "ok":
+                finished.append((step, flags, row.time_median_s))
+        table = pd.DataFrame(lines).astype(object)
+        table = table.where(table.notna(), None)
+        sections += ["", f"## {group_title(key)}", "", table.to_markdown(index=False, floatfmt=".3f", missingval="")]
+    return sections + ["", LADDER_NOTE, "", LEGEND, ""]
+
+
 def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
     """Write <csv>.md (and one PNG per group with at least two finished rows); returns the markdown path."""
     plot_dir = plot_dir or csv_path.parent / "plots"
     raw = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    if {"method", "seconds", "peak_GiB"} <= set(raw.columns):  # inference/quantization_time.py renders its own
+        from inference.quantization_time import render_markdown
+
+        markdown_path = csv_path.with_suffix(".md")
+        with atomic_path(markdown_path) as partial:
+            partial.write_text(render_markdown(csv_path))
+        return markdown_path
     if is_training_csv(raw):
         body = render_training(raw, csv_path, plot_dir)
+    elif csv_path.stem.endswith("-ladder"):
+        body = render_ladder(read_rows(csv_path))
     else:
         body = render_benchmark(read_rows(csv_path), csv_path, plot_dir)
     sections = [f"# {csv_path.stem}", "", f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
