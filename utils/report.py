@@ -52,6 +52,10 @@ def describe(row) -> str:
         parts.append(f"{row.attention_backend.strip('_')} attention")
     if row.get("channels_last") is True:
         parts.append("channels_last VAE")
+    if row.get("compile_cache") == "cold":
+        parts.append("cold start, compile cache written")
+    if row.get("compile_cache") == "warm":
+        parts.append("warm start from the compile cache")
     if row.offload not in ("none", None) and row.offload == row.offload:
         parts.append(f"{row.offload} offload")
     if row.vae_tiling:
