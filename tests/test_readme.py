@@ -61,7 +61,18 @@ def test_video_latency_and_training_numbers_match_the_csvs():
         assert (measured.time_median_s.round(3) == float(median)).any(), f"{median} s is not in the CogVideoX CSVs"
     section = README.split("## Training", 1)[1].split("## Layout", 1)[0]
     steps = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
-    assert len(steps) == 3
+    assert len(steps) == 8
     trained = pd.read_csv(REPO_ROOT / "results" / "train-flux-dev.csv")
     for step in steps:
         assert (trained.step_median_s.round(3) == float(step)).any(), f"{step} s is not in train-flux-dev.csv"
+
+
+def test_ladder_numbers_match_the_csv():
+    section = README.split("### The performance ladder", 1)[1].split("## Results", 1)[0]
+    medians = re.findall(r"^\| [^|]+ \| [^|]+ \| \**([0-9.]+)\** \|", section, flags=re.MULTILINE)
+    assert len(medians) == 8
+    measured = read_rows(REPO_ROOT / "results" / "flux-perf-ladder.csv")
+    for median in medians:
+        assert (measured.time_median_s.round(3) == float(median)).any(), f"{median} s is not in flux-perf-ladder.csv"
+    for peak in re.findall(r" \| ([0-9.]+) \|$", section, flags=re.MULTILINE):
+        assert (measured.inference_memory_GiB.round(2) == float(peak)).any(), f"{peak} GiB is not a ladder peak"
