@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# autoquant against the single configs it chooses from, 2:4 sparsity and the int8 autotuner on random-weight
+# FLUX.1-dev, 1024x1024, all compiled (fused QKV, regional compile, mode default). Each autoquant config runs twice:
+# first it plans (times every candidate per layer group) and writes the plan, then it reuses the plan with no timing.
+# Sparsity runs at batch 16, where the seed measured it, with 4 steps (the per-step effect; 28 steps at batch 16
+# would cost minutes per call). The autotuner tunes each int8 matmul shape for minutes: give it its own call.
+# Two GPUs of one host, about 10 minutes each:
+#   CUDA_VISIBLE_DEVICES=0 ONLY='^bs1-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^bs4-' bash ... & wait
+# then ONLY='^(bs16|autotune)-' in another call.
+# Usage: bash results/commands/flux-autoquant.sh OUT_CSV [LOG_DIR]   (ONLY=regex runs a subset; plans go to LOG_DIR)
+set -u
+source "$(dirname "$0")/lib.sh"
+csv=${1:?usage: flux-autoquant.sh OUT_CSV [LOG_DIR]}
+logs=${2:-$(dirname "$csv")}
+configs=()
+for batch in 1 4; do
+  configs+=(
+    "bs$batch-bf16|--batch_size $batch"
+    "bs$batch-int8dq|--batch_size $batch --quantization int8dq"
+    "bs$batch-fp8dqrow|--batch_size $batch --quantization fp8dqrow"
+    "bs$batch-autoquant-plan|--batch_size $batch --quantization autoquant --autoquant_plan $logs/autoquant-plan-bs$batch.json"
+    "bs$batch-autoquant-reuse|--batch_size $batch --quantization autoquant --autoquant_plan $logs/autoquant-plan-bs$batch.json"
+  )
+done
+configs+=(
+  "bs16-bf16|--batch_size 16 --num_inference_steps 4"
+  "bs16-sparse-2of4|--batch_size 16 --num_inference_steps 4 --sparsify"
+  "autotune-int8dq-tune|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
+  "autotune-int8dq-reuse|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
+)
+run_configs inference/benchmark_image.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-540}" \
+  "--ckpt_id black-forest-labs/FLUX.1-dev --weights random --fuse_attn_projections --regional_compile --compile_mode default --warmup 1 --runs 3" \
+  "${configs[@]}"
