@@ -121,6 +121,12 @@ def test_ladder_report_names_each_lever_against_its_base(tmp_path):
     ]
     assert cells[3][5:7] == ["1.250", "1.562"]  # gain over step 2, speedup over bf16 eager
 
+    append_row(path, Row(**common, command=f"{script} --step_cache first_block --csv c.csv", step_cache="first_block",
+                         time_median_s=2.5, psnr_db=30.0))
+    assert report.main([str(path)]) == 0
+    ladder, cached = (tmp_path / "perf-ladder.md").read_text().split(f"### {report.STEP_CACHE_TITLE}")
+    assert "first_block" not in ladder and "first_block step cache" in cached and "|     2.000 |" in cached
+
 
 def test_report_renders_quantization_time_csvs_with_their_own_table(tmp_path):
     from inference.quantization_time import QuantTimeRow

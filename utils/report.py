@@ -295,6 +295,8 @@ def lever(flags: dict[str, str], base: dict[str, str]) -> str:
 def render_ladder(frame: pd.DataFrame) -> list[str]:
     sections = []
     for key, group in frame.groupby(GROUP_COLUMNS, dropna=False, sort=False):
+        cached = group[[uses_step_cache(row) for _, row in group.iterrows()]]
+        group = group.drop(cached.index)  # step-cached rows change the output: their own section, not a step
         baseline_s = baseline_median_s(group)
         lines, finished = [], []  # finished: (step number, flags, median) of the ok steps so far
         for step, (_, row) in enumerate(group.iterrows(), start=1):
@@ -313,6 +315,8 @@ def render_ladder(frame: pd.DataFrame) -> list[str]:
         table = pd.DataFrame(lines).astype(object)
         table = table.where(table.notna(), None)
         sections += ["", f"## {group_title(key)}", "", table.to_markdown(index=False, floatfmt=".3f", missingval="")]
+        if len(cached):
+            sections += render_step_cache_section(cached, baseline_s)
     return sections + ["", LADDER_NOTE, "", LEGEND, ""]
 
 

@@ -5,6 +5,7 @@
 # Most rows take 1-1.5 minutes, so the whole ladder needs two 10-minute calls, or both GPUs of an x2 machine:
 #   CUDA_VISIBLE_DEVICES=0 ONLY='^(1|2|3|4|5|8)-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^(6|7|9|10|11)-' bash ... & wait
 # Row 8 autotunes every fp8 GEMM shape (about 75 s each on the H100): it did not finish in 229 s, give it a call.
+# Rows 12-13 are opt-in step caching (bf16 eager: the cache hooks do not compile), reported apart from the ladder.
 # Row 9 compiles the whole transformer: CUDA graphs with --regional_compile failed (the blocks overwrite each
 # other's outputs), so the flags now refuse that combination.
 # Usage: bash results/commands/flux-perf-ladder.sh OUT_CSV [LOG_DIR]   (ONLY=regex runs a subset)
@@ -31,6 +32,8 @@ configs=(
   "9-whole-model-cudagraphs|${step7/--regional_compile --compile_mode default/--compile --compile_mode reduce-overhead} $timed"
   "10-lean-fp8-text-encoders|$step7 --quantize_text_encoders $timed"
   "11-profile|$step7 --warmup 2 --runs 3 --profile $logs/flux-profile.md"
+  "12-step-cache-first-block|--step_cache first_block --warmup 1 --runs 3"
+  "13-step-cache-taylorseer|--step_cache taylorseer --warmup 1 --runs 3"
 )
 run_configs inference/benchmark_image.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-300}" \
   "--ckpt_id black-forest-labs/FLUX.1-dev --weights random" "${configs[@]}"
