@@ -635,7 +635,7 @@ def command_load(args) -> int:
 
 
 def command_aot(args) -> int:
-    from utils.benchmark import call_kwargs, make_call, provenance
+    from utils.benchmark import call_kwargs, make_call
     from utils.fidelity import psnr_db
     from utils.timing import time_call_s
 
@@ -685,11 +685,22 @@ def command_measure(args) -> int:
     apply_quantization(model, args.quantization, skip_pattern=args.quant_skip_pattern)
     saved = save_transformer(model, workdir / args.quantization, args.quantization, args.format, overwrite=True)
     reference = call()  # the quantized model before saving
+    rows = []
+    report = {**provenance(args.command_line, args.device), "ckpt_id": args.ckpt_id,
+              "weights": args.weights_resolved, "quantization": args.quantization, "device": args.device,
+              "format": saved["format"], "checkpoint_GiB": saved["size_GiB"], "aot": None, "rows": rows}
+
+    def write_report() -> None:  # after every stage, so that a run cut short keeps what it measured
+        if args.json:
+            with atomic_path(args.json) as partial:
+                partial.write_text(json.dumps(report, indent=2, default=str))
+
+    write_report()
     package = workdir / f"{args.quantization}.pt2"
-    aot_summary = None
     if args.aot:
-        aot_summary = aot_compile_transformer(model, capture_transformer_inputs(pipe, kwargs, args.seed), package)
-        logger.info("AOT package compiled in %.1f s", aot_summary["aoti_compile_s"])
+        report["aot"] = aot_compile_transformer(model, capture_transformer_inputs(pipe, kwargs, args.seed), package)
+        logger.info("AOT package compiled in %.1f s", report["aot"]["aoti_compile_s"])
+        write_report()
     expected = dict(class_name=type(model).__name__, config=dict(model.config))
     del model
     loaders = {
@@ -701,19 +712,13 @@ def command_measure(args) -> int:
     }
     if args.aot:
         loaders["AOT package"] = lambda: load_aot_transformer(package)
-    rows = []
-    report = {**provenance(args.command_line, args.device), "ckpt_id": args.ckpt_id,
-              "weights": args.weights_resolved, "quantization": args.quantization, "device": args.device,
-              "format": saved["format"], "checkpoint_GiB": saved["size_GiB"], "aot": aot_summary, "rows": rows}
     for label, load in loaders.items():
         result = measure_path(label, load, pipe, call, args.device)
         images, reference_images = result["output"].images_uint8(), reference.images_uint8()
         result["row"]["same_image"] = bool(np.array_equal(images, reference_images))
         result["row"]["psnr_db"] = psnr_db(images, reference_images)
         rows.append(result["row"])
-        if args.json:  # after every path, so that a run cut short keeps what it measured
-            with atomic_path(args.json) as partial:
-                partial.write_text(json.dumps(report, indent=2, default=str))
+        write_report()
     print(f"{args.ckpt_id} ({args.weights_resolved} weights), {args.quantization}, on {args.device}; checkpoint "
           f"{saved['size_GiB']:.3g} GiB")
     print(render_measurements(rows))

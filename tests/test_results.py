@@ -137,3 +137,10 @@ def test_report_renders_quantization_time_csvs_with_their_own_table(tmp_path):
     assert report.main([str(path)]) == 0
     text = (tmp_path / "quantization-time.md").read_text()
     assert text.startswith("# Quantization time and peak GPU memory") and "|      6.10 |      11.40 |" in text
+
+
+def test_command_flags_of_recorded_commands():
+    flags = report.command_flags("python inference/benchmark_image.py --compile_mode=default --seed -1 --compile "
+                                 "--runs 3 --csv out.csv")
+    assert flags == {"--compile_mode": "default", "--seed": "-1", "--compile": ""}
+    assert report.command_flags(float("nan")) == {}  # a row whose command column is empty

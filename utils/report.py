@@ -267,7 +267,7 @@ def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> lis
 
 
 LADDER_UNCOUNTED_FLAGS = ("--csv", "--warmup", "--runs", "--profile")  # say how a row was measured, not what ran
-LADDER_NOTE = """A cumulative ladder (a CSV named `*-ladder.csv`), in the order the rows were run: each step is compared
+LADDER_NOTE = """A cumulative ladder (a CSV named `*-ladder.csv`); steps are numbered in CSV row order. Each step is compared
 with the earlier finished step it shares the most flags with (its base); lever = the flags it adds (+) or changes (→)
 against that base; gain = base median / this median; speedup = the bf16 eager row's median / this median. A step
 whose flags equal its base's reran it (e.g. under `--profile`)."""
@@ -275,11 +275,13 @@ whose flags equal its base's reran it (e.g. under `--profile`)."""
 
 def command_flags(command: str) -> dict[str, str]:
     """{flag: value} of a recorded command ("" for switches), without the flags that only say how it was measured."""
+    if not isinstance(command, str):
+        return {}
     words, flags, name = shlex.split(command)[2:], {}, None
     for word in words:
         if word.startswith("--"):
-            name = word
-            flags[name] = ""
+            name, _, value = word.partition("=")
+            flags[name] = value
         elif name is not None:
             flags[name] = (flags[name] + " " + word).strip()
     return {flag: value for flag, value in flags.items() if flag not in LADDER_UNCOUNTED_FLAGS}

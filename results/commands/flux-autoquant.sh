@@ -3,10 +3,11 @@
 # FLUX.1-dev, 1024x1024, all compiled (fused QKV, regional compile, mode default). Each autoquant config runs twice:
 # first it plans (times every candidate per layer group) and writes the plan, then it reuses the plan with no timing.
 # Sparsity runs at batch 16, where the seed measured it, with 4 steps (the per-step effect; 28 steps at batch 16
-# would cost minutes per call). The autotuner tunes each int8 matmul shape for minutes: give it its own call.
+# would cost minutes per call). The autotuner tunes each int8 matmul shape for minutes.
 # Two GPUs of one host, about 10 minutes each:
 #   CUDA_VISIBLE_DEVICES=0 ONLY='^bs1-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^bs4-' bash ... & wait
-# then ONLY='^(bs16|autotune)-' in another call.
+# then, in another call, ONLY='^bs16-' on one GPU and ONLY='^autotune-' on the other.
+# The plan and tune rows start from scratch: their plan / tuned-config files are removed first.
 # Usage: bash results/commands/flux-autoquant.sh OUT_CSV [LOG_DIR]   (ONLY=regex runs a subset; plans go to LOG_DIR)
 set -u
 source "$(dirname "$0")/lib.sh"
@@ -28,6 +29,9 @@ configs+=(
   "autotune-int8dq-tune|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
   "autotune-int8dq-reuse|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
 )
+[[ -z "${ONLY:-}" || "bs1-autoquant-plan" =~ ${ONLY} ]] && rm -f "$logs/autoquant-plan-bs1.json"
+[[ -z "${ONLY:-}" || "bs4-autoquant-plan" =~ ${ONLY} ]] && rm -f "$logs/autoquant-plan-bs4.json"
+[[ -z "${ONLY:-}" || "autotune-int8dq-tune" =~ ${ONLY} ]] && rm -f "$logs/int8-autotune.pkl"
 run_configs inference/benchmark_image.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-540}" \
   "--ckpt_id black-forest-labs/FLUX.1-dev --weights random --fuse_attn_projections --regional_compile --compile_mode default --warmup 1 --runs 3" \
   "${configs[@]}"
