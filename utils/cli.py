@@ -201,7 +201,8 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
     if args.regional_compile and args.compile_mode in CUDA_GRAPH_MODES:
         parser.error(f"--compile_mode {args.compile_mode} records CUDA graphs, which fail with --regional_compile: each "
-                     "block's graph overwrites the output the next block still reads (torch 2.11, H100); use "
+                     "block's graph overwrote an output a later block still read (reduce-overhead, torch 2.11, H100); "
+                     "use "
                      "--compile_mode default or max-autotune-no-cudagraphs, or --compile for the whole model")
     if args.compile_cache and not (args.compile or args.compile_vae):
         parser.error("--compile_cache needs --compile, --regional_compile or --compile_vae")
