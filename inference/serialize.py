@@ -733,7 +733,7 @@ def parse_args(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     validate(parser, args)
-    args.command_line = shlex.join(["python", "inference/serialize.py", *argv])
+    args.command_line = shlex.join(["python", parser.prog, *argv])
     return parser, args
 
 

@@ -36,6 +36,7 @@ from utils.optimizations import compile_model  # noqa: E402
 from utils.pipelines import build_pipeline, build_random_transformer  # noqa: E402
 from utils.presets import get_preset  # noqa: E402
 from utils.profiling import write_profile  # noqa: E402
+from utils.quant import PER_IMAGE_LAYERS as PER_IMAGE_LAYER_PATTERN  # noqa: E402
 from utils.results import Provenance, append_row  # noqa: E402
 from utils.timing import (allocated_GiB, host_peak_GiB, peak_allocated_GiB, reset_peak_memory,  # noqa: E402
                           time_call_s)
@@ -308,10 +309,10 @@ def fp8_config(recipe: str, device: str):
     return dataclasses.replace(config, emulate=True) if needs_fp8_emulation(device) else config
 
 
-# Layers that see one row per image (timestep/guidance/pooled-text embedders, the adaLN modulation of every block).
-# float8 gains nothing on one row, and rowwise float8's weight gradient fails on them in a full fine-tune (torch 2.11,
-# H100: "self must be row_major, got stride (1, 18432)" for norm1.linear).
-PER_IMAGE_LAYERS = re.compile(r"^time_text_embed\.|(^|\.)norm\w*\.linear$")
+# float8 gains nothing on layers fed one row per image (utils.quant.PER_IMAGE_LAYERS), and rowwise float8's weight
+# gradient fails on them in a full fine-tune (torch 2.11, H100: "self must be row_major, got stride (1, 18432)" for
+# norm1.linear).
+PER_IMAGE_LAYERS = re.compile(PER_IMAGE_LAYER_PATTERN)
 
 
 def fp8_module_filter(module: torch.nn.Module, fqn: str) -> bool:

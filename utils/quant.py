@@ -25,7 +25,7 @@ class QuantMethod:
 
 
 # Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX):
-# torch._int_mm, behind int8 dynamic quantization, needs more than 16 rows.
+# torch._int_mm, behind int8 dynamic quantization, needs more than 16 rows; float8 training keeps them bf16 too.
 PER_IMAGE_LAYERS = r"norm\w*\.linear$|time_\w*embed"
 
 
