@@ -34,45 +34,50 @@ def test_fp8_recipe_runs_on_cpu_with_int8():
     assert type(namespace["pipe"].transformer.transformer_blocks[0].attn.to_qkv.weight).__module__.startswith("torchao")
 
 
+def readme_section(start: str, end: str) -> str:
+    return README.split(start, 1)[1].split(end, 1)[0]
+
+
+def assert_measured(numbers: list[str], column: pd.Series, digits: int, where: str) -> None:
+    """Every number the README quotes is a value of `column`, rounded as the README rounds it."""
+    for number in numbers:
+        assert (column.round(digits) == float(number)).any(), f"{number} is not in {where}"
+
+
 def test_readme_results_match_the_csv():
-    section = README.split("## Results", 1)[1].split("## Video results", 1)[0].split("\n\n", 2)[2]
+    section = readme_section("## Results", "## Video results").split("\n\n", 2)[2]
     medians = re.findall(r"^\| [^|]+ \| \**([0-9.]+)\** \|", section, flags=re.MULTILINE)
     assert len(medians) >= 8
-    measured = read_rows(REPO_ROOT / "results" / "flux-dev.csv").time_median_s.dropna()
-    for median in medians:
-        assert (measured.round(3) == float(median)).any(), f"{median} s is not a median in results/flux-dev.csv"
+    measured = read_rows(REPO_ROOT / "results" / "flux-dev.csv")
+    assert_measured(medians, measured.time_median_s, 3, "the medians of results/flux-dev.csv")
 
 
 def test_video_readme_numbers_match_the_csv():
-    section = README.split("## Video results", 1)[1].split("### Latency", 1)[0]
+    section = readme_section("## Video results", "### Latency")
     peaks = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
     assert len(peaks) == 6
-    measured = read_rows(REPO_ROOT / "results" / "cogvideox-5b.csv").inference_memory_GiB
-    for peak in peaks:
-        assert (measured.round(2) == float(peak)).any(), f"{peak} GiB is not a peak in results/cogvideox-5b.csv"
+    measured = read_rows(REPO_ROOT / "results" / "cogvideox-5b.csv")
+    assert_measured(peaks, measured.inference_memory_GiB, 2, "the peaks of results/cogvideox-5b.csv")
 
 
 def test_video_latency_and_training_numbers_match_the_csvs():
-    section = README.split("### Latency", 1)[1].split("## Training", 1)[0]
+    section = readme_section("### Latency", "## Training")
     medians = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
     assert len(medians) == 13
     measured = pd.concat([read_rows(REPO_ROOT / "results" / f"cogvideox-{size}.csv") for size in ("2b", "5b")])
-    for median in medians:
-        assert (measured.time_median_s.round(3) == float(median)).any(), f"{median} s is not in the CogVideoX CSVs"
-    section = README.split("## Training", 1)[1].split("## Layout", 1)[0]
+    assert_measured(medians, measured.time_median_s, 3, "the CogVideoX CSVs")
+    section = readme_section("## Training", "## Layout")
     steps = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
     assert len(steps) == 8
     trained = pd.read_csv(REPO_ROOT / "results" / "train-flux-dev.csv")
-    for step in steps:
-        assert (trained.step_median_s.round(3) == float(step)).any(), f"{step} s is not in train-flux-dev.csv"
+    assert_measured(steps, trained.step_median_s, 3, "train-flux-dev.csv")
 
 
 def test_ladder_numbers_match_the_csv():
-    section = README.split("### The performance ladder", 1)[1].split("## Results", 1)[0]
+    section = readme_section("### The performance ladder", "## Results")
     medians = re.findall(r"^\| [^|]+ \| [^|]+ \| \**([0-9.]+)\** \|", section, flags=re.MULTILINE)
     assert len(medians) == 8
     measured = read_rows(REPO_ROOT / "results" / "flux-perf-ladder.csv")
-    for median in medians:
-        assert (measured.time_median_s.round(3) == float(median)).any(), f"{median} s is not in flux-perf-ladder.csv"
-    for peak in re.findall(r" \| ([0-9.]+) \|$", section, flags=re.MULTILINE):
-        assert (measured.inference_memory_GiB.round(2) == float(peak)).any(), f"{peak} GiB is not a ladder peak"
+    assert_measured(medians, measured.time_median_s, 3, "the medians of flux-perf-ladder.csv")
+    peaks = re.findall(r" \| ([0-9.]+) \|$", section, flags=re.MULTILINE)
+    assert_measured(peaks, measured.inference_memory_GiB, 2, "the peaks of flux-perf-ladder.csv")
