@@ -55,6 +55,24 @@ def test_regional_compile_runs_on_the_cpu(run_args, tmp_path):
     assert row.status == "ok" and row.compile_s > 0 and row.psnr_db > 25
 
 
+def test_compiled_quantized_text_encoders_run_on_the_cpu(run_args, tmp_path):
+    assert run([*run_args, "--quantization", "int8wo", "--quantize_text_encoders", "--compile_text_encoders"]) == 0
+    row = rows(tmp_path).iloc[0]
+    assert row.status == "ok" and row.compile_text_encoders and row.compile_mode == "default"
+    assert row.psnr_db > 25
+
+
+def test_text_encoders_compile_layer_by_layer():
+    from utils.pipelines import build_pipeline
+
+    pipe = build_pipeline("tiny-flux", "random", "cpu", torch.bfloat16, seed=0)
+    optimizations.apply_text_encoder_compile(pipe, "default")
+    for encoder, layer_list in [(pipe.text_encoder, "encoder.layers"), (pipe.text_encoder_2, "encoder.block")]:
+        compiled = {name for name, module in encoder.named_modules() if module._compiled_call_impl is not None}
+        layers = encoder.get_submodule(layer_list)
+        assert compiled == {f"{layer_list}.{i}" for i in range(len(layers))} and len(layers) > 1
+
+
 def test_a_failing_run_still_records_its_row(run_args, tmp_path, monkeypatch):
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom\nsecond line")

@@ -28,6 +28,8 @@ BAD_INPUTS = {
     "compile cache without compile": (["--compile_cache", "c.bin"], "needs --compile"),
     "CUDA graphs with regional compile": (["--regional_compile", "--compile_mode", "reduce-overhead"],
                                           "fail with --regional_compile"),
+    "CUDA graphs with layer-wise text encoders": (["--compile_text_encoders", "--compile", "--compile_mode",
+                                                   "reduce-overhead"], "--compile_text_encoders compiles layer by"),
     "max-autotune with regional compile": (["--regional_compile", "--compile_mode", "max-autotune"],
                                            "records CUDA graphs"),
     "autotune without int8dq": (["--autotune", "--quantization", "int8wo"], "only --quantization int8dq uses"),

@@ -153,7 +153,7 @@ def new_row(args) -> Row:
             setattr(row, field.name, value)
     if args.quantization != "None":
         row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
-    if not (args.compile or args.compile_vae):
+    if not (args.compile or args.compile_vae or args.compile_text_encoders):
         row.compile_mode = ""
     return row
 

@@ -148,6 +148,9 @@ def add_optimization_args(parser: Parser) -> None:
                        help="compile each repeated transformer block instead of the whole model "
                             "(diffusers compile_repeated_blocks; much faster to compile); implies --compile")
     group.add_argument("--compile_vae", action="store_true", help="torch.compile vae.decode (fullgraph=True)")
+    group.add_argument("--compile_text_encoders", action="store_true",
+                       help="torch.compile every layer of the text encoders (T5/CLIP) on its own; pays off with "
+                            "--quantize_text_encoders, whose quantized layers cost Python dispatch per call in eager")
     group.add_argument("--compile_cache", type=Path, default=None,
                        help="torch.compile artifacts file: loaded before the first call when it exists (a warm "
                             "start), written after the timed calls; the row's compile_cache column says which")
@@ -204,15 +207,18 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
                      "block's graph overwrote an output a later block still read (reduce-overhead, torch 2.11, H100); "
                      "use "
                      "--compile_mode default or max-autotune-no-cudagraphs, or --compile for the whole model")
-    if args.compile_cache and not (args.compile or args.compile_vae):
-        parser.error("--compile_cache needs --compile, --regional_compile or --compile_vae")
+    if args.compile_text_encoders and args.compile_mode in CUDA_GRAPH_MODES:
+        parser.error(f"--compile_text_encoders compiles layer by layer, which fails with --compile_mode "
+                     f"{args.compile_mode} (CUDA graphs) for the same reason as --regional_compile")
+    if args.compile_cache and not (args.compile or args.compile_vae or args.compile_text_encoders):
+        parser.error("--compile_cache needs --compile, --regional_compile, --compile_vae or --compile_text_encoders")
     check_attention_backend(parser, args.attention_backend, device)
     if args.profile and args.context_parallel != "none":
         parser.error("--profile makes one more call on rank 0 only; with --context_parallel the other ranks would "
                      "never join its collectives")
-    if args.offload == "sequential" and (args.compile or args.compile_vae):
-        parser.error("--offload sequential cannot be combined with --compile/--compile_vae: its per-layer hooks "
-                     "move weights inside the compiled graph")
+    if args.offload == "sequential" and (args.compile or args.compile_vae or args.compile_text_encoders):
+        parser.error("--offload sequential cannot be combined with --compile/--compile_vae/--compile_text_encoders: "
+                     "its per-layer hooks move weights inside the compiled graph")
     if args.offload != "none" and device.type != "cuda":
         parser.error(f"--offload {args.offload} needs a CUDA device: it moves weights between the CPU and the GPU")
     if args.quant_skip_pattern is not None:

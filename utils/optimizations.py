@@ -31,8 +31,7 @@ def apply_channels_last(pipe) -> None:
 
 def quantization_targets(pipe, quantize_vae: bool, quantize_text_encoders: bool) -> dict[str, torch.nn.Module]:
     targets = {"denoiser": denoiser(pipe)}
-    names = (["vae"] if quantize_vae else []) + (
-        ["text_encoder", "text_encoder_2", "text_encoder_3"] if quantize_text_encoders else [])
+    names = (["vae"] if quantize_vae else []) + (list(TEXT_ENCODERS) if quantize_text_encoders else [])
     targets.update({name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None})
     return targets
 
@@ -271,6 +270,31 @@ def apply_vae_compile(pipe, mode: str) -> None:
     pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=True, mode=mode)
 
 
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+
+
+def encoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The layers of every ModuleList holding several modules of one class (T5: encoder.block, CLIP:
+    text_model.encoder.layers); lists of mixed classes (inside a T5 block) are parts of a layer, not layers."""
+    return [layer for module in model.modules() if isinstance(module, torch.nn.ModuleList) and len(module) > 1
+            and len({type(child) for child in module}) == 1 for layer in module]
+
+
+def apply_text_encoder_compile(pipe, mode: str) -> None:
+    """Compile each text encoder layer by layer: the layers share their code, so they compile once (plus T5's first
+    block, which also computes the position bias). Not fullgraph: transformers' encoders may break the graph between
+    layers, and the layers are what matters."""
+    for name in TEXT_ENCODERS:
+        model = getattr(pipe, name, None)
+        if model is None:
+            continue
+        layers = encoder_layers(model)
+        if not layers:
+            raise ValueError(f"{name} ({type(model).__name__}) has no repeated layers to compile")
+        for layer in layers:
+            layer.compile(mode=mode)
+
+
 def optimize(pipe, args, sample_call=None) -> dict:
     """Apply the levers selected in `args`, in order. Returns the columns describing what was applied.
     `sample_call` runs the pipeline once (autoquant records the real layer inputs with it)."""
@@ -299,10 +323,12 @@ def optimize(pipe, args, sample_call=None) -> dict:
         apply_context_parallel(pipe, args.context_parallel, args.cp_degree)
     if args.step_cache != "none":  # after quantization (the hooks wrap blocks, whatever their weights), before compile
         applied.update(apply_step_cache(pipe, args.step_cache, args.step_cache_threshold))
-    if (args.compile or args.compile_vae) and torch.device(args.device).type == "cuda":
+    if (args.compile or args.compile_vae or args.compile_text_encoders) and torch.device(args.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if args.compile:
         apply_compile(pipe, args.compile_mode, args.regional_compile)
     if args.compile_vae:
         apply_vae_compile(pipe, args.compile_mode)
+    if args.compile_text_encoders:
+        apply_text_encoder_compile(pipe, args.compile_mode)
     return applied

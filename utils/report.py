@@ -48,6 +48,8 @@ def describe(row) -> str:
         parts.append(f"{'regional ' if row.regional_compile else ''}compile{mode}")
     if row.compile_vae:
         parts.append("compiled VAE")
+    if row.get("compile_text_encoders") is True:
+        parts.append("compiled text enc")
     if isinstance(row.get("attention_backend"), str) and row.attention_backend not in ("", "default"):
         parts.append(f"{row.attention_backend.strip('_')} attention")
     if row.get("channels_last") is True:

@@ -87,6 +87,7 @@ class Row(Provenance):
     step_cache: str = "none"  # none | first_block | taylorseer
     step_cache_threshold: float | None = None  # first_block only
     int8_autotuner: str = ""  # --autotune: cold (tuned during the first call, in compile_s) | warm (cache file loaded)
+    compile_text_encoders: bool = False
 
 
 COLUMNS = [field.name for field in fields(Row)]

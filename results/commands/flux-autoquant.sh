@@ -16,11 +16,11 @@ logs=${2:-$(dirname "$csv")}
 configs=()
 for batch in 1 4; do
   configs+=(
+    "bs$batch-autoquant-plan|--batch_size $batch --quantization autoquant --autoquant_plan $logs/autoquant-plan-bs$batch.json"
+    "bs$batch-autoquant-reuse|--batch_size $batch --quantization autoquant --autoquant_plan $logs/autoquant-plan-bs$batch.json"
     "bs$batch-bf16|--batch_size $batch"
     "bs$batch-int8dq|--batch_size $batch --quantization int8dq"
     "bs$batch-fp8dqrow|--batch_size $batch --quantization fp8dqrow"
-    "bs$batch-autoquant-plan|--batch_size $batch --quantization autoquant --autoquant_plan $logs/autoquant-plan-bs$batch.json"
-    "bs$batch-autoquant-reuse|--batch_size $batch --quantization autoquant --autoquant_plan $logs/autoquant-plan-bs$batch.json"
   )
 done
 configs+=(
