@@ -126,7 +126,8 @@ def prune_to_2_4(weight: torch.Tensor) -> torch.Tensor:
 
 def apply_sparsity(transformer: torch.nn.Module) -> int:
     """Semi-structured 2:4 sparsity on the transformer's Linear layers (bf16 2:4 kernels, CUDA only)."""
-    from torchao.sparsity import SemiSparseWeightConfig, sparsify_
+    from torchao.sparsity import sparsify_
+    from torchao.sparsity.sparse_api import SemiSparseWeightConfig  # not re-exported by torchao.sparsity in 0.18
 
     from utils.quant import quantizable_linear
 
