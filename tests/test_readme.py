@@ -68,7 +68,7 @@ def test_video_latency_and_training_numbers_match_the_csvs():
     assert_measured(medians, measured.time_median_s, 3, "the CogVideoX CSVs")
     section = readme_section("## Training", "## Layout")
     steps = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
-    assert len(steps) == 8
+    assert len(steps) == 10
     trained = pd.read_csv(REPO_ROOT / "results" / "train-flux-dev.csv")
     assert_measured(steps, trained.step_median_s, 3, "train-flux-dev.csv")
 

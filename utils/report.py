@@ -35,6 +35,9 @@ def describe(row) -> str:
     """A short label for the levers of one row."""
     base = str(row["dtype"]).replace("bfloat16", "bf16")
     parts = [base if row.quantization == "None" else row.quantization + ("" if base == "bf16" else f" ({base} base)")]
+    plan = row.get("autoquant")
+    if row.quantization == "autoquant" and isinstance(plan, str) and plan:  # "planned: 172 fp8dqrow, ... (20 groups)"
+        parts[0] += f" ({plan.split(' (')[0]})"
     if row.quantize_text_encoders:
         parts.append("+text enc")
     if row.quantize_vae:
