@@ -91,6 +91,15 @@ def peak_allocated_GiB(device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / GiB
 
 
+def device_used_GiB(device) -> float | None:
+    """GPU memory in use as the driver sees it: what PyTorch's allocator holds (cache included) plus what others
+    allocate directly, such as an AOTInductor package's weights."""
+    if torch.device(device).type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return (total - free) / GiB
+
+
 def host_peak_GiB() -> float:
     """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB
