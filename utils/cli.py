@@ -93,8 +93,9 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--autotune", action="store_true",
                        help="int8dq on CUDA only: run its int8 matmuls through torchao's Triton kernel with a config "
                             "tuned per matmul shape (TORCHAO_AUTOTUNER_ENABLE in the seed). The first call with a new "
-                            "shape benchmarks 960 configs (minutes per shape, counted in compile_s); the tuned "
-                            "configs are kept in --autotune_cache. Not autoquant")
+                            "shape benchmarks 960 configs (about 10 minutes per shape on the H100, counted in "
+                            "compile_s; FLUX has about 14 shapes); the tuned configs are kept in --autotune_cache. "
+                            "Not autoquant")
     group.add_argument("--autotune_cache", type=Path, default=None,
                        help="--autotune: pickle of the tuned configs, loaded when it exists and rewritten after each "
                             "newly tuned shape; default .cache/int8-autotuner/<GPU name>.pkl")
