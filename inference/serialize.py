@@ -492,6 +492,7 @@ def measure_path(label: str, load, pipe, call, device) -> dict:
     if before_GiB is not None:
         row["load_peak_GiB"] = peak_allocated_GiB(device) - before_GiB
         row["model_GiB"] = allocated_GiB(device) - before_GiB
+        torch.cuda.empty_cache()  # what the model holds, not what the load left cached
         row["device_GiB"] = device_used_GiB(device) - device_before_GiB
     pipe.transformer = model
     call_s, output = time_call_s(call, device)
@@ -599,6 +600,11 @@ def validate(parser, args) -> None:
         value = getattr(args, name)
         if value is not None and value % 16:
             parser.error(f"--{name} must be a multiple of 16, got {value}")
+    if (getattr(args, "aot", False) and args.quantization == "int8wo"
+            and torch.device(args.device).type == "cpu"):
+        parser.error("measure --aot times torch.compile of the int8wo model loaded from safetensors, which crashes on "
+                     "the CPU (segfault in aten._weight_int8pack_mm; torch 2.11, torchao 0.18): use another "
+                     "--quantization or CUDA")
     args.weights_resolved = check_weights(parser, args.ckpt_id, args.weights)
 
 
@@ -743,15 +749,24 @@ def command_measure(args) -> int:
         result["row"]["psnr_db"] = psnr_db(images, reference_images)
         rows.append(result["row"])
         write_report()
+        if compiled_path(label):
+            torch._dynamo.reset()  # drop the compiled graphs and the model they hold before the next path
     print(f"{args.ckpt_id} ({args.weights_resolved} weights), {args.quantization}, on {args.device}; checkpoint "
           f"{saved['size_GiB']:.3g} GiB")
     print(render_measurements(rows))
-    return 0 if all(row["same_image"] for row in rows if not compiled_path(row["path"])) else 1
+    return 0 if all(path_matches(row) for row in rows) else 1
+
+
+MIN_COMPILED_PSNR_DB = 25.0  # compiled kernels round differently; their image must still be close to eager's
 
 
 def compiled_path(label: str) -> bool:
-    """Compiled kernels round differently from eager, so these paths are compared by PSNR, not bit for bit."""
     return label == "AOT package" or label.endswith("torch.compile")
+
+
+def path_matches(row: dict) -> bool:
+    """Eager paths must give the image made before saving bit for bit, compiled ones a close image."""
+    return row["psnr_db"] >= MIN_COMPILED_PSNR_DB if compiled_path(row["path"]) else row["same_image"]
 
 
 COMMANDS = {"save": command_save, "load": command_load, "aot": command_aot, "measure": command_measure}

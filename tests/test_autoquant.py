@@ -106,9 +106,20 @@ def test_plan_for_other_settings_or_a_corrupt_file_fails_clearly(plan, tmp_path)
         autoquant.autoquant(model, forward_twice(model), device="cpu", plan_path=path, max_error=0.2)
     with pytest.raises(ValueError, match="planned for another"):
         autoquant.autoquant(model, forward_twice(model), device="cpu", plan_path=path, skip_pattern="proj_out")
+    path.write_text(path.read_text().replace(f'"version": {autoquant.PLAN_VERSION}', '"version": 1'))
+    with pytest.raises(ValueError, match="plan version 1, expected"):  # timed with launch overhead
+        autoquant.load_plan(path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not an autoquant plan"):
         autoquant.load_plan(path)
+
+
+def test_candidates_are_timed_as_gpu_time_only_where_the_benchmark_compiles_without_cuda_graphs():
+    assert autoquant.times_kernels_only("cuda", "default")
+    assert autoquant.times_kernels_only("cuda", "max-autotune-no-cudagraphs")
+    assert not autoquant.times_kernels_only("cuda", None)  # eager: the host's dispatch is part of the cost
+    assert not autoquant.times_kernels_only("cuda", "reduce-overhead")
+    assert not autoquant.times_kernels_only("cpu", "default")
 
 
 def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """End-to-end runs of inference/benchmark_image.py on tiny-flux (CPU)."""
 
+import copy
 import math
 
 import numpy as np
@@ -71,6 +72,13 @@ def test_text_encoders_compile_layer_by_layer():
         compiled = {name for name, module in encoder.named_modules() if module._compiled_call_impl is not None}
         layers = encoder.get_submodule(layer_list)
         assert compiled == {f"{layer_list}.{i}" for i in range(len(layers))} and len(layers) > 1
+
+
+def test_encoder_layers_are_the_outermost_lists_of_one_class():
+    layer = torch.nn.Sequential(torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)]))
+    model = torch.nn.Sequential(torch.nn.ModuleList([layer, copy.deepcopy(layer)]),
+                                torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.ReLU()]))
+    assert optimizations.encoder_layers(model) == list(model[0])
 
 
 def test_a_failing_run_still_records_its_row(run_args, tmp_path, monkeypatch):

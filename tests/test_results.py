@@ -82,6 +82,14 @@ def test_report_groups_ranks_and_picks(tmp_path):
     assert (tmp_path / "plots" / "flux-0.png").stat().st_size > 10_000
 
 
+def test_labels_name_the_autoquant_plan_and_compiled_text_encoders(tmp_path):
+    path = tmp_path / "flux.csv"
+    append_row(path, Row(model="m", dtype="bf16", quantization="autoquant", compile=True, compile_text_encoders=True,
+                         autoquant="planned: 172 fp8dqrow, 85 bf16 (20 shape groups)", time_median_s=3.0))
+    assert report.describe(read_rows(path).iloc[0]) == ("autoquant (planned: 172 fp8dqrow, 85 bf16), compile, "
+                                                        "compiled text enc")
+
+
 def test_older_csvs_with_fewer_columns_still_load(tmp_path):
     path = tmp_path / "old.csv"
     path.write_text("timestamp,model,quantization,time_median_s,status\n2025-01-01,m,int8wo,1.5,ok\n")

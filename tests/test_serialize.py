@@ -194,6 +194,13 @@ def test_cli_rejects_cuda_only_methods_on_the_cpu(tmp_path, capsys):
     assert "runs only on CUDA" in capsys.readouterr().err
 
 
+def test_cli_refuses_measuring_compiled_int8wo_after_loading_on_the_cpu(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["measure", "--aot", "--quantization", "int8wo", "--workdir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "crashes on the CPU" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_compile_cache_round_trip(tmp_path):
     from torch._dynamo.utils import counters
     from torch._inductor.utils import fresh_cache

@@ -27,6 +27,7 @@ import torch
 
 from utils.fidelity import relative_l2
 from utils.files import atomic_path
+from utils.optimizations import CUDA_GRAPH_MODES
 from utils.quant import QUANTIZATIONS, count_quantized_linears, quantizable_linear, unsupported_reason
 from utils.timing import time_call_s
 
@@ -36,7 +37,7 @@ CANDIDATES = ("int8wo", "int8dq", "fp8wo", "fp8dq", "fp8dqrow")
 DEFAULT_MAX_ERROR = 0.05  # relative L2 of one layer's output against bf16 on its real input
 MIN_GAIN = 1.05  # a candidate must beat bf16 by this factor, or the group stays bf16
 PER_IMAGE_ROWS = 16  # groups fed at most this many activation rows (adaLN, embedders) stay bf16 untimed
-PLAN_VERSION = 2  # 2: timed as GPU time per call (CUDA graph replay); version 1 plans included launch overhead
+PLAN_VERSION = 2  # 2: compiled CUDA plans timed as GPU time per call (CUDA graph replay), 1 with launch overhead
 CALLS_PER_GRAPH = 20
 
 
@@ -134,43 +135,43 @@ def record_linear_inputs(model: torch.nn.Module, run: Callable[[], object],
     return list(groups.values()), inputs
 
 
-def median_ms(fn: Callable[[], torch.Tensor], device: str, warmup: int = 3, repeats: int = 10) -> float:
-    """Milliseconds per call: on CUDA the GPU's own time, without the host's launch overhead (see gpu_ms)."""
+def median_ms(fn: Callable[[], torch.Tensor], device: str, kernels_only: bool, warmup: int = 3,
+              repeats: int = 10) -> float:
+    """Milliseconds per call. `kernels_only` (CUDA): the GPU's own time, without the host's launch overhead (see
+    gpu_ms); otherwise one call at a time, host overhead included."""
     for _ in range(warmup):
         fn()
-    if torch.device(device).type == "cuda":
+    if kernels_only:
         return gpu_ms(fn, repeats)
     return statistics.median(time_call_s(fn, device)[0] for _ in range(repeats)) * 1e3
 
 
 def gpu_ms(fn: Callable[[], torch.Tensor], repeats: int, calls: int = CALLS_PER_GRAPH) -> float:
-    """Replay `calls` calls captured in one CUDA graph and divide. Inside the compiled model the host runs ahead
-    of the GPU, so a layer costs its kernels' time; one layer timed alone is mostly launch overhead, which favours
-    bf16 (one kernel) over dynamic quantization (three): timed that way, the first H100 plan kept 276 of 352 FLUX
-    layers in bf16 and ran 18% slower than fp8dqrow everywhere. Where capture fails, `calls` back-to-back calls
-    between two events."""
+    """Replay `calls` calls captured in one CUDA graph and divide. Inside a compiled model the host runs ahead of
+    the GPU, so a layer costs its kernels' time; one layer timed alone is mostly launch overhead, which favours bf16
+    (one kernel) over dynamic quantization (three): timed that way, the first H100 plan kept 276 of 352 FLUX layers
+    in bf16 and ran 18% slower than fp8dqrow everywhere. A call that cannot be captured raises (its candidate is
+    then skipped), so that every timing of a plan is taken the same way."""
     stream = torch.cuda.Stream()  # capture on a stream the calls already ran on (cuBLAS sets up per stream)
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         fn()
     torch.cuda.current_stream().wait_stream(stream)
-    try:
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):
-            for _ in range(calls):
-                fn()
-        run = graph.replay
-    except Exception as error:  # noqa: BLE001 - an op that cannot be captured: time it uncaptured
-        logger.info("autoquant: timing without a CUDA graph (%s)", error)
-        graph = None
-
-        def run():
-            for _ in range(calls):
-                fn()
-    run()
-    milliseconds = statistics.median(time_call_s(run, "cuda")[0] for _ in range(repeats)) * 1e3 / calls
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    milliseconds = statistics.median(time_call_s(graph.replay, "cuda")[0] for _ in range(repeats)) * 1e3 / calls
     del graph
     return milliseconds
+
+
+def times_kernels_only(device: str, compile_mode: str | None) -> bool:
+    """Whether to time candidates as GPU time (gpu_ms): on CUDA when the benchmark compiles without CUDA graphs. In
+    eager the host's per-call dispatch is part of the cost (torchao's quantized tensors add to it), and the
+    CUDA-graph modes record their own graphs, which cannot be captured inside another."""
+    return torch.device(device).type == "cuda" and compile_mode is not None and compile_mode not in CUDA_GRAPH_MODES
 
 
 def layer_runner(layer: torch.nn.Module, x: torch.Tensor, device: str,
@@ -191,7 +192,8 @@ def measure_group(model: torch.nn.Module, group: LayerGroup, x: torch.Tensor, ca
 
     layer = model.get_submodule(group.layers[0])
     reference = layer(x)
-    bf16_before = median_ms(layer_runner(layer, x, device, compile_mode), device)
+    kernels_only = times_kernels_only(device, compile_mode)
+    bf16_before = median_ms(layer_runner(layer, x, device, compile_mode), device, kernels_only)
     for name in candidates:
         reason = unsupported_reason(name, device, base_dtype)
         if reason:
@@ -202,12 +204,12 @@ def measure_group(model: torch.nn.Module, group: LayerGroup, x: torch.Tensor, ca
             quantize_(candidate, QUANTIZATIONS[name].make_config(set_inductor_config))
             run = layer_runner(candidate, x, device, compile_mode)
             group.errors[name] = relative_l2(run(), reference)
-            group.timings_ms[name] = median_ms(run, device)
+            group.timings_ms[name] = median_ms(run, device, kernels_only)
         except Exception as error:  # noqa: BLE001 - a kernel that rejects these shapes is a skipped candidate
             group.skipped[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
         del candidate
     # timed again after the candidates, keeping the faster: a cold first measurement must not favour quantizing
-    group.bf16_ms = min(bf16_before, median_ms(layer_runner(layer, x, device, compile_mode), device))
+    group.bf16_ms = min(bf16_before, median_ms(layer_runner(layer, x, device, compile_mode), device, kernels_only))
 
 
 def choose(group: LayerGroup, max_error: float) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from utils.autoquant import DEFAULT_MAX_ERROR
-from utils.optimizations import (FIRST_BLOCK_CACHE_THRESHOLD, STEP_CACHES, enable_step_cache,
+from utils.optimizations import (CUDA_GRAPH_MODES, FIRST_BLOCK_CACHE_THRESHOLD, STEP_CACHES, enable_step_cache,
                                  int8_autotuner_unavailable_reason)
 from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
 from utils.pipelines import WEIGHTS_CHOICES, build_random_transformer, resolve_weights
@@ -17,7 +17,6 @@ from utils.quant import QUANTIZATIONS, unsupported_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 ATTENTION_BACKENDS = ("default", "native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math")
 
 

@@ -10,6 +10,8 @@ import torch
 from utils.quant import apply_quantization, count_quantized_linears
 from utils.timing import synchronize
 
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the torch.compile modes that record CUDA graphs
+
 
 def denoiser(pipe) -> torch.nn.Module:
     """The model that runs every step: `transformer` (Flux, CogVideoX, SD3) or `unet` (SDXL and older)."""
@@ -275,10 +277,16 @@ TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
 
 
 def encoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The layers of every ModuleList holding several modules of one class (T5: encoder.block, CLIP:
-    text_model.encoder.layers); lists of mixed classes (inside a T5 block) are parts of a layer, not layers."""
-    return [layer for module in model.modules() if isinstance(module, torch.nn.ModuleList) and len(module) > 1
-            and len({type(child) for child in module}) == 1 for layer in module]
+    """The layers of every outermost ModuleList holding several modules of one class (T5: encoder.block, CLIP:
+    encoder.layers); lists of mixed classes (inside a T5 block) and lists inside a layer are parts of a layer."""
+    layers, prefixes = [], ()
+    for name, module in model.named_modules():
+        if name.startswith(prefixes) or not isinstance(module, torch.nn.ModuleList) or len(module) < 2:
+            continue
+        if len({type(child) for child in module}) == 1:
+            layers += list(module)
+            prefixes += (f"{name}.",)
+    return layers
 
 
 def apply_text_encoder_compile(pipe, mode: str) -> None:

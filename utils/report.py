@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from utils.files import atomic_path
@@ -29,6 +30,11 @@ PSNR dB and latent rel L2 compare the decoded images and final latents with the 
 precision, same weights and inputs (inf / 0 = identical). Rows with weights=random use the real architecture with
 random weights: timing and memory are real, images are noise. The CSV has every column, including the exact
 command, git sha and package versions of each row."""
+
+
+def is_set(value) -> bool:
+    """A boolean column's value is True (CSVs written before the column existed leave it empty)."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def describe(row) -> str:
@@ -51,11 +57,11 @@ def describe(row) -> str:
         parts.append(f"{'regional ' if row.regional_compile else ''}compile{mode}")
     if row.compile_vae:
         parts.append("compiled VAE")
-    if row.get("compile_text_encoders") is True:
+    if is_set(row.get("compile_text_encoders")):
         parts.append("compiled text enc")
     if isinstance(row.get("attention_backend"), str) and row.attention_backend not in ("", "default"):
         parts.append(f"{row.attention_backend.strip('_')} attention")
-    if row.get("channels_last") is True:
+    if is_set(row.get("channels_last")):
         parts.append("channels_last VAE")
     if row.get("compile_cache") == "cold":
         parts.append("cold start, compile cache written")
