@@ -91,14 +91,29 @@ def test_cpu_names_are_supported_on_cpu():
     assert all(unsupported_reason(name, "cpu") is None for name in ["None", *RUNS_ON_CPU])
 
 
-def test_sparsity_prunes_to_2_4_and_reaches_torchaos_cuda_only_kernel():
-    """On the CPU torchao's 2:4 conversion refuses the tensor; getting that far proves the config still imports
-    (an H100 run once failed on its import) and the weights were pruned to two non-zeros in every four."""
-    from utils.optimizations import apply_sparsity, prune_to_2_4
+def test_sparsity_prunes_to_2_4_and_reaches_torchaos_cuda_only_kernels():
+    """On the CPU torchao's 2:4 conversions refuse to run; getting that far proves the configs still import (an
+    H100 run once failed on the import) and the chosen weights were pruned to two non-zeros in every four, while
+    the per-image layers stayed dense. The float8 + 2:4 kernels themselves run only on an H100."""
+    from utils.optimizations import apply_sparsity, prune_to_2_4, sparse_fp8_config
 
     weight = torch.randn(32, 64)
     assert ((prune_to_2_4(weight).reshape(-1, 4) != 0).sum(dim=1) == 2).all()
-    model = torch.nn.Sequential(torch.nn.Linear(64, 64)).to(torch.bfloat16)
+
+    def model():
+        layers = torch.nn.ModuleDict({"proj": torch.nn.Linear(64, 64), "norm1": torch.nn.Module()})
+        layers["norm1"].linear = torch.nn.Linear(64, 64)
+        return layers.to(torch.bfloat16)
+
+    def nonzeros_per_four(linear):
+        return (linear.weight.reshape(-1, 4) != 0).sum(dim=1)
+
+    bf16 = model()
     with pytest.raises(RuntimeError, match="Only CUDA tensors"):
-        apply_sparsity(model)
-    assert ((model[0].weight.reshape(-1, 4) != 0).sum(dim=1) <= 2).all()
+        apply_sparsity(bf16)
+    assert (nonzeros_per_four(bf16["proj"]) <= 2).all() and (nonzeros_per_four(bf16["norm1"].linear) == 4).all()
+    with pytest.raises(AssertionError, match="compute capability"):  # torchao's float8 path refuses the CPU
+        apply_sparsity(model(), "fp8dqrow")
+    assert sparse_fp8_config().packing_format.value == "sparse_2d_data_2d_metadata"
+    with pytest.raises(ValueError, match="combines with None or fp8dqrow, not int8wo"):
+        apply_sparsity(model(), "int8wo")

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 
 from utils.autoquant import DEFAULT_MAX_ERROR
-from utils.optimizations import (CUDA_GRAPH_MODES, FIRST_BLOCK_CACHE_THRESHOLD, STEP_CACHES, enable_step_cache,
+from utils.optimizations import (CUDA_GRAPH_MODES, FIRST_BLOCK_CACHE_THRESHOLD, SPARSE_FP8_MIN_CAPABILITY,
+                                 SPARSE_QUANTIZATIONS, STEP_CACHES, enable_step_cache,
                                  int8_autotuner_unavailable_reason)
 from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
 from utils.pipelines import WEIGHTS_CHOICES, build_random_transformer, resolve_weights
@@ -102,8 +103,9 @@ def add_optimization_args(parser: Parser) -> None:
                        help="let torchao set its recommended inductor flags (coordinate-descent tuning); off by "
                             "default because it makes full-size compiles take minutes")
     group.add_argument("--sparsify", action="store_true",
-                       help="2:4 semi-structured sparsity (magnitude-pruned) on the transformer; CUDA only, "
-                            "with --quantization None")
+                       help="2:4 semi-structured sparsity (magnitude-pruned) on the transformer's Linear layers "
+                            "(per-image layers stay dense); CUDA only. With --quantization None: torchao's bf16 2:4 "
+                            "kernels; with fp8dqrow: float8 rowwise + 2:4 (CUTLASS, compute capability 9.0)")
 
     group = parser.add_argument_group("memory")
     group.add_argument("--offload", choices=("none", "model", "sequential"), default="none",
@@ -197,11 +199,16 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
         parser.error(reason)
     _check_autoquant(parser, args)
     _check_autotune(parser, args, device)
-    if args.sparsify and args.quantization != "None":
-        parser.error("--sparsify works with --quantization None only: torchao 0.17 removed int8 + 2:4 sparsity and "
-                     "0.18 has no float8 + 2:4 config")
+    if args.sparsify and args.quantization not in SPARSE_QUANTIZATIONS:
+        parser.error("--sparsify works with --quantization None (bf16 2:4 kernels) or fp8dqrow (float8 + 2:4, "
+                     "CUTLASS): torchao 0.17 removed int8 + 2:4 sparsity")
     if args.sparsify and device.type != "cuda":
         parser.error("--sparsify needs CUDA: the 2:4 semi-structured kernels have no CPU implementation")
+    if (args.sparsify and args.quantization == "fp8dqrow"
+            and torch.cuda.get_device_capability(device) < SPARSE_FP8_MIN_CAPABILITY):
+        parser.error("--sparsify --quantization fp8dqrow needs compute capability >= 9.0 (CUTLASS's float8 2:4 "
+                     f"kernels are built for Hopper); {torch.cuda.get_device_name(device)} has "
+                     f"{'.'.join(map(str, torch.cuda.get_device_capability(device)))}")
     if args.regional_compile and args.compile_mode in CUDA_GRAPH_MODES:
         parser.error(f"--compile_mode {args.compile_mode} records CUDA graphs, which fail with --regional_compile: each "
                      "block's graph overwrote an output a later block still read (reduce-overhead, torch 2.11, H100); "

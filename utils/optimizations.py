@@ -1,5 +1,5 @@
 """One function per optimization, each switchable by a flag; `optimize()` applies them in the one right order:
-fuse -> channels_last -> quantize (-> sparsify) -> VAE tiling/slicing -> CPU offload -> context parallel -> step
+fuse -> channels_last -> sparsify -> quantize -> VAE tiling/slicing -> CPU offload -> context parallel -> step
 cache -> compile.
 Each applier mutates the pipeline in place; what they did goes into the results row."""
 
@@ -126,20 +126,44 @@ def prune_to_2_4(weight: torch.Tensor) -> torch.Tensor:
     return (groups * mask).reshape(weight.shape)
 
 
-def apply_sparsity(transformer: torch.nn.Module) -> int:
-    """Semi-structured 2:4 sparsity on the transformer's Linear layers (bf16 2:4 kernels, CUDA only)."""
+SPARSE_QUANTIZATIONS = ("None", "fp8dqrow")  # what --sparsify combines with in torchao 0.18
+SPARSE_FP8_MIN_CAPABILITY = (9, 0)  # the CUTLASS float8 2:4 kernels are built for SM90 (H100)
+
+
+def sparse_fp8_config():
+    """fp8dqrow with the weights packed for CUTLASS's float8 2:4 sparse kernel (per-row scales fused into it)."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+    from torchao.quantization.quantize_.workflows.float8.float8_packing_format import Float8PackingFormat
+
+    return Float8DynamicActivationFloat8WeightConfig(
+        granularity=PerRow(), packing_format=Float8PackingFormat.SPARSE_2D_DATA_2D_METADATA, set_inductor_config=False)
+
+
+def apply_sparsity(transformer: torch.nn.Module, quantization: str = "None") -> int:
+    """Magnitude-prune the transformer's Linear weights to 2:4, then run them with 2:4 kernels: bf16 semi-structured
+    (quantization None) or float8 rowwise + 2:4 (fp8dqrow, CUTLASS, CUDA only). Per-image layers (adaLN, embedders:
+    one row per image) are left dense: nothing to gain on one row. Returns how many layers were made sparse."""
+    import re
+
+    from torchao.quantization import quantize_
     from torchao.sparsity import sparsify_
     from torchao.sparsity.sparse_api import SemiSparseWeightConfig  # not re-exported by torchao.sparsity in 0.18
 
-    from utils.quant import quantizable_linear
+    from utils.quant import PER_IMAGE_LAYERS, quantizable_linear
 
-    n_layers = 0
-    for fqn, module in transformer.named_modules():
-        if quantizable_linear(module, fqn):
-            module.weight.data = prune_to_2_4(module.weight.data)
-            n_layers += 1
-    sparsify_(transformer, SemiSparseWeightConfig(), filter_fn=quantizable_linear)
-    return n_layers
+    per_image = re.compile(PER_IMAGE_LAYERS)
+    names = {fqn for fqn, module in transformer.named_modules() if quantizable_linear(module, fqn, per_image)}
+    for fqn in names:
+        module = transformer.get_submodule(fqn)
+        module.weight.data = prune_to_2_4(module.weight.data)
+    chosen = lambda module, fqn: fqn in names  # noqa: E731
+    if quantization == "None":
+        sparsify_(transformer, SemiSparseWeightConfig(), filter_fn=chosen)
+    elif quantization == "fp8dqrow":
+        quantize_(transformer, sparse_fp8_config(), filter_fn=chosen)
+    else:
+        raise ValueError(f"2:4 sparsity combines with {' or '.join(SPARSE_QUANTIZATIONS)}, not {quantization}")
+    return len(names)
 
 
 def disable_cpu_int8_weight_only_rewrite() -> None:
@@ -312,6 +336,8 @@ def optimize(pipe, args, sample_call=None) -> dict:
         apply_qkv_fusion(pipe)
     if args.channels_last:
         apply_channels_last(pipe)
+    if args.sparsify:  # before quantizing: fp8dqrow then quantizes only the layers left dense
+        applied["n_layers_sparsified"] = apply_sparsity(denoiser(pipe), args.quantization)
     if args.quantization == "autoquant":
         applied.update(apply_autoquant(pipe, args, sample_call))
     elif args.quantization != "None":
@@ -321,8 +347,6 @@ def optimize(pipe, args, sample_call=None) -> dict:
             set_inductor_config=args.torchao_inductor_config))
     if getattr(args, "autotune", False):  # process-wide, so before the first int8dq call
         applied["int8_autotuner"] = enable_int8_autotuner(args.autotune_cache)
-    if args.sparsify:
-        applied["n_layers_sparsified"] = apply_sparsity(denoiser(pipe))
     apply_vae_memory_savers(pipe, args.vae_tiling, args.vae_slicing)
     if args.offload != "none":
         apply_offload(pipe, args.offload, args.device)

@@ -127,20 +127,22 @@ def unsupported_reason(name: str, device: str, base_dtype: str = "bf16") -> str 
 def quantizable_linear(module: torch.nn.Module, fqn: str, skip_pattern: re.Pattern | None = None,
                        in_features_multiple: int = 16) -> bool:
     """Linear layers whose shapes the kernels accept (out dim a multiple of 16, in dim a multiple of 16 or of the
-    method's group size), minus any layer the user asked to keep in bf16 by name."""
-    if not isinstance(module, torch.nn.Linear):
+    method's group size), minus any layer the user asked to keep in bf16 by name and any already quantized."""
+    if not isinstance(module, torch.nn.Linear) or is_quantized(module.weight):
         return False
     if module.in_features % in_features_multiple or module.out_features % 16:
         return False
     return not (skip_pattern and skip_pattern.search(fqn))
 
 
+def is_quantized(weight: torch.Tensor) -> bool:
+    """A torchao tensor subclass (what quantize_ and sparsify_ put in place of a weight)."""
+    return type(weight).__module__.startswith("torchao")
+
+
 def count_quantized_linears(model: torch.nn.Module) -> int:
     """Linear layers whose weight is now a torchao tensor subclass (what quantize_ really replaced)."""
-    return sum(
-        1 for module in model.modules()
-        if isinstance(module, torch.nn.Linear) and type(module.weight).__module__.startswith("torchao")
-    )
+    return sum(1 for module in model.modules() if isinstance(module, torch.nn.Linear) and is_quantized(module.weight))
 
 
 def effective_skip_pattern(name: str, skip_pattern: str | None) -> str | None:

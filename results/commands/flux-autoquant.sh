@@ -28,6 +28,8 @@ done
 configs+=(
   "bs16-bf16|--batch_size 16 --num_inference_steps 4"
   "bs16-sparse-2of4|--batch_size 16 --num_inference_steps 4 --sparsify"
+  "bs16-fp8dqrow|--batch_size 16 --num_inference_steps 4 --quantization fp8dqrow"
+  "bs16-fp8dqrow-sparse-2of4|--batch_size 16 --num_inference_steps 4 --quantization fp8dqrow --sparsify"
   "autotune-int8dq-tune|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
   "autotune-int8dq-reuse|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
 )
