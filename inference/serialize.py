@@ -721,11 +721,11 @@ def command_measure(args) -> int:
 
     write_report()
     package = workdir / f"{args.quantization}.pt2"
-    if args.aot and torch.device(args.device).type == "cuda":  # before the process's first compile (the AOT build)
-        from utils.optimizations import disable_cpu_int8_weight_only_rewrite
-
-        disable_cpu_int8_weight_only_rewrite()
     if args.aot:
+        if torch.device(args.device).type == "cuda":  # before the process's first compile (the AOT build)
+            from utils.optimizations import disable_cpu_int8_weight_only_rewrite
+
+            disable_cpu_int8_weight_only_rewrite()
         report["aot"] = aot_compile_transformer(model, capture_transformer_inputs(pipe, kwargs, args.seed), package)
         logger.info("AOT package compiled in %.1f s", report["aot"]["aoti_compile_s"])
         write_report()

@@ -17,7 +17,7 @@ import torch
 from utils import fidelity
 from utils.cli import REPO_ROOT
 from utils.compile_cache import load_compile_cache, save_compile_cache
-from utils.optimizations import optimize
+from utils.optimizations import compiles_anything, optimize
 from utils.parallel import init_distributed
 from utils.pipelines import build_pipeline
 from utils.presets import get_preset
@@ -153,7 +153,7 @@ def new_row(args) -> Row:
             setattr(row, field.name, value)
     if args.quantization != "None":
         row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
-    if not (args.compile or args.compile_vae or args.compile_text_encoders):
+    if not compiles_anything(args):
         row.compile_mode = ""
     return row
 

@@ -9,7 +9,7 @@ import torch
 
 from utils.autoquant import DEFAULT_MAX_ERROR
 from utils.optimizations import (CUDA_GRAPH_MODES, FIRST_BLOCK_CACHE_THRESHOLD, SPARSE_FP8_MIN_CAPABILITY,
-                                 SPARSE_QUANTIZATIONS, STEP_CACHES, enable_step_cache,
+                                 SPARSE_QUANTIZATIONS, STEP_CACHES, compiles_anything, enable_step_cache,
                                  int8_autotuner_unavailable_reason)
 from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
 from utils.pipelines import WEIGHTS_CHOICES, build_random_transformer, resolve_weights
@@ -217,13 +217,13 @@ def validate(parser: Parser, args, argv: list[str]) -> None:
     if args.compile_text_encoders and args.compile_mode in CUDA_GRAPH_MODES:
         parser.error(f"--compile_text_encoders compiles layer by layer, which fails with --compile_mode "
                      f"{args.compile_mode} (CUDA graphs) for the same reason as --regional_compile")
-    if args.compile_cache and not (args.compile or args.compile_vae or args.compile_text_encoders):
+    if args.compile_cache and not compiles_anything(args):
         parser.error("--compile_cache needs --compile, --regional_compile, --compile_vae or --compile_text_encoders")
     check_attention_backend(parser, args.attention_backend, device)
     if args.profile and args.context_parallel != "none":
         parser.error("--profile makes one more call on rank 0 only; with --context_parallel the other ranks would "
                      "never join its collectives")
-    if args.offload == "sequential" and (args.compile or args.compile_vae or args.compile_text_encoders):
+    if args.offload == "sequential" and compiles_anything(args):
         parser.error("--offload sequential cannot be combined with --compile/--compile_vae/--compile_text_encoders: "
                      "its per-layer hooks move weights inside the compiled graph")
     if args.offload != "none" and device.type != "cuda":

@@ -328,6 +328,11 @@ def apply_text_encoder_compile(pipe, mode: str) -> None:
             layer.compile(mode=mode)
 
 
+def compiles_anything(args) -> bool:
+    """Whether any torch.compile flag is set (transformer, VAE decode or text encoders)."""
+    return args.compile or args.compile_vae or args.compile_text_encoders
+
+
 def optimize(pipe, args, sample_call=None) -> dict:
     """Apply the levers selected in `args`, in order. Returns the columns describing what was applied.
     `sample_call` runs the pipeline once (autoquant records the real layer inputs with it)."""
@@ -356,7 +361,7 @@ def optimize(pipe, args, sample_call=None) -> dict:
         apply_context_parallel(pipe, args.context_parallel, args.cp_degree)
     if args.step_cache != "none":  # after quantization (the hooks wrap blocks, whatever their weights), before compile
         applied.update(apply_step_cache(pipe, args.step_cache, args.step_cache_threshold))
-    if (args.compile or args.compile_vae or args.compile_text_encoders) and torch.device(args.device).type == "cuda":
+    if compiles_anything(args) and torch.device(args.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if args.compile:
         apply_compile(pipe, args.compile_mode, args.regional_compile)
