@@ -482,6 +482,8 @@ def measure_path(label: str, load, pipe, call, device) -> dict:
 
     pipe.transformer = None
     gc.collect()
+    if torch.device(device).type == "cuda":  # else the previous path's cached blocks hide part of this load
+        torch.cuda.empty_cache()
     reset_peak_memory(device)
     before_GiB, device_before_GiB = allocated_GiB(device), device_used_GiB(device)
     start = time.perf_counter()

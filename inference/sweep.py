@@ -1,5 +1,6 @@
-"""Run a grid of benchmark configurations, one subprocess each (fresh CUDA context, compile state and memory),
-all appending to one CSV. Resumable: a configuration whose row is already in the CSV with status ok is skipped.
+"""Run a grid of benchmark configurations, one subprocess each (fresh CUDA context, compile state, inductor cache
+directory and memory), all appending to one CSV. Resumable: a configuration whose row is already in the CSV with
+status ok is skipped.
 
     python inference/sweep.py --grid inference/grids/flux-dev.json --csv results/flux-dev.csv --dry-run
     python inference/sweep.py --script inference/benchmark_image.py --set ckpt_id=tiny-flux \\
@@ -10,6 +11,7 @@ rules ({"if": {flag: value}, "set": {flag: value}}) applied to every combination
 `--flag` when true and left out when false.
 """
 
+import contextlib
 import hashlib
 import importlib
 import itertools
@@ -19,6 +21,7 @@ import queue
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -130,9 +133,12 @@ def failure_row(config: Config, status: str, message: str) -> Row:
     return row
 
 
-def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log_dir: Path) -> str:
+def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log_dir: Path,
+               shared_compile_cache: bool = False) -> str:
     """Run one configuration in its own process; returns its status. The benchmark appends its own row; if the
-    process is killed or dies without one, we append a row saying so."""
+    process is killed or dies without one, we append a row saying so. Unless `shared_compile_cache`, the process
+    gets an empty inductor cache directory of its own (removed afterwards), so its compile_s is a cold compile and
+    not a function of which configurations ran before it on this machine."""
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
@@ -140,7 +146,10 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
     log_path = log_dir / f"{hashlib.sha1(config.command().encode()).hexdigest()[:12]}.log"
     command = config.command()
     rows_before = sum(recorded == command for recorded, _ in recorded_statuses(csv))
-    with open(log_path, "w") as log:
+    fresh_cache = contextlib.nullcontext() if shared_compile_cache else tempfile.TemporaryDirectory(prefix="inductor-")
+    with open(log_path, "w") as log, fresh_cache as cache_dir:
+        if cache_dir is not None:
+            env["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
         log.write(config.command() + "\n")
         log.flush()
         try:
@@ -174,7 +183,8 @@ def visible_gpus() -> list[str | None]:
     return ids[:count]
 
 
-def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path) -> dict[str, int]:
+def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path,
+              shared_compile_cache: bool = False) -> dict[str, int]:
     """Run every configuration, one per visible GPU at a time; returns how many ended in each status."""
     gpus = queue.Queue()
     for gpu in visible_gpus():
@@ -185,7 +195,7 @@ def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path)
         def worker(config: Config) -> None:
             gpu = gpus.get()
             try:
-                status = run_config(config, csv, timeout_s, gpu, log_dir)
+                status = run_config(config, csv, timeout_s, gpu, log_dir, shared_compile_cache)
             finally:
                 gpus.put(gpu)
             counts[status] = counts.get(status, 0) + 1
@@ -210,6 +220,10 @@ def build_parser() -> Parser:
                         help="seconds one configuration may take before it is killed and recorded as a timeout")
     parser.add_argument("--log_dir", type=Path, default=None,
                         help="one log per configuration (default: <csv folder>/logs/<csv stem>)")
+    parser.add_argument("--shared_compile_cache", action="store_true",
+                        help="let the configurations share inductor's on-disk cache (TORCHINDUCTOR_CACHE_DIR, or its "
+                             "default directory): later compiles get faster, but compile_s is then no longer a cold "
+                             "compile. By default each configuration gets an empty cache directory of its own")
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                         help="list the configurations that would run (and those skipped as done), run nothing")
     return parser
@@ -256,7 +270,7 @@ def main(argv=None) -> int:
         return 0
     log_dir = args.log_dir or args.csv.parent / "logs" / args.csv.stem
     start = time.perf_counter()
-    counts = run_sweep(todo, args.csv, args.timeout, log_dir)
+    counts = run_sweep(todo, args.csv, args.timeout, log_dir, args.shared_compile_cache)
     print(f"done in {time.perf_counter() - start:.0f} s: {counts or 'nothing to run'}; rows in {args.csv}")
     return 0 if set(counts) <= {"ok"} else 1
 

@@ -117,3 +117,17 @@ def test_sparsity_prunes_to_2_4_and_reaches_torchaos_cuda_only_kernels():
     assert sparse_fp8_config().packing_format.value == "sparse_2d_data_2d_metadata"
     with pytest.raises(ValueError, match="combines with None or fp8dqrow, not int8wo"):
         apply_sparsity(model(), "int8wo")
+
+
+def test_sparse_layers_run_on_rows_with_the_same_result():
+    """The 2:4 kernels take 2-D input only; a layer set to run on rows gives nn.Linear's output for 3-D input,
+    eager and compiled, with its parameter names unchanged."""
+    from utils.optimizations import run_on_rows
+
+    linear = torch.nn.Linear(16, 8)
+    hidden = torch.randn(2, 5, 16)
+    expected = linear(hidden)
+    run_on_rows(linear)
+    assert torch.equal(linear(hidden), expected)
+    assert torch.allclose(torch.compile(linear, backend="aot_eager")(hidden), expected)
+    assert list(linear.state_dict()) == ["weight", "bias"]

@@ -47,6 +47,26 @@ def test_sweep_runs_resumes_and_records_failures(tmp_path, capsys):
     assert "2 already ok" in out and out.count("\nskip  ") == 2 and out.count("\nrun   ") == 1
 
 
+def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_path, monkeypatch):
+    seen = []
+
+    def fake_run(argv, env, **kwargs):  # stands in for the benchmark process; writes no row
+        cache_dir = env.get("TORCHINDUCTOR_CACHE_DIR")
+        seen.append((cache_dir, cache_dir is not None and sweep.Path(cache_dir).is_dir()))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    assert sweep.main(sweep_args(tmp_path, "--vary", "seed=1,2")) == 1  # no rows written: recorded as crashes
+    (first, first_existed), (second, second_existed) = seen
+    assert first_existed and second_existed and first != second
+    assert not sweep.Path(first).exists() and not sweep.Path(second).exists()  # removed after the run
+    assert list(read_rows(tmp_path / "sweep.csv").status) == ["crash", "crash"]
+    seen.clear()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "shared"))
+    sweep.main(sweep_args(tmp_path, "--vary", "seed=3", "--shared_compile_cache"))
+    assert seen == [(str(tmp_path / "shared"), False)]
+
+
 def test_timeout_is_recorded(tmp_path):
     assert sweep.main(sweep_args(tmp_path, "--vary", "batch_size=1", "--timeout", "1")) == 1
     row = read_rows(tmp_path / "sweep.csv").iloc[0]

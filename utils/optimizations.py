@@ -163,7 +163,23 @@ def apply_sparsity(transformer: torch.nn.Module, quantization: str = "None") -> 
         quantize_(transformer, sparse_fp8_config(), filter_fn=chosen)
     else:
         raise ValueError(f"2:4 sparsity combines with {' or '.join(SPARSE_QUANTIZATIONS)}, not {quantization}")
+    for fqn in names:
+        run_on_rows(transformer.get_submodule(fqn))
     return len(names)
+
+
+def run_on_rows(linear: torch.nn.Linear) -> None:
+    """Make `linear` flatten its input's leading dimensions into rows before the matmul. Both 2:4 kernels take 2-D
+    activations only: torchao's float8 one refuses 3-D input ("Expected Xq scale argument to be 2D tensor"), and
+    under torch.compile the bf16 one gets a 3-D matmul decomposed into an `expand` it does not implement (both seen
+    on the H100 with FLUX's (batch, tokens, features) activations). Module names and the state dict stay as they are."""
+    import types
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.linear(input.reshape(-1, input.shape[-1]), self.weight, self.bias)
+        return rows.reshape(*input.shape[:-1], rows.shape[-1])
+
+    linear.forward = types.MethodType(forward, linear)
 
 
 def disable_cpu_int8_weight_only_rewrite() -> None:
