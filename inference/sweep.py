@@ -137,8 +137,8 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
                shared_compile_cache: bool = False) -> str:
     """Run one configuration in its own process; returns its status. The benchmark appends its own row; if the
     process is killed or dies without one, we append a row saying so. Unless `shared_compile_cache`, the process
-    gets an empty inductor cache directory of its own (removed afterwards), so its compile_s is a cold compile and
-    not a function of which configurations ran before it on this machine."""
+    gets empty inductor and Triton cache directories of its own (removed afterwards), so its compile_s does not
+    depend on which configurations ran before it on this machine."""
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
@@ -146,10 +146,12 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
     log_path = log_dir / f"{hashlib.sha1(config.command().encode()).hexdigest()[:12]}.log"
     command = config.command()
     rows_before = sum(recorded == command for recorded, _ in recorded_statuses(csv))
-    fresh_cache = contextlib.nullcontext() if shared_compile_cache else tempfile.TemporaryDirectory(prefix="inductor-")
+    # A killed configuration's compile workers may still write into its directory: never let that end the sweep.
+    fresh_cache = (contextlib.nullcontext() if shared_compile_cache
+                   else tempfile.TemporaryDirectory(prefix="inductor-", ignore_cleanup_errors=True))
     with open(log_path, "w") as log, fresh_cache as cache_dir:
-        if cache_dir is not None:
-            env["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
+        if cache_dir is not None:  # Triton keeps its kernels apart when TRITON_CACHE_DIR is set: point it here too
+            env.update(TORCHINDUCTOR_CACHE_DIR=cache_dir, TRITON_CACHE_DIR=str(Path(cache_dir) / "triton"))
         log.write(config.command() + "\n")
         log.flush()
         try:

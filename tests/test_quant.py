@@ -119,15 +119,47 @@ def test_sparsity_prunes_to_2_4_and_reaches_torchaos_cuda_only_kernels():
         apply_sparsity(model(), "int8wo")
 
 
-def test_sparse_layers_run_on_rows_with_the_same_result():
-    """The 2:4 kernels take 2-D input only; a layer set to run on rows gives nn.Linear's output for 3-D input,
-    eager and compiled, with its parameter names unchanged."""
-    from utils.optimizations import run_on_rows
+def test_sparse_layers_run_on_rows_with_the_same_result(monkeypatch):
+    """The 2:4 kernels take 2-D input only. apply_sparsity turns exactly the layers it made sparse into
+    RowwiseLinear, which feeds F.linear 2-D input and gives nn.Linear's output for 3-D input, eager and compiled,
+    with its parameter names unchanged and through a pickle round trip."""
+    import io
+
+    import torchao.quantization
+    import torchao.sparsity
+
+    from utils.optimizations import RowwiseLinear, apply_sparsity, run_on_rows
+
+    ranks = []
+
+    class RecordLinearInputs(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.nn.functional.linear:
+                ranks.append(args[0].dim())
+            return func(*args, **(kwargs or {}))
 
     linear = torch.nn.Linear(16, 8)
     hidden = torch.randn(2, 5, 16)
     expected = linear(hidden)
     run_on_rows(linear)
-    assert torch.equal(linear(hidden), expected)
+    with RecordLinearInputs():
+        assert torch.equal(linear(hidden), expected)
+    assert ranks == [2]
     assert torch.allclose(torch.compile(linear, backend="aot_eager")(hidden), expected)
     assert list(linear.state_dict()) == ["weight", "bias"]
+    buffer = io.BytesIO()
+    torch.save(linear, buffer)
+    buffer.seek(0)
+    assert type(torch.load(buffer, weights_only=False)) is RowwiseLinear
+    with pytest.raises(TypeError, match="plain nn.Linear"):
+        run_on_rows(RowwiseLinear(4, 4))
+
+    # the kernels themselves need CUDA: stub them out to check which layers apply_sparsity rewires
+    monkeypatch.setattr(torchao.sparsity, "sparsify_", lambda *args, **kwargs: None)
+    monkeypatch.setattr(torchao.quantization, "quantize_", lambda *args, **kwargs: None)
+    layers = torch.nn.ModuleDict({"proj": torch.nn.Linear(64, 64), "norm1": torch.nn.Module()})
+    layers["norm1"].linear = torch.nn.Linear(64, 64)
+    for quantization in ("None", "fp8dqrow"):
+        assert apply_sparsity(layers, quantization) == 1
+        assert type(layers["proj"]) is RowwiseLinear and type(layers["norm1"].linear) is torch.nn.Linear
+        layers["proj"].__class__ = torch.nn.Linear

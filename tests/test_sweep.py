@@ -48,17 +48,19 @@ def test_sweep_runs_resumes_and_records_failures(tmp_path, capsys):
 
 
 def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_path, monkeypatch):
-    seen = []
+    seen, triton_dirs = [], []
 
     def fake_run(argv, env, **kwargs):  # stands in for the benchmark process; writes no row
         cache_dir = env.get("TORCHINDUCTOR_CACHE_DIR")
         seen.append((cache_dir, cache_dir is not None and sweep.Path(cache_dir).is_dir()))
+        triton_dirs.append(env.get("TRITON_CACHE_DIR"))
         return subprocess.CompletedProcess(argv, 0)
 
     monkeypatch.setattr(sweep.subprocess, "run", fake_run)
     assert sweep.main(sweep_args(tmp_path, "--vary", "seed=1,2")) == 1  # no rows written: recorded as crashes
     (first, first_existed), (second, second_existed) = seen
     assert first_existed and second_existed and first != second
+    assert [triton_dir.startswith(cache_dir) for triton_dir, (cache_dir, _) in zip(triton_dirs, seen)] == [True, True]
     assert not sweep.Path(first).exists() and not sweep.Path(second).exists()  # removed after the run
     assert list(read_rows(tmp_path / "sweep.csv").status) == ["crash", "crash"]
     seen.clear()

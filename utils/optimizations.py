@@ -168,18 +168,22 @@ def apply_sparsity(transformer: torch.nn.Module, quantization: str = "None") -> 
     return len(names)
 
 
-def run_on_rows(linear: torch.nn.Linear) -> None:
-    """Make `linear` flatten its input's leading dimensions into rows before the matmul. Both 2:4 kernels take 2-D
-    activations only: torchao's float8 one refuses 3-D input ("Expected Xq scale argument to be 2D tensor"), and
-    under torch.compile the bf16 one gets a 3-D matmul decomposed into an `expand` it does not implement (both seen
-    on the H100 with FLUX's (batch, tokens, features) activations). Module names and the state dict stay as they are."""
-    import types
+class RowwiseLinear(torch.nn.Linear):
+    """nn.Linear that flattens its input's leading dimensions into rows before the matmul. Both 2:4 kernels take
+    2-D activations only: torchao's float8 one refuses 3-D input ("Expected Xq scale argument to be 2D tensor"), and
+    under torch.compile the bf16 one failed on FLUX's 3-D activations with "SparseSemiStructuredTensorCUSPARSELT only
+    supports a specific set of operations, can't perform requested op (expand.default)" (both on the H100)."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        rows = torch.nn.functional.linear(input.reshape(-1, input.shape[-1]), self.weight, self.bias)
+        rows = super().forward(input.reshape(-1, input.shape[-1]))
         return rows.reshape(*input.shape[:-1], rows.shape[-1])
 
-    linear.forward = types.MethodType(forward, linear)
+
+def run_on_rows(linear: torch.nn.Linear) -> None:
+    """Make `linear` a RowwiseLinear in place: same parameters and names, survives copying and pickling."""
+    if type(linear) is not torch.nn.Linear:
+        raise TypeError(f"run_on_rows takes a plain nn.Linear, not {type(linear).__name__}")
+    linear.__class__ = RowwiseLinear
 
 
 def disable_cpu_int8_weight_only_rewrite() -> None:
