@@ -167,8 +167,10 @@ def render_group_table(group: pd.DataFrame) -> str:
     group = group.assign(compile_s=[compile_seconds(row) for _, row in group.iterrows()])
     table = group[list(columns)].copy()
     table["error"] = [text[:60] if isinstance(text, str) else None for text in table["error"]]
+    text_columns = ("configuration", "status", "error", "git_sha")
+    align = ["left" if name in text_columns else "right" for name in columns]  # an all-blank number column too
     table = table.astype(object).where(table.notna(), None).rename(columns=columns)
-    return table.to_markdown(index=False, floatfmt=".3f", missingval="")
+    return table.to_markdown(index=False, floatfmt=".3f", missingval="", colalign=align)
 
 
 def plot_group(group: pd.DataFrame, title: str, path: Path) -> None:
