@@ -37,6 +37,7 @@ BAD_INPUTS = {
     "autotune without int8dq": (["--autotune", "--quantization", "int8wo"], "only --quantization int8dq uses"),
     "autotune on the cpu": (["--autotune", "--quantization", "int8dq"], "--autotune needs CUDA"),
     "autotune cache without autotune": (["--autotune_cache", "tuned.pkl"], "needs --autotune"),
+    "autotune configs without autotune": (["--autotune_configs", "all"], "--autotune_configs needs --autotune"),
 }
 
 
@@ -94,8 +95,10 @@ def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_pa
     import torchao.kernel
     from torchao.kernel import intmm
 
+    from utils import optimizations
     from utils.optimizations import enable_int8_autotuner
 
+    monkeypatch.setattr(optimizations, "_TORCHAO_INT8_MM_CONFIGS", [])
     had_autotuner = "torchao.kernel.autotuner" in sys.modules
     if had_autotuner:  # a machine with Triton: restore the real module's state afterwards
         from torchao.kernel import autotuner
@@ -105,17 +108,23 @@ def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_pa
     elif intmm.intmm_triton is None:
         triton = types.ModuleType("triton")
         triton.runtime = types.SimpleNamespace(OutOfResources=RuntimeError)
+        triton.Config = lambda meta, num_stages, num_warps: (meta["BLOCK_M"], meta["BLOCK_N"], meta["BLOCK_K"],
+                                                             num_stages, num_warps)
         monkeypatch.setitem(sys.modules, "triton", triton)
-        monkeypatch.setattr(intmm, "intmm_triton", object())
+        monkeypatch.setattr(intmm, "intmm_triton", types.SimpleNamespace(int8_mm_kernel_configs=["torchao's"] * 960))
     monkeypatch.setattr(intmm, "AUTOTUNER_ENABLE", intmm.AUTOTUNER_ENABLE)
+    monkeypatch.setattr(intmm.intmm_triton, "int8_mm_kernel_configs", intmm.intmm_triton.int8_mm_kernel_configs)
     try:
         cache = tmp_path / "tuned" / "gpu.pkl"
-        assert enable_int8_autotuner(cache) == "cold" and cache.parent.is_dir()
+        assert enable_int8_autotuner(cache) == "cold, 11 configs per shape" and cache.parent.is_dir()
         from torchao.kernel import autotuner
 
         assert intmm.AUTOTUNER_ENABLE and autotuner.AUTOTUNER_DATA_PATH == str(cache) and autotuner._best_configs is None
+        assert len(intmm.intmm_triton.int8_mm_kernel_configs) == 11
         cache.write_bytes(b"")
-        assert enable_int8_autotuner(cache) == "warm"
+        assert enable_int8_autotuner(cache, "all") == "warm, 960 configs per shape"
+        with pytest.raises(ValueError, match="choose from baseline, all"):
+            enable_int8_autotuner(cache, "most")
     finally:
         if not had_autotuner:  # the module imported the stand-in: drop it
             sys.modules.pop("torchao.kernel.autotuner", None)

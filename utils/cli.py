@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from utils.autoquant import DEFAULT_MAX_ERROR
-from utils.optimizations import (CUDA_GRAPH_MODES, FIRST_BLOCK_CACHE_THRESHOLD, SPARSE_FP8_MIN_CAPABILITY,
-                                 SPARSE_QUANTIZATIONS, STEP_CACHES, compiles_anything, enable_step_cache,
-                                 int8_autotuner_unavailable_reason)
+from utils.optimizations import (AUTOTUNE_SEARCH_SPACES, CUDA_GRAPH_MODES, FIRST_BLOCK_CACHE_THRESHOLD,
+                                 SPARSE_FP8_MIN_CAPABILITY, SPARSE_QUANTIZATIONS, STEP_CACHES, compiles_anything,
+                                 enable_step_cache, int8_autotuner_unavailable_reason)
 from utils.parallel import CONTEXT_PARALLEL_MODES, context_parallel_unsupported_reason, launched_world_size
 from utils.pipelines import WEIGHTS_CHOICES, build_random_transformer, resolve_weights
 from utils.presets import get_preset, preset_names
@@ -93,12 +93,15 @@ def add_optimization_args(parser: Parser) -> None:
     group.add_argument("--autotune", action="store_true",
                        help="int8dq on CUDA only: run its int8 matmuls through torchao's Triton kernel with a config "
                             "tuned per matmul shape (TORCHAO_AUTOTUNER_ENABLE in the seed). The first call with a new "
-                            "shape benchmarks 960 configs (about 10 minutes per shape on the H100, counted in "
-                            "compile_s; FLUX has about 14 shapes); the tuned configs are kept in --autotune_cache. "
-                            "Not autoquant")
+                            "shape benchmarks every config of --autotune_configs (counted in compile_s); the tuned "
+                            "configs are kept in --autotune_cache. Not autoquant")
+    group.add_argument("--autotune_configs", choices=AUTOTUNE_SEARCH_SPACES, default="baseline",
+                       help="--autotune: the configs tried per matmul shape. baseline: the 11 int8 GEMM configs "
+                            "PyTorch inductor used as its baseline; all: torchao's 960 (about 10 minutes per shape "
+                            "on the H100, and FLUX has about 14 shapes)")
     group.add_argument("--autotune_cache", type=Path, default=None,
                        help="--autotune: pickle of the tuned configs, loaded when it exists and rewritten after each "
-                            "newly tuned shape; default .cache/int8-autotuner/<GPU name>.pkl")
+                            "newly tuned shape; default .cache/int8-autotuner/<GPU name>-<search space>.pkl")
     group.add_argument("--torchao_inductor_config", action="store_true",
                        help="let torchao set its recommended inductor flags (coordinate-descent tuning); off by "
                             "default because it makes full-size compiles take minutes")
@@ -266,6 +269,8 @@ def _check_autotune(parser: Parser, args, device: torch.device) -> None:
     if not args.autotune:
         if args.autotune_cache is not None:
             parser.error("--autotune_cache needs --autotune")
+        if args.autotune_configs != "baseline":
+            parser.error("--autotune_configs needs --autotune")
         return
     if args.quantization != "int8dq":
         parser.error(f"--autotune tunes torchao's int8 x int8 matmul, which only --quantization int8dq uses "
@@ -280,7 +285,7 @@ def _check_autotune(parser: Parser, args, device: torch.device) -> None:
         import re
 
         gpu = re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
-        args.autotune_cache = REPO_ROOT / ".cache" / "int8-autotuner" / f"{gpu}.pkl"
+        args.autotune_cache = REPO_ROOT / ".cache" / "int8-autotuner" / f"{gpu}-{args.autotune_configs}.pkl"
     elif args.autotune_cache.is_dir():
         parser.error(f"--autotune_cache {args.autotune_cache} is a directory; give a file path")
 

@@ -87,6 +87,8 @@ def int8_autotuner_unavailable_reason() -> str | None:
         return "torchao.kernel.intmm no longer has its AUTOTUNER_ENABLE switch"
     if getattr(intmm, "intmm_triton", None) is None:
         return "the tuned int8 matmul is a Triton kernel and Triton is not installed here"
+    if not hasattr(intmm.intmm_triton, "int8_mm_kernel_configs"):
+        return "torchao.kernel.intmm_triton no longer keeps its search space in int8_mm_kernel_configs"
     from torchao.kernel import autotuner
 
     if not (hasattr(autotuner, "AUTOTUNER_DATA_PATH") and hasattr(autotuner, "_best_configs")):
@@ -94,12 +96,42 @@ def int8_autotuner_unavailable_reason() -> str | None:
     return None
 
 
-def enable_int8_autotuner(cache_path) -> str:
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_stages, num_warps): the int8 GEMM configs that PyTorch inductor's mm_common used
+# as its baseline; torchao's intmm_triton keeps this list in a comment next to its own 960-config search space.
+BASELINE_INT8_MM_CONFIGS = ((64, 64, 32, 2, 4), (64, 128, 32, 3, 4), (128, 64, 32, 3, 4), (64, 128, 32, 4, 8),
+                            (128, 64, 32, 4, 8), (64, 32, 32, 5, 8), (32, 64, 32, 5, 8), (128, 128, 32, 2, 8),
+                            (64, 64, 64, 3, 8), (128, 256, 128, 3, 8), (256, 128, 128, 3, 8))
+AUTOTUNE_SEARCH_SPACES = ("baseline", "all")
+_TORCHAO_INT8_MM_CONFIGS = []  # torchao's own search space, kept when we first narrow it
+
+
+def set_int8_autotune_search_space(space: str) -> int:
+    """The configs torchao's autotuner benchmarks for each new int8 matmul shape: "all" is torchao's list (960),
+    "baseline" the 11 of BASELINE_INT8_MM_CONFIGS. torchao reads its module global at call time. Returns the count."""
+    import triton
+    from torchao.kernel import intmm
+
+    intmm_triton = intmm.intmm_triton  # the module whose kernels int_scaled_matmul calls
+    if not _TORCHAO_INT8_MM_CONFIGS:
+        _TORCHAO_INT8_MM_CONFIGS.extend(intmm_triton.int8_mm_kernel_configs)
+    if space == "all":
+        configs = list(_TORCHAO_INT8_MM_CONFIGS)
+    elif space == "baseline":
+        configs = [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": k, "GROUP_M": 8}, num_stages=stages,
+                                 num_warps=warps) for m, n, k, stages, warps in BASELINE_INT8_MM_CONFIGS]
+    else:
+        raise ValueError(f"autotune search space {space!r}: choose from {', '.join(AUTOTUNE_SEARCH_SPACES)}")
+    intmm_triton.int8_mm_kernel_configs = configs
+    return len(configs)
+
+
+def enable_int8_autotuner(cache_path, search_space: str = "baseline") -> str:
     """Send int8dq's matmuls (torchao.kernel.intmm.int_scaled_matmul, CUDA) to torchao's Triton int8 kernel with a
-    config tuned per matmul: the first call with a new (dtype, shape, stride) key benchmarks every candidate config
-    (960 block sizes, stages and warps) and keeps the fastest, and torchao rewrites the pickle at `cache_path` after
-    each new key, so a later process with the same file tunes only the keys it lacks. The switch is process-wide, and it is not
-    autoquant (which picks a quantization per layer). Returns "warm" if the file existed, else "cold"."""
+    config tuned per matmul: the first call with a new (dtype, shape, stride) key benchmarks every config of the
+    search space and keeps the fastest, and torchao rewrites the pickle at `cache_path` after each new key, so a
+    later process with the same file tunes only the keys it lacks. The switch is process-wide, and it is not
+    autoquant (which picks a quantization per layer). Returns "cold" or "warm" (the file existed) and the number of
+    configs per shape, e.g. "cold, 11 configs per shape"."""
     from pathlib import Path
 
     reason = int8_autotuner_unavailable_reason()
@@ -115,7 +147,7 @@ def enable_int8_autotuner(cache_path) -> str:
     intmm.AUTOTUNER_ENABLE = True
     autotuner.AUTOTUNER_DATA_PATH = str(cache_path)
     autotuner._best_configs = None
-    return state
+    return f"{state}, {set_int8_autotune_search_space(search_space)} configs per shape"
 
 
 def prune_to_2_4(weight: torch.Tensor) -> torch.Tensor:
@@ -371,7 +403,7 @@ def optimize(pipe, args, sample_call=None) -> dict:
             quantize_text_encoders=args.quantize_text_encoders, skip_pattern=args.quant_skip_pattern,
             set_inductor_config=args.torchao_inductor_config))
     if getattr(args, "autotune", False):  # process-wide, so before the first int8dq call
-        applied["int8_autotuner"] = enable_int8_autotuner(args.autotune_cache)
+        applied["int8_autotuner"] = enable_int8_autotuner(args.autotune_cache, args.autotune_configs)
     apply_vae_memory_savers(pipe, args.vae_tiling, args.vae_slicing)
     if args.offload != "none":
         apply_offload(pipe, args.offload, args.device)

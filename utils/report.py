@@ -63,6 +63,8 @@ def describe(row) -> str:
         parts.append(f"{row.attention_backend.strip('_')} attention")
     if is_set(row.get("channels_last")):
         parts.append("channels_last VAE")
+    if isinstance(row.get("int8_autotuner"), str) and row.int8_autotuner:
+        parts.append(f"int8 autotuner ({row.int8_autotuner})")
     if row.get("compile_cache") == "cold":
         parts.append("cold start, compile cache written")
     if row.get("compile_cache") == "warm":

@@ -86,7 +86,8 @@ class Row(Provenance):
     # opt-in step caching (diffusers cache hooks): changes the output, so the report shows these rows apart
     step_cache: str = "none"  # none | first_block | taylorseer
     step_cache_threshold: float | None = None  # first_block only
-    int8_autotuner: str = ""  # --autotune: cold (tuned during the first call, in compile_s) | warm (cache file loaded)
+    int8_autotuner: str = ""  # --autotune: cold (tuned in the first call, in compile_s) | warm (cache file loaded), and
+    # how many configs per shape
     compile_text_encoders: bool = False
 
 

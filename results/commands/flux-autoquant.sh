@@ -3,8 +3,9 @@
 # FLUX.1-dev, 1024x1024, all compiled (fused QKV, regional compile, mode default). Each autoquant config runs twice:
 # first it plans (times every candidate per layer group) and writes the plan, then it reuses the plan with no timing.
 # Sparsity runs at batch 16, where the seed measured it, with 4 steps (the per-step effect; 28 steps at batch 16
-# would cost minutes per call). The autotuner tunes each int8 matmul shape for about 10 minutes on the H100 (524 of
-# 960 configs of the first shape in 5.5 minutes), so autotune-int8dq-tune cannot finish within one 10-minute call.
+# would cost minutes per call). The autotuner rows try the 11 baseline configs per int8 matmul shape
+# (--autotune_configs baseline, the default): with all 960 it took about 10 minutes per shape on the H100 (524 of 960
+# configs of the first shape in 5.5 minutes), which no 10-minute call can finish.
 # Measured per config on the H100: autoquant-plan 100-250 s, the others 40-120 s (bs4 about twice bs1).
 # Two GPUs of one host, about 10 minutes each:
 #   CUDA_VISIBLE_DEVICES=0 ONLY='^bs1-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^bs4-' bash ... & wait
