@@ -152,7 +152,7 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
     with open(log_path, "w") as log, fresh_cache as cache_dir:
         if cache_dir is not None:  # Triton keeps its kernels apart when TRITON_CACHE_DIR is set: point it here too
             env.update(TORCHINDUCTOR_CACHE_DIR=cache_dir, TRITON_CACHE_DIR=str(Path(cache_dir) / "triton"))
-        log.write(config.command() + "\n")
+        log.write(command + "\n")
         log.flush()
         try:
             result = subprocess.run([sys.executable, config.script, *config.argv(csv)], cwd=REPO_ROOT, env=env,

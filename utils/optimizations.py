@@ -184,20 +184,19 @@ def apply_sparsity(transformer: torch.nn.Module, quantization: str = "None") -> 
     from utils.quant import PER_IMAGE_LAYERS, quantizable_linear
 
     per_image = re.compile(PER_IMAGE_LAYERS)
-    names = {fqn for fqn, module in transformer.named_modules() if quantizable_linear(module, fqn, per_image)}
-    for fqn in names:
-        module = transformer.get_submodule(fqn)
+    layers = {fqn: module for fqn, module in transformer.named_modules() if quantizable_linear(module, fqn, per_image)}
+    for module in layers.values():
         module.weight.data = prune_to_2_4(module.weight.data)
-    chosen = lambda module, fqn: fqn in names  # noqa: E731
+    chosen = lambda module, fqn: fqn in layers  # noqa: E731
     if quantization == "None":
         sparsify_(transformer, SemiSparseWeightConfig(), filter_fn=chosen)
     elif quantization == "fp8dqrow":
         quantize_(transformer, sparse_fp8_config(), filter_fn=chosen)
     else:
         raise ValueError(f"2:4 sparsity combines with {' or '.join(SPARSE_QUANTIZATIONS)}, not {quantization}")
-    for fqn in names:
-        run_on_rows(transformer.get_submodule(fqn))
-    return len(names)
+    for module in layers.values():  # sparsify_ and quantize_ swap the weights, not the modules
+        run_on_rows(module)
+    return len(layers)
 
 
 class RowwiseLinear(torch.nn.Linear):
