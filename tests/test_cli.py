@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -114,15 +115,19 @@ def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_pa
         monkeypatch.setattr(intmm, "intmm_triton", types.SimpleNamespace(int8_mm_kernel_configs=["torchao's"] * 960))
     monkeypatch.setattr(intmm, "AUTOTUNER_ENABLE", intmm.AUTOTUNER_ENABLE)
     monkeypatch.setattr(intmm.intmm_triton, "int8_mm_kernel_configs", intmm.intmm_triton.int8_mm_kernel_configs)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     try:
         cache = tmp_path / "tuned" / "gpu.pkl"
         assert enable_int8_autotuner(cache) == "cold, 11 configs per shape" and cache.parent.is_dir()
+        own_compile_cache = str(tmp_path / "inductor" / "int8-autotuner")  # compiled graphs kept apart from plain int8dq
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == own_compile_cache
         from torchao.kernel import autotuner
 
         assert intmm.AUTOTUNER_ENABLE and autotuner.AUTOTUNER_DATA_PATH == str(cache) and autotuner._best_configs is None
         assert len(intmm.intmm_triton.int8_mm_kernel_configs) == 11
         cache.write_bytes(b"")
         assert enable_int8_autotuner(cache, "all") == "warm, 960 configs per shape"
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == own_compile_cache  # not nested again
         with pytest.raises(ValueError, match="choose from baseline, all"):
             enable_int8_autotuner(cache, "most")
     finally:

@@ -125,12 +125,31 @@ def set_int8_autotune_search_space(space: str) -> int:
     return len(configs)
 
 
+AUTOTUNER_COMPILE_CACHE = "int8-autotuner"
+
+
+def use_own_compile_cache() -> str:
+    """Point inductor's cache at a subdirectory of the current one for the rest of this process. The switch decides
+    what int8dq's matmul becomes when the compiled graph is built, but torch.compile's cache key does not see it: on
+    one H200, a plain int8dq run that followed an --autotune run loaded the cached autotuned graph and benchmarked
+    torchao's 960 configs per shape (killed after 500 s). Must run before the first compile. Returns the directory."""
+    import os
+
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    current = cache_dir()
+    if os.path.basename(current) != AUTOTUNER_COMPILE_CACHE:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(current, AUTOTUNER_COMPILE_CACHE)
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
 def enable_int8_autotuner(cache_path, search_space: str = "baseline") -> str:
     """Send int8dq's matmuls (torchao.kernel.intmm.int_scaled_matmul, CUDA) to torchao's Triton int8 kernel with a
     config tuned per matmul: the first call with a new (dtype, shape, stride) key benchmarks every config of the
     search space and keeps the fastest, and torchao rewrites the pickle at `cache_path` after each new key, so a
     later process with the same file tunes only the keys it lacks. The switch is process-wide, and it is not
-    autoquant (which picks a quantization per layer). Returns "cold" or "warm" (the file existed) and the number of
+    autoquant (which picks a quantization per layer). Compiled graphs go to their own inductor cache
+    (use_own_compile_cache). Returns "cold" or "warm" (the file existed) and the number of
     configs per shape, e.g. "cold, 11 configs per shape"."""
     from pathlib import Path
 
@@ -147,6 +166,7 @@ def enable_int8_autotuner(cache_path, search_space: str = "baseline") -> str:
     intmm.AUTOTUNER_ENABLE = True
     autotuner.AUTOTUNER_DATA_PATH = str(cache_path)
     autotuner._best_configs = None
+    use_own_compile_cache()
     return f"{state}, {set_int8_autotune_search_space(search_space)} configs per shape"
 
 

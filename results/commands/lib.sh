@@ -2,16 +2,21 @@
 # in one never ends the others.
 # run_configs SCRIPT CSV LOG_DIR TIMEOUT_S "COMMON FLAGS" "name|flags" ...   (ONLY=regex runs a subset)
 run_configs() {
-  local script=$1 csv=$2 logs=$3 timeout_s=$4 common=$5 entry name flags
+  local script=$1 csv=$2 logs=$3 timeout_s=$4 common=$5 entry name flags cache
   shift 5
   mkdir -p "$logs"
   for entry in "$@"; do
     [[ -n "${ONLY:-}" && ! "$entry" =~ ${ONLY} ]] && continue
     name=${entry%%|*}; flags=${entry#*|}
     echo "=== $name: $flags"
+    # An empty compile cache per configuration, as inference/sweep.py gives: compile_s never depends on what ran
+    # before, and no configuration loads another's compiled graph.
+    cache=$(mktemp -d -t inductor-XXXXXX)
     # shellcheck disable=SC2086
-    timeout "$timeout_s" python3 "$script" $common $flags --csv "$csv" > "$logs/$name.log" 2>&1
+    TORCHINDUCTOR_CACHE_DIR=$cache TRITON_CACHE_DIR=$cache/triton \
+      timeout "$timeout_s" python3 "$script" $common $flags --csv "$csv" > "$logs/$name.log" 2>&1
     echo "exit $? after ${SECONDS}s"
+    rm -rf "$cache"
     grep -E '^\| (THUDM|black)|Error|: ok, step|: (error|oom|nan) ' "$logs/$name.log" | tail -3 | cut -c1-300
   done
 }
