@@ -6,7 +6,8 @@
 # would cost minutes per call). The autotuner rows try the 11 baseline configs per int8 matmul shape
 # (--autotune_configs baseline, the default): with all 960 it took about 10 minutes per shape on the H100 (524 of 960
 # configs of the first shape in 5.5 minutes), which no 10-minute call can finish.
-# Measured per config on the H100: autoquant-plan 100-250 s, the others 40-120 s (bs4 about twice bs1).
+# Measured per config on the H100: autoquant-plan 100-250 s, the others 40-120 s (bs4 about twice bs1); on the H200 the
+# bs16 rows took 70-165 s (bf16 2:4 the longest) and the autotune rows 80-110 s.
 # Two GPUs of one host, about 10 minutes each:
 #   CUDA_VISIBLE_DEVICES=0 ONLY='^bs1-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^bs4-' bash ... & wait
 # then, in another call, ONLY='^bs16-' on one GPU and ONLY='^autotune-' on the other.
