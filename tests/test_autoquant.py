@@ -60,6 +60,7 @@ def test_plan_times_what_the_cpu_can_run_and_skips_the_rest_with_a_reason(plan):
             assert group.errors[group.choice] <= plan.max_error
             assert group.bf16_ms / group.timings_ms[group.choice] >= autoquant.MIN_GAIN
     assert sum(plan.counts().values()) == sum(len(group.layers) for group in plan.groups)
+    assert plan.model_wide_fastest in {"None", *plan.candidates}
     assert "shape groups" in plan.summary()
 
 
@@ -72,6 +73,24 @@ def test_choice_is_the_fastest_candidate_under_the_error_bound():
     assert autoquant.choose(group, max_error=0.001) == "None"
     group.timings_ms = {"int8wo": 0.99, "int8dq": 0.98, "fp8dq": 0.97}  # under MIN_GAIN: too small to gain
     assert autoquant.choose(group, max_error=0.5) == "None"
+
+
+def test_near_ties_go_to_the_candidate_fastest_over_the_whole_model():
+    errors = {"fp8dq": 0.01, "fp8dqrow": 0.01}
+    wide = autoquant.LayerGroup(64, 64, 4096, ["a", "b", "c"], bf16_ms=2.0, timings_ms={"fp8dq": 1.0, "fp8dqrow": 0.9},
+                                errors=dict(errors))
+    narrow = autoquant.LayerGroup(64, 32, 4096, ["d"], bf16_ms=1.0, timings_ms={"fp8dq": 0.50, "fp8dqrow": 0.52},
+                                  errors=dict(errors))
+    assert autoquant.model_wide_fastest([wide, narrow], max_error=0.05) == "fp8dqrow"  # 3 x 0.9 + 0.52 < 3 x 1 + 0.5
+    assert autoquant.choose(narrow, max_error=0.05) == "fp8dq"
+    assert autoquant.choose(narrow, max_error=0.05, preferred="fp8dqrow") == "fp8dqrow"  # 4% slower: a tie
+    narrow.timings_ms["fp8dqrow"] = 0.60  # 20% slower: the group's own fastest wins
+    assert autoquant.choose(narrow, max_error=0.05, preferred="fp8dqrow") == "fp8dq"
+    narrow.timings_ms["fp8dqrow"], narrow.errors["fp8dqrow"] = 0.51, 0.2  # over the error bound: never preferred
+    assert autoquant.choose(narrow, max_error=0.05, preferred="fp8dqrow") == "fp8dq"
+    # fp8dqrow is over the bound here, so only fp8dq is eligible
+    assert autoquant.model_wide_fastest([narrow], max_error=0.05) == "fp8dq"
+    assert autoquant.model_wide_fastest([], max_error=0.05) == "None"
 
 
 def test_applied_plan_replaces_exactly_the_planned_layers_and_stays_close_to_bf16(plan):
