@@ -88,9 +88,15 @@ def test_near_ties_go_to_the_candidate_fastest_over_the_whole_model():
     assert autoquant.choose(narrow, max_error=0.05, preferred="fp8dqrow") == "fp8dq"
     narrow.timings_ms["fp8dqrow"], narrow.errors["fp8dqrow"] = 0.51, 0.2  # over the error bound: never preferred
     assert autoquant.choose(narrow, max_error=0.05, preferred="fp8dqrow") == "fp8dq"
-    # fp8dqrow is over the bound here, so only fp8dq is eligible
-    assert autoquant.model_wide_fastest([narrow], max_error=0.05) == "fp8dq"
+    assert autoquant.model_wide_fastest([narrow], max_error=0.05) == "fp8dq"  # fp8dqrow is over the bound here
+    assert autoquant.model_wide_fastest([wide, narrow], max_error=0.05) == "fp8dq"  # the only one eligible everywhere
     assert autoquant.model_wide_fastest([], max_error=0.05) == "None"
+    # totals within NEAR_TIE of each other: TIE_ORDER decides, not a 1% difference in summed per-layer timings
+    wide.timings_ms = {"fp8dq": 0.99, "fp8dqrow": 1.0}
+    assert autoquant.model_wide_fastest([wide], max_error=0.05) == "fp8dqrow" == autoquant.TIE_ORDER[0]
+    # the preferred candidate must still beat bf16 by MIN_GAIN: never trade a quantized group for bf16
+    narrow.bf16_ms, narrow.timings_ms, narrow.errors["fp8dqrow"] = 1.06, {"fp8dq": 1.0, "fp8dqrow": 1.04}, 0.01
+    assert autoquant.choose(narrow, max_error=0.05, preferred="fp8dqrow") == "fp8dq"
 
 
 def test_applied_plan_replaces_exactly_the_planned_layers_and_stays_close_to_bf16(plan):

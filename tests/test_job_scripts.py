@@ -18,7 +18,8 @@ PARSERS = {"inference/benchmark_image.py": benchmark_image.parse_args,
            "inference/serialize.py": serialize.parse_args,
            "training/train_fp8.py": train_fp8.parse_args}
 SCRIPTS = ["flux-dev-core.sh", "flux-perf-ladder.sh", "cogvideox-5b-memory.sh", "cogvideox-latency.sh",
-           "train-flux-dev.sh", "quantization-time.sh", "serialization.sh", "flux-autoquant.sh"]
+           "train-flux-dev.sh", "quantization-time.sh", "serialization.sh", "flux-autoquant.sh",
+           "int8-autotuner.sh"]
 
 
 def commands_of(script: str, tmp_path) -> list[list[str]]:

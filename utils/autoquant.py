@@ -6,10 +6,11 @@
    input (compiled on CUDA as the benchmark will be, GPU time per call from a replayed CUDA graph); its output is
    compared with bf16's.
 3. The group gets the fastest candidate whose relative L2 error stays under `max_error`, unless it is not at
-   least MIN_GAIN faster than bf16: layers too small to gain stay bf16. A near tie (within NEAR_TIE) goes to the
-   candidate that is fastest over the whole model. Groups with at most PER_IMAGE_ROWS
-   activation rows (one row per image: adaLN, embedders) stay bf16 without timing: a few microseconds a step to
-   win, each candidate costs a compile, and torch._int_mm (int8dq) needs more than 16 rows anyway.
+   least MIN_GAIN faster than bf16: layers too small to gain stay bf16. Near ties (within NEAR_TIE) are settled
+   once for the whole model (see TIE_ORDER), since a layer timed alone cannot show fusion with its neighbours.
+   Groups with at most PER_IMAGE_ROWS activation rows (one row per image: adaLN, embedders) stay bf16 without
+   timing: a few microseconds a step to win, each candidate costs a compile, and torch._int_mm (int8dq) needs more
+   than 16 rows anyway.
 4. The plan (a JSON file) is applied with torchao's FqnToConfig; a saved plan that matches the model, the device
    and the settings is reused without timing anything.
 """
@@ -41,9 +42,13 @@ PER_IMAGE_ROWS = 16  # groups fed at most this many activation rows (adaLN, embe
 # A layer timed alone cannot show how its kernels fuse with its neighbours'. Per-layer timings of fp8dq (one scale
 # per tensor) and fp8dqrow tie within noise, yet compiled FLUX.1-dev ran 3.8% slower with fp8dq everywhere than with
 # fp8dqrow (H100, batch 1), and a plan that split its groups between the two by those ties ran 2.7% slower than
-# fp8dqrow everywhere (H200, batch 4). So within this factor of a group's fastest candidate, the candidate that is
-# fastest over the whole model wins.
+# fp8dqrow everywhere (H200, batch 4). So the plan settles near ties (within NEAR_TIE) model-wide: first the candidate
+# for the whole model, the first in TIE_ORDER among those whose summed per-layer time is within NEAR_TIE of the
+# least; then each group takes it when it is within NEAR_TIE of the group's own fastest.
 NEAR_TIE = 1.05
+# Whole-model order on the H100 (FLUX.1-dev batch 1, compiled, fused QKV; results/flux-dev.csv): fp8dqrow 3.011 s,
+# fp8dq 3.126, int8wo 4.240, fp8wo 4.272, int8dq 4.620.
+TIE_ORDER = ("fp8dqrow", "fp8dq", "int8wo", "fp8wo", "int8dq")
 PLAN_VERSION = 3  # 3: near ties go to the model-wide fastest; 2: each group's fastest; 1: timed with launch overhead
 CALLS_PER_GRAPH = 20
 
@@ -225,26 +230,31 @@ def eligible_ms(group: LayerGroup, max_error: float) -> dict[str, float]:
 
 
 def model_wide_fastest(groups: list[LayerGroup], max_error: float) -> str:
-    """The candidate with the least total time (per-layer time x layers) over the groups that every candidate
-    eligible anywhere was timed and eligible in; "None" if there is no such group."""
-    timed = [eligible_ms(group, max_error) for group in groups]
-    names = set().union(*timed)
-    complete = [(group, times) for group, times in zip(groups, timed) if names and set(times) == names]
-    if not complete:
+    """The candidate near ties go to: among those eligible in every timed group, the first in TIE_ORDER whose total
+    time (per-layer time x layers, over the timed groups) is within NEAR_TIE of the least. "None" if no candidate is
+    eligible everywhere."""
+    timed = [(group, eligible_ms(group, max_error)) for group in groups if group.timings_ms]
+    if not timed:
         return "None"
-    return min(sorted(names), key=lambda name: sum(times[name] * len(group.layers) for group, times in complete))
+    everywhere = set.intersection(*(set(times) for _, times in timed))
+    if not everywhere:
+        return "None"
+    totals = {name: sum(times[name] * len(group.layers) for group, times in timed) for name in everywhere}
+    least = min(totals.values())
+    tied = [name for name in totals if totals[name] <= least * NEAR_TIE]
+    return min(tied, key=lambda name: (TIE_ORDER.index(name) if name in TIE_ORDER else len(TIE_ORDER), name))
 
 
 def choose(group: LayerGroup, max_error: float, preferred: str = "None") -> str:
     """The fastest candidate under the error bound, or `preferred` when it is within NEAR_TIE of that; bf16 ("None")
     unless the pick is at least MIN_GAIN faster than bf16."""
-    eligible = eligible_ms(group, max_error)
+    eligible = {name: ms for name, ms in eligible_ms(group, max_error).items() if group.bf16_ms / ms >= MIN_GAIN}
     if not eligible:
         return "None"
     best = min(eligible, key=eligible.get)
     if preferred in eligible and eligible[preferred] <= eligible[best] * NEAR_TIE:
-        best = preferred
-    return best if group.bf16_ms / eligible[best] >= MIN_GAIN else "None"
+        return preferred
+    return best
 
 
 def planning_settings(max_error: float, base_dtype: str, skip_pattern: str | None, compile_mode: str | None,

@@ -131,8 +131,9 @@ AUTOTUNER_COMPILE_CACHE = "int8-autotuner"
 def use_own_compile_cache() -> str:
     """Point inductor's cache at a subdirectory of the current one for the rest of this process. The switch decides
     what int8dq's matmul becomes when the compiled graph is built, but torch.compile's cache key does not see it: on
-    one H200, a plain int8dq run that followed an --autotune run loaded the cached autotuned graph and benchmarked
-    torchao's 960 configs per shape (killed after 500 s). Must run before the first compile. Returns the directory."""
+    an H200, a plain int8dq run that followed an --autotune run in the same cache directory loaded the autotuned
+    graph and began benchmarking torchao's 960 configs per shape. Must run before the first compile. Returns the
+    directory."""
     import os
 
     from torch._inductor.runtime.cache_dir_utils import cache_dir

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# autoquant against the single configs it chooses from, 2:4 sparsity and the int8 autotuner on random-weight
-# FLUX.1-dev, 1024x1024, all compiled (fused QKV, regional compile, mode default). Each autoquant config runs twice:
-# first it plans (times every candidate per layer group) and writes the plan, then it reuses the plan with no timing.
-# Sparsity runs at batch 16, where the seed measured it, with 4 steps (the per-step effect; 28 steps at batch 16
-# would cost minutes per call). The autotuner rows try the 11 baseline configs per int8 matmul shape
-# (--autotune_configs baseline, the default): with all 960 it took about 10 minutes per shape on the H100 (524 of 960
-# configs of the first shape in 5.5 minutes), which no 10-minute call can finish.
+# autoquant against the single configs it chooses from, and 2:4 sparsity, on random-weight FLUX.1-dev, 1024x1024, all
+# compiled (fused QKV, regional compile, mode default). Each autoquant config runs twice: first it plans (times every
+# candidate per layer group) and writes the plan, then it reuses the plan with no timing. Sparsity runs at batch 16,
+# where the seed measured it, with 4 steps (the per-step effect; 28 steps at batch 16 would cost minutes per call).
+# The int8 autotuner has its own script, int8-autotuner.sh.
 # Measured per config on the H100: autoquant-plan 100-250 s, the others 40-120 s (bs4 about twice bs1); on the H200 the
-# bs16 rows took 70-165 s (bf16 2:4 the longest) and the autotune rows 80-110 s.
+# bs16 rows took 70-165 s (bf16 2:4 the longest).
 # Two GPUs of one host, about 10 minutes each:
 #   CUDA_VISIBLE_DEVICES=0 ONLY='^bs1-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^bs4-' bash ... & wait
-# then, in another call, ONLY='^bs16-' on one GPU and ONLY='^autotune-' on the other.
-# The plan and tune rows start from scratch: their plan / tuned-config files are removed first.
+# then, in another call, ONLY='^bs16-' (about 8 minutes on one GPU).
+# The plan rows start from scratch: their plan files are removed first.
 # Usage: bash results/commands/flux-autoquant.sh OUT_CSV [LOG_DIR]   (ONLY=regex runs a subset; plans go to LOG_DIR)
 set -u
 source "$(dirname "$0")/lib.sh"
@@ -32,12 +30,9 @@ configs+=(
   "bs16-sparse-2of4|--batch_size 16 --num_inference_steps 4 --sparsify"
   "bs16-fp8dqrow|--batch_size 16 --num_inference_steps 4 --quantization fp8dqrow"
   "bs16-fp8dqrow-sparse-2of4|--batch_size 16 --num_inference_steps 4 --quantization fp8dqrow --sparsify"
-  "autotune-int8dq-tune|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
-  "autotune-int8dq-reuse|--quantization int8dq --autotune --autotune_cache $logs/int8-autotune.pkl"
 )
 [[ -z "${ONLY:-}" || "bs1-autoquant-plan" =~ ${ONLY} ]] && rm -f "$logs/autoquant-plan-bs1.json"
 [[ -z "${ONLY:-}" || "bs4-autoquant-plan" =~ ${ONLY} ]] && rm -f "$logs/autoquant-plan-bs4.json"
-[[ -z "${ONLY:-}" || "autotune-int8dq-tune" =~ ${ONLY} ]] && rm -f "$logs/int8-autotune.pkl"
 run_configs inference/benchmark_image.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-540}" \
   "--ckpt_id black-forest-labs/FLUX.1-dev --weights random --fuse_attn_projections --regional_compile --compile_mode default --warmup 1 --runs 3" \
   "${configs[@]}"
