@@ -91,7 +91,8 @@ def expand(spec: dict) -> list[Config]:
     for values in itertools.product(*(spec["grid"][name] for name in names)):
         flags = {**spec.get("fixed", {}), **dict(zip(names, values))}
         for rule in spec.get("when", []):
-            if all(flags.get(key) == value for key, value in rule["if"].items()):
+            # --vary/--set give text ("4"), grid files typed values (4): compare as the command line spells them.
+            if all(str(flags.get(key)) == str(value) for key, value in rule["if"].items()):
                 flags.update(rule["set"])
         config = Config(spec["script"], tuple(flags.items()))
         if config.command() not in seen:

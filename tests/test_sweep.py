@@ -1,5 +1,6 @@
 """inference/sweep.py: grid expansion, resume, failures recorded, SIGKILL safety (tiny-flux on the CPU)."""
 
+import json
 import subprocess
 import sys
 import time
@@ -27,6 +28,20 @@ def test_expand_crosses_the_grid_and_applies_rules():
     compiled = [c.command() for c in configs if "--compile" in c.command()]
     assert len(compiled) == 2 and all("--fuse_attn_projections" in command for command in compiled)
     assert not any("--fuse_attn_projections" in c.command() for c in configs if "--compile" not in c.command())
+
+
+def test_rules_match_values_given_on_the_command_line(tmp_path):
+    """A grid file's rule says batch_size 4 (a number); --vary batch_size=4 gives the text "4"."""
+    rule = {"if": {"batch_size": 4, "compile": False}, "set": {"warmup": 3}}
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"script": "inference/benchmark_image.py", "fixed": TINY_FIXED,
+                                "grid": {"batch_size": [1, 4], "compile": [False, True]}, "when": [rule]}))
+    parser = sweep.build_parser()
+    for vary in [[], ["--vary", "batch_size=4", "--vary", "compile=false"]]:
+        args = parser.parse_args(["--grid", str(grid), "--csv", str(tmp_path / "x.csv"), *vary])
+        eager_bs4 = [c for c in sweep.expand(sweep.grid_spec(parser, args))
+                     if "--batch_size 4" in c.command() and "--compile" not in c.command()]
+        assert len(eager_bs4) == 1 and "--warmup 3 " in eager_bs4[0].command()
 
 
 def test_shipped_grids_expand():
