@@ -84,6 +84,14 @@ def parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+def same_value(given, wanted) -> bool:
+    """Grid files hold typed values (4, 3.5), --vary/--set text ("4", "3.5"): those compare by their spelling.
+    Booleans and None (a switch, a flag left out) compare as themselves, so "None" never matches a missing flag."""
+    if isinstance(given, (bool, type(None))) or isinstance(wanted, (bool, type(None))):
+        return given is wanted
+    return str(given) == str(wanted)
+
+
 def expand(spec: dict) -> list[Config]:
     """Cross the grid, apply the `when` rules, drop duplicates (rules can make two combinations equal)."""
     names = list(spec.get("grid", {}))
@@ -91,8 +99,7 @@ def expand(spec: dict) -> list[Config]:
     for values in itertools.product(*(spec["grid"][name] for name in names)):
         flags = {**spec.get("fixed", {}), **dict(zip(names, values))}
         for rule in spec.get("when", []):
-            # --vary/--set give text ("4"), grid files typed values (4): compare as the command line spells them.
-            if all(str(flags.get(key)) == str(value) for key, value in rule["if"].items()):
+            if all(same_value(flags.get(key), value) for key, value in rule["if"].items()):
                 flags.update(rule["set"])
         config = Config(spec["script"], tuple(flags.items()))
         if config.command() not in seen:

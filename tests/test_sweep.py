@@ -31,17 +31,21 @@ def test_expand_crosses_the_grid_and_applies_rules():
 
 
 def test_rules_match_values_given_on_the_command_line(tmp_path):
-    """A grid file's rule says batch_size 4 (a number); --vary batch_size=4 gives the text "4"."""
-    rule = {"if": {"batch_size": 4, "compile": False}, "set": {"warmup": 3}}
+    """A grid file's rule says batch_size 4 (a number); --vary gives the text "4"."""
+    rules = [{"if": {"batch_size": 4, "compile": False}, "set": {"warmup": 3}},
+             {"if": {"quantization": "None"}, "set": {"runs": 7}}]  # no config sets quantization: never fires
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"script": "inference/benchmark_image.py", "fixed": TINY_FIXED,
-                                "grid": {"batch_size": [1, 4], "compile": [False, True]}, "when": [rule]}))
+                                "grid": {"batch_size": [1, 4], "compile": [False, True]}, "when": rules}))
     parser = sweep.build_parser()
-    for vary in [[], ["--vary", "batch_size=4", "--vary", "compile=false"]]:
-        args = parser.parse_args(["--grid", str(grid), "--csv", str(tmp_path / "x.csv"), *vary])
-        eager_bs4 = [c for c in sweep.expand(sweep.grid_spec(parser, args))
-                     if "--batch_size 4" in c.command() and "--compile" not in c.command()]
-        assert len(eager_bs4) == 1 and "--warmup 3 " in eager_bs4[0].command()
+    for narrowed in [[], ["--vary", "batch_size=4"], ["--vary", "batch_size=1,4", "--vary", "compile=false,true"]]:
+        args = parser.parse_args(["--grid", str(grid), "--csv", str(tmp_path / "x.csv"), *narrowed])
+        configs = [dict(c.flags) for c in sweep.expand(sweep.grid_spec(parser, args))]
+        assert configs and all(c["runs"] == 1 for c in configs)
+        for flags in configs:
+            eager_bs4 = str(flags["batch_size"]) == "4" and not flags["compile"]
+            assert flags["warmup"] == (3 if eager_bs4 else 1), (narrowed, flags)
+        assert any(str(flags["batch_size"]) == "4" and not flags["compile"] for flags in configs)
 
 
 def test_shipped_grids_expand():
