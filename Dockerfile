@@ -9,4 +9,5 @@ COPY requirements.txt .
 # torch comes from the base image (it satisfies torch>=2.11), so pip adds only the rest.
 RUN python -m pip install --no-cache-dir -r requirements.txt
 COPY . .
+RUN python -m pip install --no-cache-dir --no-deps -e .
 ENTRYPOINT ["python", "inference/benchmark_image.py"]

@@ -13,29 +13,28 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script from any directory
-
-from utils.benchmark import run_benchmark  # noqa: E402
-from utils.cli import (Parser, add_generation_args, add_measurement_args, add_model_args,  # noqa: E402
-                       add_optimization_args, validate)
-from utils.files import atomic_path  # noqa: E402
+from utils.benchmark import new_row, run_and_print
+from utils.cli import Parser
+from utils.config import add_benchmark_flags, unchecked_config, validate
+from utils.files import atomic_path
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="inference/benchmark_image.py", description=__doc__.split("\n\n")[0])
-    add_model_args(parser, default_ckpt="tiny-flux")
-    add_generation_args(parser)
-    add_optimization_args(parser)
-    add_measurement_args(parser, sample_flag="save_image")
+    add_benchmark_flags(parser, default_ckpt="tiny-flux", sample_flag="save_image")
     parser.set_defaults(base_dtype="bf16")
     return parser
 
 
-def parse_args(argv=None):
+def parse_config(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    validate(parser, args, sys.argv[1:] if argv is None else argv)
-    return args
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return validate(parser, parser.parse_args(argv), argv)
+
+
+def blank_row(argv: list[str]):
+    """The row these flags would start from, unchecked (the sweep's row for a run that wrote none)."""
+    return new_row(unchecked_config(build_parser(), argv))
 
 
 def save_image(image, path: Path) -> None:
@@ -47,8 +46,8 @@ def save_image(image, path: Path) -> None:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    return run_benchmark(args, frames_of=lambda result: result.images, save_sample=save_image)
+    config = parse_config(argv)
+    return run_and_print(config, save_sample=save_image)
 
 
 if __name__ == "__main__":

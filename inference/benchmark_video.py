@@ -14,20 +14,17 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script from any directory
-
-from utils.benchmark import DTYPES, run_benchmark  # noqa: E402
-from utils.cli import (Parser, add_generation_args, add_measurement_args, add_model_args,  # noqa: E402
-                       add_optimization_args, positive_int, validate)
-from utils.files import atomic_path  # noqa: E402
-from utils.presets import get_preset  # noqa: E402
-from utils.quant import QUANTIZATIONS  # noqa: E402
+from utils.benchmark import new_row, run_and_print
+from utils.cli import Parser, positive_int
+from utils.config import add_benchmark_flags, unchecked_config, validate
+from utils.files import atomic_path
+from utils.presets import DTYPES
+from utils.quant import QUANTIZATIONS
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="inference/benchmark_video.py", description=__doc__.split("\n\n")[0])
-    add_model_args(parser, default_ckpt="tiny-cogvideox")
-    add_generation_args(parser)
+    add_benchmark_flags(parser, default_ckpt="tiny-cogvideox", sample_flag="save_video")
     group = parser.add_argument_group("video")
     group.add_argument("--num_frames", type=positive_int, default=None,
                        help="frames per video, 4k+1 (CogVideoX compresses time 4x); preset default 49")
@@ -36,33 +33,35 @@ def build_parser() -> Parser:
                             "model's base precision")
     group.add_argument("--base_dtype", choices=list(DTYPES), default=None,
                        help="base precision of the weights (default: the preset's: fp16 for 2b, bf16 otherwise)")
-    add_optimization_args(parser)
-    add_measurement_args(parser, sample_flag="save_video")
     return parser
 
 
-def resolve_dtype(parser: Parser, args) -> None:
-    """Map the seed's --dtype onto --base_dtype + --quantization."""
+def dtype_overrides(parser: Parser, args) -> dict:
+    """The seed's --dtype as --base_dtype or --quantization."""
+    if args.num_frames is not None and (args.num_frames - 1) % 4:
+        parser.error(f"--num_frames must be 4k+1 (CogVideoX compresses time 4x), got {args.num_frames}")
     if args.dtype in DTYPES:
         if args.base_dtype not in (None, args.dtype):
             parser.error(f"--dtype {args.dtype} contradicts --base_dtype {args.base_dtype}")
-        args.base_dtype = args.dtype
-    elif args.dtype is not None:
+        return {"base_dtype": args.dtype}
+    if args.dtype is not None:
         if args.quantization not in ("None", args.dtype):
             parser.error(f"--dtype {args.dtype} contradicts --quantization {args.quantization}")
-        args.quantization = args.dtype
-    preset = get_preset(args.ckpt_id)
-    args.base_dtype = args.base_dtype or (preset.base_dtype if preset else "bf16")
-    if args.num_frames is not None and (args.num_frames - 1) % 4:
-        parser.error(f"--num_frames must be 4k+1 (CogVideoX compresses time 4x), got {args.num_frames}")
+        return {"quantization": args.dtype}
+    return {}
 
 
-def parse_args(argv=None):
+def parse_config(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    resolve_dtype(parser, args)
-    validate(parser, args, sys.argv[1:] if argv is None else argv)
-    return args
+    return validate(parser, args, argv, **dtype_overrides(parser, args))
+
+
+def blank_row(argv: list[str]):
+    """The row these flags would start from, unchecked (the sweep's row for a run that wrote none)."""
+    parser = build_parser()
+    return new_row(unchecked_config(parser, argv, **dtype_overrides(parser, parser.parse_args(argv))))
 
 
 def save_video(frames, path: Path, fps: int = 8) -> None:
@@ -74,8 +73,8 @@ def save_video(frames, path: Path, fps: int = 8) -> None:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    return run_benchmark(args, frames_of=lambda result: result.frames, save_sample=save_video)
+    config = parse_config(argv)
+    return run_and_print(config, save_sample=save_video)
 
 
 if __name__ == "__main__":

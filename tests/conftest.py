@@ -1,15 +1,11 @@
 import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from utils.pipelines import build_pipeline
 
-from utils.pipelines import build_pipeline  # noqa: E402
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 
 TINY = "tiny-flux"
 

@@ -1,10 +1,10 @@
 """autoquant (ours): recording one forward pass, planning per shape group, the plan file, and applying it."""
 
 import dataclasses
+import logging
 
 import pandas as pd
 import pytest
-import torch
 
 from inference import benchmark_image
 from tests.test_quant import relative_error, tiny_transformer, transformer_inputs
@@ -147,13 +147,15 @@ def test_candidates_are_timed_as_gpu_time_only_where_the_benchmark_compiles_with
     assert not autoquant.times_kernels_only("cpu", "default")
 
 
-def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path, capsys):
+def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="utils.levers.autoquant")
     plan_path = tmp_path / "plans" / "tiny.json"
     argv = [*run_args, "--quantization", "autoquant", "--autoquant_plan", str(plan_path), "--num_inference_steps", "2"]
     assert benchmark_image.main(argv) == 0
-    assert "autoquant planned:" in capsys.readouterr().out and plan_path.is_file()
+    assert "autoquant planned:" in caplog.text and plan_path.is_file()
+    caplog.clear()
     assert benchmark_image.main(argv) == 0
-    assert "autoquant reused:" in capsys.readouterr().out
+    assert "autoquant reused:" in caplog.text
     rows = pd.read_csv(tmp_path / "results.csv")
     assert list(rows.status) == ["ok", "ok"]
     assert rows.autoquant[0].startswith("planned: ") and rows.autoquant[1].startswith("reused: ")

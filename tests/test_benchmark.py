@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image
-from utils import optimizations
+from utils.levers import compilation, fusion
 from utils.results import COLUMNS, read_rows
 
 
@@ -67,7 +67,7 @@ def test_text_encoders_compile_layer_by_layer():
     from utils.pipelines import build_pipeline
 
     pipe = build_pipeline("tiny-flux", "random", "cpu", torch.bfloat16, seed=0)
-    optimizations.apply_text_encoder_compile(pipe, "default")
+    compilation.compile_text_encoders(pipe, "default")
     for encoder, layer_list in [(pipe.text_encoder, "encoder.layers"), (pipe.text_encoder_2, "encoder.block")]:
         compiled = {name for name, module in encoder.named_modules() if module._compiled_call_impl is not None}
         layers = encoder.get_submodule(layer_list)
@@ -78,14 +78,14 @@ def test_encoder_layers_are_the_outermost_lists_of_one_class():
     layer = torch.nn.Sequential(torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)]))
     model = torch.nn.Sequential(torch.nn.ModuleList([layer, copy.deepcopy(layer)]),
                                 torch.nn.ModuleList([torch.nn.Linear(2, 2), torch.nn.ReLU()]))
-    assert optimizations.encoder_layers(model) == list(model[0])
+    assert compilation.encoder_layers(model) == list(model[0])
 
 
 def test_a_failing_run_still_records_its_row(run_args, tmp_path, monkeypatch):
     def explode(*_args, **_kwargs):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(optimizations, "apply_qkv_fusion", explode)
+    monkeypatch.setattr(fusion, "fuse_qkv", explode)
     assert run([*run_args, "--fuse_attn_projections"]) == 1
     row = rows(tmp_path).iloc[0]
     assert row.status == "error" and row.error == "RuntimeError: boom second line"
@@ -97,7 +97,7 @@ def test_nan_output_is_marked(run_args, tmp_path, monkeypatch):
         for parameter in pipe.transformer.proj_out.parameters():
             parameter.data.fill_(float("nan"))
 
-    monkeypatch.setattr(optimizations, "apply_channels_last", poison)
+    monkeypatch.setattr(fusion, "vae_channels_last", poison)
     assert run([*run_args, "--channels_last"]) == 1
     assert rows(tmp_path).iloc[0].status == "nan"
 
@@ -106,7 +106,7 @@ def test_out_of_memory_is_marked(run_args, tmp_path, monkeypatch):
     def oom(*_args, **_kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(optimizations, "apply_channels_last", oom)
+    monkeypatch.setattr(fusion, "vae_channels_last", oom)
     assert run([*run_args, "--channels_last"]) == 1
     assert rows(tmp_path).iloc[0].status == "oom"
 

@@ -31,8 +31,9 @@ BAD_INPUTS = {
                                           "fail with --regional_compile"),
     "CUDA graphs with layer-wise text encoders": (["--compile_text_encoders", "--compile_mode", "reduce-overhead"],
                                                   "--compile_text_encoders compiles layer by"),
-    "sequential offload with compiled text encoders": (["--compile_text_encoders", "--offload", "sequential"],
-                                                       "cannot be combined with --compile/--compile_vae/--compile_text"),
+    "sequential offload with compiled text encoders": (
+        ["--compile_text_encoders", "--offload", "sequential"],
+        "cannot be combined with --compile/--compile_vae/--compile_text"),
     "max-autotune with regional compile": (["--regional_compile", "--compile_mode", "max-autotune"],
                                            "records CUDA graphs"),
     "autotune without int8dq": (["--autotune", "--quantization", "int8wo"], "only --quantization int8dq uses"),
@@ -79,14 +80,14 @@ def test_autotuner_check_names_what_is_missing(monkeypatch):
     from torchao.kernel import intmm
     from torchao.quantization.quantize_.workflows.int8 import int8_tensor
 
-    from utils.optimizations import enable_int8_autotuner, int8_autotuner_unavailable_reason
+    from utils.levers import autotune
 
     if intmm.intmm_triton is None:
-        assert "Triton is not installed" in int8_autotuner_unavailable_reason()
+        assert "Triton is not installed" in autotune.unavailable_reason()
         with pytest.raises(RuntimeError, match="--autotune: .*Triton"):
-            enable_int8_autotuner("unused.pkl")
+            autotune.enable("unused.pkl")
     monkeypatch.setattr(int8_tensor, "int_scaled_matmul", lambda *args: None)
-    assert "no longer calls torchao.kernel.intmm.int_scaled_matmul" in int8_autotuner_unavailable_reason()
+    assert "no longer calls torchao.kernel.intmm.int_scaled_matmul" in autotune.unavailable_reason()
 
 
 def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_path):
@@ -96,10 +97,10 @@ def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_pa
     import torchao.kernel
     from torchao.kernel import intmm
 
-    from utils import optimizations
-    from utils.optimizations import enable_int8_autotuner
+    from utils.levers import autotune
 
-    monkeypatch.setattr(optimizations, "_TORCHAO_INT8_MM_CONFIGS", [])
+    enable_int8_autotuner = autotune.enable
+    monkeypatch.setattr(autotune, "_TORCHAO_INT8_MM_CONFIGS", [])
     had_autotuner = "torchao.kernel.autotuner" in sys.modules
     if had_autotuner:  # a machine with Triton: restore the real module's state afterwards
         from torchao.kernel import autotuner
@@ -119,11 +120,12 @@ def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_pa
     try:
         cache = tmp_path / "tuned" / "gpu.pkl"
         assert enable_int8_autotuner(cache) == "cold, 11 configs per shape" and cache.parent.is_dir()
-        own_compile_cache = str(tmp_path / "inductor" / "int8-autotuner")  # compiled graphs kept apart from plain int8dq
+        own_compile_cache = str(tmp_path / "inductor" / "int8-autotuner")  # kept apart from plain int8dq graphs
         assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == own_compile_cache
         from torchao.kernel import autotuner
 
-        assert intmm.AUTOTUNER_ENABLE and autotuner.AUTOTUNER_DATA_PATH == str(cache) and autotuner._best_configs is None
+        assert intmm.AUTOTUNER_ENABLE and autotuner.AUTOTUNER_DATA_PATH == str(cache)
+        assert autotuner._best_configs is None
         assert len(intmm.intmm_triton.int8_mm_kernel_configs) == 11
         cache.write_bytes(b"")
         assert enable_int8_autotuner(cache, "all") == "warm, 960 configs per shape"

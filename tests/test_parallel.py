@@ -1,5 +1,6 @@
 """Multi-GPU flags on the CPU: argument wiring, validation, the two row columns, and diffusers' context parallelism
-across two gloo processes (this file is also the torchrun worker: `python -m torch.distributed.run ... FILE`)."""
+across two gloo processes (this file is also the torchrun worker: `python -m torch.distributed.run ... -m
+tests.test_parallel`)."""
 
 import json
 import os
@@ -10,10 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # as a torchrun worker it runs as a plain script
-
-from inference import benchmark_image, benchmark_video  # noqa: E402
-from utils.results import COLUMNS, Row, read_rows  # noqa: E402
+from inference import benchmark_image, benchmark_video
+from utils.results import COLUMNS, Row, read_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,17 +51,18 @@ def test_cogvideox_has_no_context_parallel_plan(tmp_path, capsys, monkeypatch):
 
 def test_single_process_flags(run_args, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    args = benchmark_image.parse_args(run_args)
-    assert (args.context_parallel, args.cp_degree, args.world_size) == ("none", None, 1)
-    assert args.command.startswith("python inference/benchmark_image.py ")
+    config = benchmark_image.parse_config(run_args)
+    assert (config.context_parallel, config.cp_degree, config.world_size) == ("none", None, 1)
+    assert config.command.startswith("python inference/benchmark_image.py ")
 
 
 def test_torchrun_fills_the_degree_and_the_command(run_args, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # validation only; nothing runs
-    args = benchmark_image.parse_args([*run_args, "--device", "cuda", "--context_parallel", "ring"])
-    assert (args.context_parallel, args.cp_degree, args.world_size) == ("ring", 4, 4)
-    assert args.command.startswith("torchrun --nproc_per_node 4 inference/benchmark_image.py ")
+    config = benchmark_image.parse_config([*run_args, "--device", "cuda", "--context_parallel", "ring"])
+    assert (config.context_parallel, config.cp_degree, config.world_size) == ("ring", 4, 4)
+    assert config.device == "cuda:0"
+    assert config.command.startswith("torchrun --nproc_per_node 4 inference/benchmark_image.py ")
 
 
 def test_both_scripts_have_the_flags():
@@ -88,8 +88,8 @@ def run_two_ranks(scenario: str, out: Path) -> dict:
     """Run the tiny-flux benchmark as two gloo processes with Ulysses over both; rank 0's row comes back."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             __file__, scenario, str(out)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                            timeout=240)
+                             "-m", "tests.test_parallel", scenario, str(out)], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=240)
     rows = read_rows(out / "results.csv") if (out / "results.csv").exists() else None
     assert rows is not None and len(rows) == 1, result.stdout[-3000:] + result.stderr[-3000:]  # rank 0 only
     return rows.iloc[0].to_dict()
@@ -128,33 +128,35 @@ def assert_equal_to_one_process(row: dict, out: Path) -> None:
 def worker(scenario: str, out: Path) -> int:
     """One torchrun rank: the tiny-flux benchmark with Ulysses over two processes, recording how many image tokens
     the transformer gets and how many its first block sees, in every parallel call."""
-    from utils import optimizations
+    import dataclasses
+
     from utils.benchmark import run_benchmark
+    from utils.levers import context_parallel
 
     if scenario == "device-lookup-patched":
         torch.accelerator.device_count = lambda: 1
     rank = int(os.environ["RANK"])
-    args = benchmark_image.parse_args(["--ckpt_id", "tiny-flux", "--device", "cpu", "--warmup", "1", "--runs", "1",
+    config = benchmark_image.parse_config(["--ckpt_id", "tiny-flux", "--device", "cpu", "--warmup", "1", "--runs", "1",
                                        "--csv", str(out / "results.csv"), "--reference_dir", str(out / "references"),
                                        "--save_image", str(out / ("sample.png" if rank == 0 else "rank1-sample.png"))])
     # validation refuses context parallelism on the CPU (the device lookup above), so it is switched on after it
-    args.context_parallel, args.cp_degree = "ulysses", 2
+    config = dataclasses.replace(config, context_parallel="ulysses", cp_degree=2)
     tokens = {"whole": [], "per_block": []}
-    apply = optimizations.apply_context_parallel
+    apply = context_parallel.apply
 
     def watch(module, name):  # torch's pre-hooks run before diffusers' split, which wraps forward
         module.register_forward_pre_hook(lambda _, args, kwargs: tokens[name].append(kwargs["hidden_states"].shape[1]),
                                          with_kwargs=True)
 
-    def apply_and_watch(pipe, mode, degree):
-        apply(pipe, mode, degree)
+    def apply_and_watch(pipe, config):
+        apply(pipe, config)
         watch(pipe.transformer, "whole")
         watch(pipe.transformer.transformer_blocks[0], "per_block")
 
-    optimizations.apply_context_parallel = apply_and_watch
-    code = run_benchmark(args, frames_of=lambda result: result.images, save_sample=benchmark_image.save_image)
+    context_parallel.apply = apply_and_watch
+    row, _ = run_benchmark(config, save_sample=benchmark_image.save_image)
     (out / f"rank{rank}-tokens.json").write_text(json.dumps(tokens))
-    return code
+    return 0 if row.status == "ok" else 1
 
 
 if __name__ == "__main__":

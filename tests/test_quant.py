@@ -95,7 +95,7 @@ def test_sparsity_prunes_to_2_4_and_reaches_torchaos_cuda_only_kernels():
     """On the CPU torchao's 2:4 conversions refuse to run; getting that far proves the configs still import (an
     H100 run once failed on the import) and the chosen weights were pruned to two non-zeros in every four, while
     the per-image layers stayed dense. The float8 + 2:4 kernels themselves run only on an H100."""
-    from utils.optimizations import apply_sparsity, prune_to_2_4, sparse_fp8_config
+    from utils.levers.sparsity import apply_sparsity, prune_to_2_4, sparse_fp8_config
 
     weight = torch.randn(32, 64)
     assert ((prune_to_2_4(weight).reshape(-1, 4) != 0).sum(dim=1) == 2).all()
@@ -128,7 +128,7 @@ def test_sparse_layers_run_on_rows_with_the_same_result(monkeypatch):
     import torchao.quantization
     import torchao.sparsity
 
-    from utils.optimizations import RowwiseLinear, apply_sparsity, run_on_rows
+    from utils.levers.sparsity import RowwiseLinear, apply_sparsity, run_on_rows
 
     ranks = []
 

@@ -10,10 +10,13 @@ import torch
 
 from inference import quantization_time
 from tests.conftest import REPO_ROOT, TINY
+from utils import report
+from utils.pipelines import build_transformer
 from utils.quant import QUANTIZATIONS, count_quantized_linears
-from utils.results import read_rows
+from utils.quantization_time import METHODS, SEED_MODEL, WAYS
+from utils.results import QuantTimeRow, read_rows
 
-COLUMNS = [field.name for field in fields(quantization_time.QuantTimeRow)]
+COLUMNS = [field.name for field in fields(QuantTimeRow)]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def test_all_ways_append_one_ok_row_each(all_ways):
     assert result.returncode == 0, result.stderr[-2000:]
     assert csv_path.read_text().splitlines()[0] == ",".join(COLUMNS)
     frame = read_rows(csv_path)
-    assert list(frame.method) == list(quantization_time.METHODS)
+    assert list(frame.method) == list(METHODS)
     for row in frame.itertuples():
         assert (row.status, row.model, row.weights, row.device, row.quantization) == (
             "ok", TINY, "random", "cpu", "int8wo")
@@ -45,19 +48,18 @@ def test_markdown_is_rendered_next_to_the_csv_with_the_seed_apart(all_ways):
     text = csv_path.with_suffix(".md").read_text()
     assert "seed's s" in text and "seed's peak GiB" in text and "(c) quantize_" in text
     assert "10.48" not in text  # the seed's figures only sit beside FLUX.1-dev int8wo rows
-    row = quantization_time.QuantTimeRow(model=quantization_time.SEED_MODEL, quantization="int8wo",
-                                         method="per_layer", seconds=1.0)
+    row = QuantTimeRow(model=SEED_MODEL, quantization="int8wo", method="per_layer", seconds=1.0)
     flux_csv = csv_path.parent / "flux.csv"
     from utils.results import append_row
 
     append_row(flux_csv, row)
-    assert "8.29" in quantization_time.render_markdown(flux_csv)
+    assert "8.29" in report.render_file(flux_csv).read_text()
 
 
-@pytest.mark.parametrize("method", list(quantization_time.METHODS))
+@pytest.mark.parametrize("method", list(METHODS))
 def test_each_way_leaves_torchao_weights_on_the_device(method):
-    model = quantization_time.build_transformer(TINY, "random", seed=0)
-    quantization_time.WAYS[method](model, "int8dq", "cpu")
+    model = build_transformer(TINY, "random", "cpu", torch.bfloat16, seed=0)
+    WAYS[method](model, "int8dq", "cpu")
     linears = [module for module in model.modules() if isinstance(module, torch.nn.Linear)]
     quantized = [module for module in linears if type(module.weight).__module__.startswith("torchao")]
     assert quantized and len(quantized) == count_quantized_linears(model)

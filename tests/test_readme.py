@@ -22,11 +22,12 @@ def replace(code: str, old: str, new: str) -> str:
 
 def test_fp8_recipe_runs_on_cpu_with_int8():
     code = recipe("flux-fp8dqrow")
-    code = replace(code, 'FluxPipeline.from_pretrained("black-forest-labs/FLUX.1-dev", dtype=torch.bfloat16).to("cuda")',
-                   'build_pipeline("tiny-flux", "random", "cpu", torch.bfloat16, 0)')
+    pretrained = 'FluxPipeline.from_pretrained("black-forest-labs/FLUX.1-dev", dtype=torch.bfloat16).to("cuda")'
+    code = replace(code, pretrained, 'build_pipeline("tiny-flux", "random", "cpu", torch.bfloat16, 0)')
     code = replace(code, "Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False)",
                    "Int8WeightOnlyConfig(set_inductor_config=False)")
-    code = replace(code, "num_inference_steps=28,", "num_inference_steps=2, height=64, width=64, max_sequence_length=32,")
+    code = replace(code, "num_inference_steps=28,",
+                   "num_inference_steps=2, height=64, width=64, max_sequence_length=32,")
     namespace = {}
     exec("from utils.pipelines import build_pipeline\nfrom torchao.quantization import Int8WeightOnlyConfig\n" + code,
          namespace)

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from utils import report
+from utils.levers.step_cache import SECTION_TITLE
 from utils.results import COLUMNS, Row, append_row, read_rows, render_row
 
 
@@ -34,6 +35,7 @@ def test_appending_to_an_older_csv_migrates_it(tmp_path):
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
     frame = read_rows(path)
     assert list(frame.model) == ["m", "n"] and list(frame.time_median_s) == [1.5, 2.5]
+    assert list(frame.kind) == ["benchmark", "benchmark"]  # the old row gets the kind it was written as
 
 
 def _append_many(path, worker):
@@ -107,53 +109,41 @@ def test_report_missing_file(tmp_path, capsys):
     assert "no such CSV" in capsys.readouterr().err
 
 
-def test_ladder_report_names_each_lever_against_its_base(tmp_path):
+def test_ladder_report_shows_each_step_against_its_base(tmp_path):
+    """The step, lever and base columns a ladder grid's sweep writes: gain against the base step's median (a failed
+    step has none), speedup against bf16 eager, step-cached rows apart."""
     path = tmp_path / "perf-ladder.csv"
     common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
                   num_inference_steps=28, dtype="bf16")
-    script = "python inference/benchmark_image.py --weights random"
-    append_row(path, Row(**common, command=f"{script} --runs 3 --csv a.csv", time_median_s=5.0))
-    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode default --csv a.csv",
-                         compile=True, regional_compile=True, compile_mode="default", time_median_s=4.0))
-    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode reduce-overhead --csv b.csv",
-                         compile=True, regional_compile=True, status="error", error="CUDAGraphs overwritten"))
-    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode default --quantization "
-                         "fp8dqrow --csv b.csv", quantization="fp8dqrow", compile=True, time_median_s=3.2))
-    append_row(path, Row(**common, command=f"{script} --regional_compile --compile_mode default --quantization "
-                         "fp8dqrow --profile p.md --csv b.csv", quantization="fp8dqrow", compile=True,
-                         time_median_s=3.3))
+    steps = [dict(step=1, lever="bf16 eager", time_median_s=5.0),
+             dict(step=2, lever="regional compile", base_step=1, compile=True, regional_compile=True,
+                  compile_mode="default", time_median_s=4.0),
+             dict(step=3, lever="CUDA graphs", base_step=2, compile=True, regional_compile=True, status="error",
+                  error="CUDAGraphs overwritten"),
+             dict(step=4, lever="fp8dqrow", base_step=2, quantization="fp8dqrow", compile=True, time_median_s=3.2),
+             dict(step=5, lever="on step 3", base_step=3, quantization="fp8dqrow", compile=True, time_median_s=3.3)]
+    for step in reversed(steps):  # rows in any order: the table follows the steps
+        append_row(path, Row(**common, **step))
     assert report.main([str(path)]) == 0
     lines = [line for line in (tmp_path / "perf-ladder.md").read_text().splitlines() if line.startswith("| ")][1:]
     cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
-    assert [row[:3] for row in cells] == [
-        ["1", "(baseline)", ""],
-        ["2", "`+--regional_compile`, `+--compile_mode default`", "1"],
-        ["3", "`--compile_mode default → reduce-overhead`", "2"],
-        ["4", "`+--quantization fp8dqrow`", "2"],  # the failed step 3 is nobody's base
-        ["5", "(rerun of its base)", "4"],  # --profile only says how it was measured
-    ]
+    assert [row[:3] for row in cells] == [["1", "bf16 eager", ""], ["2", "regional compile", "1"],
+                                          ["3", "CUDA graphs", "2"], ["4", "fp8dqrow", "2"], ["5", "on step 3", "3"]]
     assert cells[3][5:7] == ["1.250", "1.562"]  # gain over step 2, speedup over bf16 eager
+    assert cells[4][5] == ""  # its base failed: no gain
 
-    append_row(path, Row(**common, command=f"{script} --step_cache first_block --csv c.csv", step_cache="first_block",
-                         time_median_s=2.5, psnr_db=30.0))
+    append_row(path, Row(**common, step_cache="first_block", time_median_s=2.5, psnr_db=30.0))
     assert report.main([str(path)]) == 0
-    ladder, cached = (tmp_path / "perf-ladder.md").read_text().split(f"### {report.STEP_CACHE_TITLE}")
+    ladder, cached = (tmp_path / "perf-ladder.md").read_text().split(f"### {SECTION_TITLE}")
     assert "first_block" not in ladder and "first_block step cache" in cached and "|     2.000 |" in cached
 
 
 def test_report_renders_quantization_time_csvs_with_their_own_table(tmp_path):
-    from inference.quantization_time import QuantTimeRow
+    from utils.results import QuantTimeRow
 
     path = tmp_path / "quantization-time.csv"
     append_row(path, QuantTimeRow(model="black-forest-labs/FLUX.1-dev", quantization="int8wo", method="per_layer",
                                   seconds=6.1, peak_GiB=11.4, status="ok"))
     assert report.main([str(path)]) == 0
     text = (tmp_path / "quantization-time.md").read_text()
-    assert text.startswith("# Quantization time and peak GPU memory") and "|      6.10 |      11.40 |" in text
-
-
-def test_command_flags_of_recorded_commands():
-    flags = report.command_flags("python inference/benchmark_image.py --compile_mode=default --seed -1 --compile "
-                                 "--runs 3 --csv out.csv")
-    assert flags == {"--compile_mode": "default", "--seed": "-1", "--compile": ""}
-    assert report.command_flags(float("nan")) == {}  # a row whose command column is empty
+    assert "the seed's published figures" in text and "|      6.10 |      11.40 |" in text

@@ -5,16 +5,25 @@ import numpy as np
 import pytest
 import torch
 
-from inference.serialize import (CheckpointError, aot_compile_transformer, capture_transformer_inputs,
-                                 call_kwargs_for, load_aot_transformer, load_compile_cache, load_pipeline_with,
-                                 load_transformer, main, run_transformer, save_compile_cache, save_transformer)
+from inference import benchmark_image
+from inference.serialize import main
+from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer, run_transformer
+from utils.benchmark import call_kwargs
+from utils.levers.compilation import load_compile_cache, save_compile_cache
 from utils.pipelines import build_pipeline, build_random_component
 from utils.presets import get_preset
 from utils.quant import QUANTIZATIONS, apply_quantization, unsupported_reason
+from utils.serialization import CheckpointError, load_pipeline_with, load_transformer, save_transformer
 
 # autoquant is planned per layer by the benchmarks; serialize.py does not offer it
 RUNS_ON_CPU = [name for name, method in QUANTIZATIONS.items()
                if unsupported_reason(name, "cpu") is None and not method.planned]
+
+
+def call_kwargs_for(pipe, ckpt_id: str, prompt: str = "A photo of an astronaut riding a horse") -> dict:
+    """The pipeline-call arguments the image benchmark would use for `ckpt_id`."""
+    config = benchmark_image.parse_config(["--ckpt_id", ckpt_id, "--device", "cpu", "--prompt", prompt])
+    return call_kwargs(pipe, config)
 
 
 def tiny_transformer(preset_name="tiny-flux"):

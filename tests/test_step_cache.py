@@ -1,5 +1,6 @@
 """Opt-in step caching (--step_cache, diffusers cache hooks) on tiny-flux and tiny-cogvideox (CPU)."""
 
+import argparse
 import math
 
 import numpy as np
@@ -12,9 +13,16 @@ from diffusers.hooks.taylorseer_cache import TaylorSeerCacheHook
 from inference import benchmark_image, benchmark_video
 from tests.conftest import REPO_ROOT, TINY
 from utils import report
-from utils.optimizations import apply_step_cache, enable_step_cache
+from utils.levers import step_cache
+from utils.levers.step_cache import SECTION_TITLE, enable
 from utils.pipelines import build_pipeline
 from utils.results import COLUMNS, Row, append_row, read_rows
+
+
+def apply_step_cache(pipe, kind: str, threshold: float | None) -> dict:
+    """The lever as a run applies it: its settings from the flags, then apply."""
+    flags = argparse.Namespace(step_cache=kind, step_cache_threshold=threshold)
+    return step_cache.apply(pipe, step_cache.settings(flags, run=None))
 
 
 def hooks_of(module):
@@ -43,10 +51,10 @@ def test_taylorseer_hooks_the_attention_modules():
 
 def test_unsupported_models_fail_with_a_reason():
     with pytest.raises(ValueError, match="not a CacheMixin"):
-        enable_step_cache(torch.nn.Linear(4, 4), "first_block")
+        enable(torch.nn.Linear(4, 4), "first_block")
     cogvideox = build_pipeline("tiny-cogvideox", "random", "cpu", torch.bfloat16, seed=0).transformer
     with pytest.raises(ValueError, match="hooked no module of CogVideoXTransformer3DModel"):
-        enable_step_cache(cogvideox, "taylorseer")
+        enable(cogvideox, "taylorseer")
 
 
 def test_cache_state_is_reset_between_calls():
@@ -71,7 +79,7 @@ def test_first_block_run_records_the_cache_and_the_report_keeps_it_apart(run_arg
     assert cached.status == "ok" and 0 < cached.psnr_db < math.inf and cached.latent_rel_l2 > 0
     assert report.main([str(tmp_path / "results.csv")]) == 0
     text = (tmp_path / "results.md").read_text()
-    main, section = text.split(f"### {report.STEP_CACHE_TITLE}")
+    main, section = text.split(f"### {SECTION_TITLE}")
     assert "step cache" not in main.split("Columns:")[0] and "(fastest)" in main
     assert "first_block step cache (threshold 10)" in section and "(fastest)" not in section
 
@@ -129,15 +137,15 @@ def test_context_parallel_with_a_step_cache_is_refused(run_args, monkeypatch, ca
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # validation only; nothing runs
     with pytest.raises(SystemExit) as exit_info:
-        benchmark_image.parse_args([*run_args, "--device", "cuda", "--context_parallel", "ulysses",
+        benchmark_image.parse_config([*run_args, "--device", "cuda", "--context_parallel", "ulysses",
                                     "--step_cache", "first_block"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "--context_parallel" in err, err
 
 
 def test_columns_are_last_and_older_csvs_render_as_uncached(tmp_path):
-    start = COLUMNS.index("step_cache")  # among the last columns, so that older CSVs only gain empty ones
-    assert start > COLUMNS.index("compile_cache") and COLUMNS[start + 1] == "step_cache_threshold"
+    start = COLUMNS.index("step_cache")
+    assert COLUMNS[start + 1] == "step_cache_threshold"
     assert (Row().step_cache, Row().step_cache_threshold) == ("none", None)
     common = {"model": "m", "gpu": "H100", "weights": "random", "batch_size": 1, "height": 64, "width": 64,
               "num_inference_steps": 2, "dtype": "bf16"}
@@ -148,11 +156,11 @@ def test_columns_are_last_and_older_csvs_render_as_uncached(tmp_path):
     old.to_csv(path, index=False)  # as a version without the columns wrote it
     assert report.main([str(path)]) == 0
     text = (tmp_path / "old.md").read_text()
-    assert report.STEP_CACHE_TITLE not in text and "**int8wo** (fastest)" in text and "2.000" in text
+    assert SECTION_TITLE not in text and "**int8wo** (fastest)" in text and "2.000" in text
     append_row(path, Row(**common, time_median_s=0.5, step_cache="first_block", step_cache_threshold=0.05,
                          psnr_db=30.0))  # migrates the old file first
     assert report.main([str(path)]) == 0
-    main, section = (tmp_path / "old.md").read_text().split(f"### {report.STEP_CACHE_TITLE}")
+    main, section = (tmp_path / "old.md").read_text().split(f"### {SECTION_TITLE}")
     assert "**int8wo** (fastest)" in main and "bf16, first_block step cache (threshold 0.05)" in section
     assert "4.000" in section  # speedup against the bf16 eager row of the group (2.0 s / 0.5 s)
 

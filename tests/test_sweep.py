@@ -5,8 +5,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+import utils.sweep
 from inference import sweep
 from tests.conftest import REPO_ROOT
+from utils import report
 from utils.results import COLUMNS, read_rows
 
 TINY_FIXED = {"ckpt_id": "tiny-flux", "device": "cpu", "warmup": 1, "runs": 1}
@@ -23,7 +27,7 @@ def sweep_args(tmp_path, *flags):
 
 
 def test_expand_crosses_the_grid_and_applies_rules():
-    configs = sweep.expand(spec(quantization=["None", "int8wo"], compile=[False, True]))
+    configs = utils.sweep.expand(spec(quantization=["None", "int8wo"], compile=[False, True]))
     assert len(configs) == 4
     compiled = [c.command() for c in configs if "--compile" in c.command()]
     assert len(compiled) == 2 and all("--fuse_attn_projections" in command for command in compiled)
@@ -40,7 +44,7 @@ def test_rules_match_values_given_on_the_command_line(tmp_path):
     parser = sweep.build_parser()
     for narrowed in [[], ["--vary", "batch_size=4"], ["--vary", "batch_size=1,4", "--vary", "compile=false,true"]]:
         args = parser.parse_args(["--grid", str(grid), "--csv", str(tmp_path / "x.csv"), *narrowed])
-        configs = [dict(c.flags) for c in sweep.expand(sweep.grid_spec(parser, args))]
+        configs = [dict(c.flags) for c in utils.sweep.expand(sweep.grid_spec(parser, args))]
         assert configs and all(c["runs"] == 1 for c in configs)
         for flags in configs:
             eager_bs4 = str(flags["batch_size"]) == "4" and not flags["compile"]
@@ -49,8 +53,8 @@ def test_rules_match_values_given_on_the_command_line(tmp_path):
 
 
 def test_shipped_grids_expand():
-    flux = sweep.expand(sweep.load_grid_file(REPO_ROOT / "inference/grids/flux-dev.json"))
-    video = sweep.expand(sweep.load_grid_file(REPO_ROOT / "inference/grids/cogvideox.yaml"))
+    flux = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/flux-dev.json"))
+    video = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/cogvideox.yaml"))
     assert len(flux) == 24 and len(video) == 20
 
 
@@ -68,19 +72,22 @@ def test_sweep_runs_resumes_and_records_failures(tmp_path, capsys):
 
 def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_path, monkeypatch):
     seen, triton_dirs = [], []
+    real_run = subprocess.run
 
-    def fake_run(argv, env, **kwargs):  # stands in for the benchmark process; writes no row
-        cache_dir = env.get("TORCHINDUCTOR_CACHE_DIR")
-        seen.append((cache_dir, cache_dir is not None and sweep.Path(cache_dir).is_dir()))
-        triton_dirs.append(env.get("TRITON_CACHE_DIR"))
+    def fake_run(argv, **kwargs):  # stands in for the benchmark process (python -m ...); writes no row
+        if argv[1:2] != ["-m"]:
+            return real_run(argv, **kwargs)  # git, asked for the failure row's provenance
+        cache_dir = kwargs["env"].get("TORCHINDUCTOR_CACHE_DIR")
+        seen.append((cache_dir, cache_dir is not None and utils.sweep.Path(cache_dir).is_dir()))
+        triton_dirs.append(kwargs["env"].get("TRITON_CACHE_DIR"))
         return subprocess.CompletedProcess(argv, 0)
 
-    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(utils.sweep.subprocess, "run", fake_run)
     assert sweep.main(sweep_args(tmp_path, "--vary", "seed=1,2")) == 1  # no rows written: recorded as crashes
     (first, first_existed), (second, second_existed) = seen
     assert first_existed and second_existed and first != second
     assert [triton_dir.startswith(cache_dir) for triton_dir, (cache_dir, _) in zip(triton_dirs, seen)] == [True, True]
-    assert not sweep.Path(first).exists() and not sweep.Path(second).exists()  # removed after the run
+    assert not utils.sweep.Path(first).exists() and not utils.sweep.Path(second).exists()  # removed after the run
     assert list(read_rows(tmp_path / "sweep.csv").status) == ["crash", "crash"]
     seen.clear()
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "shared"))
@@ -121,9 +128,10 @@ def test_bad_sweep_input(tmp_path, capsys):
 
 
 def test_failure_rows_read_the_flags_like_the_script_does():
-    config = sweep.Config("inference/benchmark_video.py", (("model_id", "THUDM/CogVideoX-2b"), ("dtype", "int8wo"),
-                                                            ("fuse_qkv", True), ("regional_compile", True)))
-    row = sweep.failure_row(config, "timeout", "killed")
+    config = utils.sweep.Config("inference/benchmark_video.py",
+                                (("model_id", "THUDM/CogVideoX-2b"), ("dtype", "int8wo"), ("fuse_qkv", True),
+                                 ("regional_compile", True)))
+    row = utils.sweep.failure_row(config, "timeout", "killed")
     assert (row.model, row.dtype, row.quantization) == (
         "THUDM/CogVideoX-2b", "fp16", "int8wo")
     assert row.fuse_attn_projections and row.compile and row.regional_compile and row.status == "timeout"
@@ -134,3 +142,42 @@ def test_script_paths_are_normalized_for_resume(tmp_path, capsys):
             "--csv", str(tmp_path / "x.csv"), "--dry-run"]
     assert sweep.main(args) == 0
     assert "run   python inference/benchmark_image.py --ckpt_id tiny-flux" in capsys.readouterr().out
+
+
+LADDER = {"script": "inference/benchmark_image.py", "fixed": TINY_FIXED, "ladder": [
+    {"lever": "bf16 eager", "measure": {"runs": 2}},
+    {"lever": "int8wo", "set": {"quantization": "int8wo"}},
+    {"lever": "fused QKV", "set": {"fuse_attn_projections": True}},
+    {"lever": "profiled", "base": 2, "measure": {"profile": "{log_dir}/profile.md"}},
+]}
+
+
+def test_ladder_steps_build_on_their_base():
+    configs = [dict(config.flags) for config in utils.sweep.expand(LADDER, utils.sweep.Path("/logs"))]
+    assert [(c["ladder_step"], c["ladder_lever"], c["ladder_base"]) for c in configs] == [
+        (1, "bf16 eager", None), (2, "int8wo", 1), (3, "fused QKV", 2), (4, "profiled", 2)]
+    assert [c["runs"] for c in configs] == [2, 1, 1, 1]  # measure flags stay with their step
+    assert [c.get("quantization") for c in configs] == [None, "int8wo", "int8wo", "int8wo"]
+    assert [c.get("fuse_attn_projections", False) for c in configs] == [False, False, True, False]
+    assert configs[3]["profile"] == "/logs/profile.md"
+    bad = {**LADDER, "ladder": [{"lever": "a"}, {"lever": "b", "base": 2}]}
+    with pytest.raises(ValueError, match="base 2 is not an earlier step"):
+        utils.sweep.expand(bad)
+
+
+def test_job_lists_run_their_configs_in_order():
+    spec = {"script": "inference/benchmark_image.py", "fixed": TINY_FIXED, "when": [],
+            "configs": [{"name": "b", "set": {"seed": 2}}, {"name": "a", "set": {"seed": 1, "compile": True}}]}
+    configs = [dict(config.flags) for config in utils.sweep.expand(spec)]
+    assert [(c["seed"], c.get("compile", False)) for c in configs] == [(2, False), (1, True)]
+
+
+def test_a_ladder_sweep_writes_step_lever_and_base(tmp_path):
+    grid = tmp_path / "ladder.json"
+    grid.write_text(json.dumps({**LADDER, "ladder": LADDER["ladder"][:2]}))
+    assert sweep.main(["--grid", str(grid), "--csv", str(tmp_path / "ladder.csv"), "--timeout", "300"]) == 0
+    frame = read_rows(tmp_path / "ladder.csv")
+    assert list(frame.step) == [1, 2] and list(frame.lever) == ["bf16 eager", "int8wo"]
+    assert frame.base_step.isna()[0] and frame.base_step[1] == 1
+    assert report.main([str(tmp_path / "ladder.csv")]) == 0
+    assert "| step | lever" in (tmp_path / "ladder.md").read_text().replace("  ", " ").replace("  ", " ")

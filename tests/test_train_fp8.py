@@ -2,6 +2,7 @@
 LoRA's round trip into an inference pipeline, bad input and the CSV row."""
 
 import csv
+import importlib.util
 import math
 import statistics
 import subprocess
@@ -13,20 +14,22 @@ import torch
 from tests.conftest import REPO_ROOT, TINY
 from training import train_fp8
 from utils.pipelines import build_pipeline
+from utils.results import TrainRow, columns_of
+from utils.training import data, float8, loop, lora
 
 pytest.importorskip("peft")
 
 
 def parse(tmp_path, *flags):
-    return train_fp8.parse_args(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
+    return train_fp8.parse_config(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
                                  "--output_dir", str(tmp_path / "lora"), *flags])
 
 
 @pytest.fixture(scope="module")
 def fixed_batch(tiny_pipe):
     """One synthetic image and its caption, cached as the script caches them: the fixed batch."""
-    examples = train_fp8.make_synthetic_dataset(1, (64, 64), seed=0)
-    return train_fp8.cache_data(tiny_pipe, examples, "cpu", max_sequence_length=32)
+    examples = data.make_synthetic_dataset(1, (64, 64), seed=0)
+    return data.cache_data(tiny_pipe, examples, "cpu", max_sequence_length=32)
 
 
 def fixed_loss(transformer, data) -> float:
@@ -35,7 +38,7 @@ def fixed_loss(transformer, data) -> float:
     with torch.no_grad():
         for seed in range(4):
             generator = torch.Generator("cpu").manual_seed(1000 + seed)
-            losses.append(train_fp8.flow_matching_loss(transformer, data, [0], generator, "cpu").item())
+            losses.append(loop.flow_matching_loss(transformer, data, [0], generator, "cpu").item())
     return statistics.mean(losses)
 
 
@@ -54,7 +57,7 @@ def test_compare_run_with_fp8_emulation(tmp_path, capsys):
                            "--check_reload"])
     assert code == 0, capsys.readouterr().err
     header, rows = read_csv(tmp_path / "train.csv")
-    assert header == train_fp8.TRAIN_COLUMNS
+    assert header == columns_of(TrainRow)
     for column in ["timestamp", "git_sha", "command", "gpu", "torch_version", "diffusers_version", "torchao_version",
                    "peft_version", "weights", "method", "rank", "fp8", "fp8_emulate", "n_layers_fp8", "lr",
                    "resolution", "batch_size", "max_steps", "seed", "step_median_s", "step_min_s", "step_max_s",
@@ -85,10 +88,10 @@ def test_compare_run_with_fp8_emulation(tmp_path, capsys):
 def test_converted_layers(recipe, tmp_path):
     from torchao.float8.float8_linear import Float8Linear
 
-    args = parse(tmp_path, "--fp8", recipe)
-    transformer = train_fp8.load_transformer(args)
+    config = parse(tmp_path, "--fp8", recipe)
+    transformer = train_fp8.load_transformer(config)
     linear_names = {name for name, module in transformer.named_modules() if isinstance(module, torch.nn.Linear)}
-    count = train_fp8.convert_to_fp8(transformer, recipe, "cpu")
+    count = float8.convert_to_fp8(transformer, recipe, "cpu")
     converted = {name for name, module in transformer.named_modules() if isinstance(module, Float8Linear)}
     per_image = {name for name in linear_names if name.startswith("time_text_embed.") or ".linear" in name}
     assert {"norm_out.linear", "transformer_blocks.0.norm1.linear", "transformer_blocks.0.norm1_context.linear",
@@ -99,7 +102,7 @@ def test_converted_layers(recipe, tmp_path):
     assert "single_transformer_blocks.0.proj_out" in converted  # only the final projection is kept in bf16
     assert all(module.config.emulate for name, module in transformer.named_modules() if name in converted)
     # LoRA adapters added afterwards stay plain Linear layers on float8 base layers.
-    train_fp8.add_lora(transformer, rank=4, seed=0)
+    lora.add_lora(transformer, rank=4, seed=0)
     query = transformer.transformer_blocks[0].attn.to_q
     assert isinstance(query.base_layer, Float8Linear)
     assert type(query.lora_A["default"]) is torch.nn.Linear and type(query.lora_B["default"]) is torch.nn.Linear
@@ -108,25 +111,25 @@ def test_converted_layers(recipe, tmp_path):
 def test_filter_skips_sizes_not_multiples_of_16():
     model = torch.nn.ModuleDict({"odd_in": torch.nn.Linear(10, 32), "odd_out": torch.nn.Linear(32, 24),
                                  "ok": torch.nn.Linear(32, 48), "proj_out": torch.nn.Linear(32, 16)})
-    assert train_fp8.convert_to_fp8(model, "rowwise", "cpu") == 1
+    assert float8.convert_to_fp8(model, "rowwise", "cpu") == 1
     assert [name for name, module in model.items() if type(module) is not torch.nn.Linear] == ["ok"]
-    assert train_fp8.convert_to_fp8(torch.nn.Linear(32, 32), "off", "cpu") == 0
+    assert float8.convert_to_fp8(torch.nn.Linear(32, 32), "off", "cpu") == 0
 
 
 def test_emulation_on_the_cpu():
-    assert train_fp8.needs_fp8_emulation("cpu")
+    assert float8.needs_fp8_emulation("cpu")
     for recipe, granularity in [("tensorwise", "TENSORWISE"), ("rowwise", "AXISWISE")]:
-        config = train_fp8.fp8_config(recipe, "cpu")
+        config = float8.fp8_config(recipe, "cpu")
         assert config.emulate and config.cast_config_input.scaling_granularity.name == granularity
 
 
 @pytest.mark.parametrize("flags", [["--lr", "2e-2"], ["--full_finetune", "--lr", "3e-3"]], ids=["lora", "full"])
 def test_loss_falls_on_a_fixed_batch(flags, fixed_batch, tmp_path):
-    args = parse(tmp_path, "--fp8", "rowwise", "--max_steps", "20", "--no_save", *flags)
-    transformer = train_fp8.load_transformer(args)
+    config = parse(tmp_path, "--fp8", "rowwise", "--max_steps", "20", "--no_save", *flags)
+    transformer = train_fp8.load_transformer(config)
     before = fixed_loss(transformer, fixed_batch)
-    row = train_fp8.new_row(args, "rowwise")
-    result = train_fp8.run_once(args, "rowwise", transformer, fixed_batch, row)
+    row = train_fp8.new_row(config, "rowwise")
+    result = train_fp8.run_once(config, "rowwise", transformer, fixed_batch, row)
     after = fixed_loss(transformer, fixed_batch)
     assert row.status == "ok" and all(math.isfinite(loss) for loss in result.losses)
     assert statistics.mean(result.losses[-5:]) < statistics.mean(result.losses[:5])
@@ -134,20 +137,20 @@ def test_loss_falls_on_a_fixed_batch(flags, fixed_batch, tmp_path):
 
 
 def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
-    args = parse(tmp_path, "--fp8", "off", "--max_steps", "4", "--warmup_steps", "0", "--lr", "1e-2")
-    transformer = train_fp8.load_transformer(args)
-    train_fp8.add_lora(transformer, args.rank, args.seed)
-    params = train_fp8.prepare_for_training(transformer, args)
-    train_fp8.train(transformer, params, fixed_batch, args)
+    config = parse(tmp_path, "--fp8", "off", "--max_steps", "4", "--warmup_steps", "0", "--lr", "1e-2")
+    transformer = train_fp8.load_transformer(config)
+    lora.add_lora(transformer, config.rank, config.seed)
+    params = loop.prepare_for_training(transformer, config)
+    loop.train(transformer, params, fixed_batch, config)
     transformer.eval()
-    trained = train_fp8.predict(transformer, fixed_batch, [0], seed=7, device="cpu")
-    path = train_fp8.save_lora(transformer, args.output_dir)
+    trained = loop.predict(transformer, fixed_batch, [0], seed=7, device="cpu")
+    path = lora.save_lora(transformer, config.output_dir)
     assert path.is_file()
 
-    pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=args.seed)
-    base = train_fp8.predict(pipe.transformer, fixed_batch, [0], seed=7, device="cpu")
-    pipe.load_lora_weights(args.output_dir)
-    reloaded = train_fp8.predict(pipe.transformer, fixed_batch, [0], seed=7, device="cpu")
+    pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=config.seed)
+    base = loop.predict(pipe.transformer, fixed_batch, [0], seed=7, device="cpu")
+    pipe.load_lora_weights(config.output_dir)
+    reloaded = loop.predict(pipe.transformer, fixed_batch, [0], seed=7, device="cpu")
     assert not torch.equal(base, trained)  # training changed the output, so the comparison means something
     assert torch.equal(reloaded, trained)
     image = pipe("a red circle", num_inference_steps=1, height=64, width=64, max_sequence_length=32,
@@ -157,9 +160,9 @@ def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
     # The training-side resume path (diffusers' convert_unet_state_dict_to_peft) restores the same LoRA.
     from peft.utils import get_peft_model_state_dict
 
-    resumed = train_fp8.load_transformer(args)
-    train_fp8.add_lora(resumed, args.rank, seed=123)
-    train_fp8.load_lora_into(resumed, args.output_dir)
+    resumed = train_fp8.load_transformer(config)
+    lora.add_lora(resumed, config.rank, seed=123)
+    lora.load_lora_into(resumed, config.output_dir)
     expected = get_peft_model_state_dict(transformer)
     actual = get_peft_model_state_dict(resumed)
     assert expected.keys() == actual.keys()
@@ -172,13 +175,13 @@ def test_image_folder_captions(tmp_path):
     for name, size in [("a", (80, 64)), ("b", (64, 100))]:
         Image.new("RGB", size, (200, 30, 30)).save(tmp_path / f"{name}.png")
     (tmp_path / "a.txt").write_text("a red square\n")
-    examples = train_fp8.load_image_folder(tmp_path, (32, 32), "a photo of sks object")
+    examples = data.load_image_folder(tmp_path, (32, 32), "a photo of sks object")
     assert [caption for _, caption in examples] == ["a red square", "a photo of sks object"]
     assert all(image.size == (32, 32) for image, _ in examples)
 
 
 def test_synthetic_dataset_is_seeded():
-    first, second = (train_fp8.make_synthetic_dataset(3, (48, 32), seed=5) for _ in range(2))
+    first, second = (data.make_synthetic_dataset(3, (48, 32), seed=5) for _ in range(2))
     assert first[0][0].size == (48, 32)
     assert [caption for _, caption in first] == [caption for _, caption in second]
     assert all(image.tobytes() == other.tobytes() for (image, _), (other, _) in zip(first, second))
@@ -207,7 +210,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("flags,message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_input_exits_2_with_one_line(flags, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train_fp8, "build_pipeline", lambda *args, **kwargs: pytest.fail("a model was built"))
+    monkeypatch.setattr(run, "build_pipeline", lambda *args, **kwargs: pytest.fail("a model was built"))
     argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
             "--output_dir", str(tmp_path / "lora"), *flags]
     with pytest.raises(SystemExit) as exit_info:
@@ -219,7 +222,7 @@ def test_bad_input_exits_2_with_one_line(flags, message, tmp_path, capsys, monke
 
 
 def test_8bit_adam_needs_bitsandbytes(tmp_path, capsys):
-    if train_fp8._bitsandbytes_installed():
+    if importlib.util.find_spec("bitsandbytes") is not None:
         pytest.skip("bitsandbytes is installed")
     with pytest.raises(SystemExit) as exit_info:
         parse(tmp_path, "--use_8bit_adam")

@@ -21,15 +21,16 @@ import json
 import logging
 import statistics
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from utils.fidelity import relative_l2
 from utils.files import atomic_path
-from utils.optimizations import CUDA_GRAPH_MODES
+from utils.levers.compilation import CUDA_GRAPH_MODES
+from utils.provenance import device_name
 from utils.quant import QUANTIZATIONS, count_quantized_linears, quantizable_linear, unsupported_reason
 from utils.timing import time_call_s
 
@@ -39,15 +40,13 @@ CANDIDATES = ("int8wo", "int8dq", "fp8wo", "fp8dq", "fp8dqrow")
 DEFAULT_MAX_ERROR = 0.05  # relative L2 of one layer's output against bf16 on its real input
 MIN_GAIN = 1.05  # a candidate must beat bf16 by this factor, or the group stays bf16
 PER_IMAGE_ROWS = 16  # groups fed at most this many activation rows (adaLN, embedders) stay bf16 untimed
-# A layer timed alone cannot show how its kernels fuse with its neighbours'. Per-layer timings of fp8dq (one scale
-# per tensor) and fp8dqrow tie within noise, yet compiled FLUX.1-dev ran 3.8% slower with fp8dq everywhere than with
-# fp8dqrow (H100, batch 1), and a plan that split its groups between the two by those ties ran 2.7% slower than
-# fp8dqrow everywhere (H200, batch 4). So the plan settles near ties (within NEAR_TIE) model-wide: first the candidate
-# for the whole model, the first in TIE_ORDER among those whose summed per-layer time is within NEAR_TIE of the
-# least; then each group takes it when it is within NEAR_TIE of the group's own fastest.
+# A layer timed alone cannot show how its kernels fuse with its neighbours': per-layer timings of fp8dq and fp8dqrow
+# tie within noise, yet the whole model runs faster with one of them everywhere than with a plan split between the
+# two (docs/autoquant.md has the measurements). So the plan settles near ties (within NEAR_TIE) model-wide: first the
+# candidate for the whole model, the first in TIE_ORDER among those whose summed per-layer time is within NEAR_TIE of
+# the least; then each group takes it when it is within NEAR_TIE of the group's own fastest.
 NEAR_TIE = 1.05
-# Whole-model order on the H100 (FLUX.1-dev batch 1, compiled, fused QKV; results/flux-dev.csv): fp8dqrow 3.011 s,
-# fp8dq 3.126, int8wo 4.240, fp8wo 4.272, int8dq 4.620.
+# The single configs from fastest to slowest over the whole compiled FLUX.1-dev (docs/autoquant.md).
 TIE_ORDER = ("fp8dqrow", "fp8dq", "int8wo", "fp8wo", "int8dq")
 PLAN_VERSION = 3  # 3: near ties go to the model-wide fastest; 2: each group's fastest; 1: timed with launch overhead
 CALLS_PER_GRAPH = 20
@@ -92,11 +91,6 @@ class _RecordedOneForward(Exception):
     """Raised by the hook after the denoiser's first forward: the rest of the pipeline call is not needed."""
 
 
-def device_label(device: str) -> str:
-    device = torch.device(device)
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-
-
 def fingerprint(model: torch.nn.Module, device: str, settings: dict) -> str:
     """What a plan is valid for: the model's Linear layers (names and shapes), the device, the torch and torchao
     versions and the planning settings (error bound, candidates, base dtype, skip pattern, compile mode)."""
@@ -104,7 +98,7 @@ def fingerprint(model: torch.nn.Module, device: str, settings: dict) -> str:
 
     layers = [(name, module.out_features, module.in_features) for name, module in model.named_modules()
               if isinstance(module, torch.nn.Linear)]
-    text = json.dumps([type(model).__name__, layers, device_label(device), torch.__version__, torchao.__version__,
+    text = json.dumps([type(model).__name__, layers, device_name(device), torch.__version__, torchao.__version__,
                        sorted(settings.items())])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -162,9 +156,9 @@ def median_ms(fn: Callable[[], torch.Tensor], device: str, kernels_only: bool, w
 def gpu_ms(fn: Callable[[], torch.Tensor], repeats: int, calls: int = CALLS_PER_GRAPH) -> float:
     """Replay `calls` calls captured in one CUDA graph and divide. Inside a compiled model the host runs ahead of
     the GPU, so a layer costs its kernels' time; one layer timed alone is mostly launch overhead, which favours bf16
-    (one kernel) over dynamic quantization (three): timed that way, the first H100 plan kept 276 of 352 FLUX layers
-    in bf16 and ran 18% slower than fp8dqrow everywhere. A call that cannot be captured raises (its candidate is
-    then skipped), so that every timing of a plan is taken the same way."""
+    (one kernel) over dynamic quantization (three): plan version 1, timed that way, kept most FLUX layers in bf16
+    (docs/autoquant.md). A call that cannot be captured raises (its candidate is then skipped), so that every timing
+    of a plan is taken the same way."""
     stream = torch.cuda.Stream()  # capture on a stream the calls already ran on (cuBLAS sets up per stream)
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -288,7 +282,7 @@ def make_plan(model: torch.nn.Module, run: Callable[[], object], *, device: str,
         if group.timings_ms:
             group.choice = choose(group, max_error, preferred)
     settings = planning_settings(max_error, base_dtype, skip_pattern, compile_mode, candidates)
-    return Plan(fingerprint(model, device, settings), type(model).__name__, device_label(device), max_error,
+    return Plan(fingerprint(model, device, settings), type(model).__name__, device_name(device), max_error,
                 candidates, groups, preferred)
 
 

@@ -1,33 +1,28 @@
-"""The one runner behind every benchmark script: load -> reference -> fuse/quantize/compile -> warm up -> time ->
-fidelity -> record. A script supplies its flags, its pipeline-call arguments and how to read frames from an output."""
+"""The one runner behind both benchmark scripts: load -> reference -> fuse/quantize/compile -> warm up -> time ->
+fidelity -> record. A script supplies its run config, how to read frames from an output and how to save a sample."""
 
 import inspect
 import logging
-import platform
-import subprocess
 import time
 import traceback
-from dataclasses import fields
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from utils import fidelity
-from utils.cli import REPO_ROOT
-from utils.compile_cache import load_compile_cache, save_compile_cache
-from utils.optimizations import compiles_anything, optimize
-from utils.parallel import init_distributed
+from utils.config import CALL_FIELDS
+from utils.distributed import init_distributed
+from utils.errors import one_line
+from utils.levers import compilation
+from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
-from utils.presets import get_preset
+from utils.presets import DTYPES
 from utils.profiling import write_profile
-from utils.quant import effective_skip_pattern
+from utils.provenance import device_name, provenance, versions
 from utils.results import Row, append_row, render_row
 from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
 
 logger = logging.getLogger(__name__)
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def configure_torch() -> None:
@@ -35,59 +30,26 @@ def configure_torch() -> None:
     torch.set_float32_matmul_precision("high")
 
 
-def inductor_config() -> str:
-    """The inductor settings that matter for compile time and speed, as the run really had them."""
-    import torch._inductor.config as config
-
-    names = ("coordinate_descent_tuning", "coordinate_descent_check_all_directions", "epilogue_fusion",
-             "conv_1x1_as_mm", "max_autotune")
-    settings = [f"{name}={int(bool(getattr(config, name)))}" for name in names]
-    return ",".join([*settings, f"mkldnn_patterns={int(torch.backends.mkldnn.enabled)}"])
-
-
-def git_sha() -> str:
-    """The commit the code came from; BENCH_GIT_SHA overrides it on machines that have the tree but no .git."""
-    import os
-
-    if os.environ.get("BENCH_GIT_SHA"):
-        return os.environ["BENCH_GIT_SHA"]
-    try:
-        sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    return sha + ("-dirty" if dirty else "")
-
-
-def device_name(device: str) -> str:
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def default_csv(ckpt_id: str, prefix: str = "") -> Path:
-    """results/<prefix><model slug>.csv: the preset's slug, else the checkpoint folder's name."""
-    preset = get_preset(ckpt_id)
-    stem = preset.slug if preset else Path(ckpt_id.rstrip("/")).name.lower()
-    return REPO_ROOT / "results" / f"{prefix}{stem}.csv"
-
-
-def call_kwargs(pipe, args) -> dict:
-    """The pipeline-call arguments: flags, else the preset's defaults; only those the pipeline accepts."""
-    preset = get_preset(args.ckpt_id)
-    defaults = dict(preset.call_defaults) if preset else {}
+def call_kwargs(pipe, config) -> dict:
+    """The pipeline-call arguments: the config's (its preset, prompt, batch size and any of CALL_FIELDS it sets),
+    else the preset's defaults; only those the pipeline accepts."""
+    defaults = dict(config.preset.call_defaults) if config.preset else {}
     # A list of prompts rather than num_*_per_prompt: CogVideoX ignores num_videos_per_prompt in diffusers 0.42.
-    kwargs = {**defaults, "prompt": [args.prompt] * args.batch_size}
-    for name in ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length"):
-        if getattr(args, name, None) is not None:
-            kwargs[name] = getattr(args, name)
+    kwargs = {**defaults, "prompt": [config.prompt] * config.batch_size}
+    for name in CALL_FIELDS:
+        if getattr(config, name, None) is not None:
+            kwargs[name] = getattr(config, name)
     accepted = inspect.signature(pipe.__call__).parameters
     return {name: value for name, value in kwargs.items() if name in accepted}
 
 
-def make_call(pipe, kwargs: dict, seed: int, device: str, frames_of: Callable) -> Callable[[], fidelity.Output]:
+def frames_of(result):
+    """The images (text-to-image pipelines) or video frames (text-to-video) of a pipeline result."""
+    images = getattr(result, "images", None)
+    return images if images is not None else result.frames
+
+
+def make_call(pipe, kwargs: dict, seed: int, device: str) -> Callable[[], fidelity.Output]:
     """A no-argument pipeline call with fixed inputs and a fresh seeded generator, so every call computes the
     same thing. The final latents are caught with the step-end callback, which costs a Python call per step.
     The generator lives on the execution device: with CPU offload `pipe.device` is the CPU (or meta), and noise
@@ -109,112 +71,92 @@ def make_call(pipe, kwargs: dict, seed: int, device: str, frames_of: Callable) -
     return call
 
 
-def reference_inputs(args, kwargs: dict) -> dict:
+def reference_inputs(config, kwargs: dict) -> dict:
     """Everything the bf16 eager output depends on: the cache key of the fidelity reference."""
-    import diffusers
-    import torchao
-
-    return {"model": args.ckpt_id, "weights": args.weights_resolved,
-            "weights_seed": args.seed if args.weights_resolved == "random" else None,
-            "call": kwargs, "seed": args.seed, "dtype": args.base_dtype, "device": device_name(args.device),
-            "versions": [torch.__version__, diffusers.__version__, torchao.__version__]}
+    found = versions()
+    return {"model": config.ckpt_id, "weights": config.weights,
+            "weights_seed": config.seed if config.weights == "random" else None,
+            "call": kwargs, "seed": config.seed, "dtype": config.base_dtype, "device": device_name(config.device),
+            "versions": [found["torch"], found["diffusers"], found["torchao"]]}
 
 
-def load_or_make_reference(args, call, kwargs, save: bool = True) -> fidelity.Output:
-    """The eager output of this exact model and input in its base precision (bf16 unless --dtype fp16), without
-    any optimization: it must run before optimize(). Under torchrun every rank makes it and only rank 0 saves it."""
-    inputs = reference_inputs(args, kwargs)
+def load_or_make_reference(config, call, kwargs, save: bool = True) -> fidelity.Output:
+    """The eager output of this exact model and input in its base precision (bf16 unless fp16), without any
+    optimization: it must run before optimize(). Under torchrun every rank makes it and only rank 0 saves it."""
+    inputs = reference_inputs(config, kwargs)
     key = fidelity.reference_key(inputs)
-    reference = fidelity.load_reference(args.reference_dir, key)
+    reference = fidelity.load_reference(config.reference_dir, key)
     if reference is None:
         logger.info("computing the bf16 eager reference output (cached as %s)", key)
         reference = call()
         if save:
-            fidelity.save_reference(args.reference_dir, key, reference, inputs)
+            fidelity.save_reference(config.reference_dir, key, reference, inputs)
     return reference
 
 
-def provenance(command: str, device: str) -> dict:
-    """The values of utils.results.Provenance for a row made now, by `command`, on `device`."""
-    import diffusers
-    import torchao
-
-    return dict(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
-                command=command, gpu=device_name(device), torch_version=torch.__version__,
-                diffusers_version=diffusers.__version__, torchao_version=torchao.__version__)
-
-
-def new_row(args) -> Row:
-    row = Row(**provenance(args.command, args.device), model=args.ckpt_id, weights=args.weights_resolved,
-              dtype=args.base_dtype)
-    for field in fields(Row):
-        value = getattr(args, field.name, None)
-        if value is not None and field.name not in ("weights", "model", "dtype", "compile_cache"):
-            setattr(row, field.name, value)
-    if args.quantization != "None":
-        row.quant_skip_pattern = effective_skip_pattern(args.quantization, args.quant_skip_pattern) or ""
-    if not compiles_anything(args):
-        row.compile_mode = ""
+def new_row(config) -> Row:
+    """The row of a run before anything is measured: provenance, what ran, every lever's columns."""
+    row = Row(**provenance(config.command, config.device), model=config.ckpt_id, weights=config.weights,
+              device=config.device, dtype=config.base_dtype, batch_size=config.batch_size, seed=config.seed,
+              prompt=config.prompt, world_size=config.world_size, warmup=config.warmup, runs=config.runs,
+              step=config.ladder_step, lever=config.ladder_lever or "", base_step=config.ladder_base)
+    record(row, {name: getattr(config, name) for name in CALL_FIELDS if getattr(config, name) is not None})
+    for lever in LEVERS:
+        record(row, lever.columns(config))
     return row
 
 
-def record(row: Row, values: dict) -> None:
+def record(row, values: dict) -> None:
     for name, value in values.items():
         if hasattr(row, name):
             setattr(row, name, value)
 
 
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"{type(error).__name__}: {text}"[:500]
-
-
-def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
-    """Run one configuration, append its row (also on failure) and print it. Returns the process exit code.
-    Under torchrun every rank makes the same calls (the collectives inside the transformer keep them in lockstep)
-    and only rank 0 records."""
+def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, bool]:
+    """Run one configuration and append its row to config.csv (also on failure); `save_sample` writes the first
+    output to config.sample_path. Returns the row and whether this
+    process wrote it: under torchrun every rank makes the same calls (the collectives inside the transformer keep
+    them in lockstep) and only rank 0 records."""
     configure_torch()
-    rank, _ = init_distributed(args)
-    row = new_row(args)
+    rank = init_distributed(config.device, config.world_size)
+    row = new_row(config)
     output = None
     try:
         # 1. load
         start = time.perf_counter()
-        pipe = build_pipeline(args.ckpt_id, args.weights_resolved, args.device, DTYPES[args.base_dtype], args.seed)
+        pipe = build_pipeline(config.ckpt_id, config.weights, config.device, DTYPES[config.base_dtype], config.seed)
         row.load_s = time.perf_counter() - start
-        kwargs = call_kwargs(pipe, args)
+        kwargs = call_kwargs(pipe, config)
         record(row, {name: value for name, value in kwargs.items() if name != "prompt"})
-        call = make_call(pipe, kwargs, args.seed, args.device, frames_of)
+        call = make_call(pipe, kwargs, config.seed, config.device)
         # 2. the eager reference for the fidelity columns, before anything is changed
-        reference = None if args.no_fidelity else load_or_make_reference(args, call, kwargs, save=rank == 0)
+        reference = None if config.no_fidelity else load_or_make_reference(config, call, kwargs, save=rank == 0)
         # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
-        record(row, optimize(pipe, args, sample_call=call))
-        if args.compile_cache:
-            row.compile_cache = "warm" if args.compile_cache.exists() else "cold"
-            if row.compile_cache == "warm":
-                load_compile_cache(args.compile_cache)
-        row.inductor_config = inductor_config()
-        row.model_memory_GiB = allocated_GiB(args.device)
+        record(row, optimize(pipe, config, sample_call=call))
+        if config.compile_cache:
+            row.compile_cache = compilation.start_from_cache(config)
+        row.inductor_config = compilation.inductor_config()
+        row.model_memory_GiB = allocated_GiB(config.device)
         # 4. warm up, then time
-        times, output = time_calls(call, warmup=args.warmup, runs=args.runs, device=args.device,
-                                   label=f"{Path(args.ckpt_id).name} {args.quantization}", show_progress=rank == 0)
+        times, output = time_calls(call, warmup=config.warmup, runs=config.runs, device=config.device,
+                                   label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
+                                   show_progress=rank == 0)
         record(row, times.summary())
-        row.inference_memory_GiB = peak_allocated_GiB(args.device)
-        if args.compile_cache and rank == 0:
-            save_compile_cache(args.compile_cache)
-        if args.profile and rank == 0:
-            write_profile(call, args.device, args.profile, f"Where one call's time goes: {args.command}")
-            print(f"profile written to {args.profile}")
+        row.inference_memory_GiB = peak_allocated_GiB(config.device)
+        if config.compile_cache and rank == 0:
+            compilation.save_compile_cache(config.compile_cache)
+        if config.profile and rank == 0:
+            write_profile(call, config.device, config.profile, f"Where one call's time goes: {config.command}")
+            logger.info("profile written to %s", config.profile)
         # 5. fidelity
         if reference is not None:
             record(row, fidelity.compare(output, reference))
         if not output.finite():
             row.status, row.error = "nan", "non-finite values in the output latents or images"
         # 6. the sample, before the row: a failed write must not leave an ok row behind
-        sample_path = getattr(args, "save_image", None) or getattr(args, "save_video", None)
-        if sample_path and rank == 0:
-            save_sample(output.images_uint8()[0], sample_path)
-            print(f"sample written to {sample_path}")
+        if config.sample_path and rank == 0:
+            save_sample(output.images_uint8()[0], config.sample_path)
+            logger.info("sample written to %s", config.sample_path)
     except torch.OutOfMemoryError as error:
         row.status, row.error = "oom", one_line(error)
     except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
@@ -223,8 +165,15 @@ def run_benchmark(args, *, frames_of: Callable, save_sample: Callable) -> int:
     row.host_peak_memory_GiB = host_peak_GiB()
     # 7. record
     if rank == 0:
-        csv_path = args.csv or default_csv(args.ckpt_id)
-        append_row(csv_path, row)
+        append_row(config.csv, row)
+    return row, rank == 0
+
+
+def run_and_print(config, save_sample: Callable) -> int:
+    """What a benchmark script does once its flags are checked: run, print the row on stdout (the script's output),
+    return the exit code (0 when the run measured)."""
+    row, written = run_benchmark(config, save_sample=save_sample)
+    if written:
         print(render_row(row))
-        print(f"row appended to {csv_path}")
+        print(f"row appended to {config.csv}")
     return 0 if row.status == "ok" else 1

@@ -14,6 +14,12 @@ from utils.presets import Preset, get_preset
 logger = logging.getLogger(__name__)
 
 WEIGHTS_CHOICES = ("auto", "pretrained", "random")
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+
+
+def denoiser(pipe) -> torch.nn.Module:
+    """The model that runs every step: `transformer` (Flux, CogVideoX, SD3) or `unet` (SDXL and older)."""
+    return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
 
 
 def checkpoint_available(ckpt_id: str) -> tuple[bool, str]:
@@ -111,6 +117,28 @@ def build_random_transformer(preset: Preset, device: str, dtype: torch.dtype, se
     config = {**preset.config("transformer"), **config_overrides}
     seed += list(preset.components).index("transformer")
     return build_random_component(preset.components["transformer"], config, device, dtype, seed)
+
+
+def transformer_class_name(ckpt_id: str, preset: Preset | None) -> str:
+    """The denoiser's class: the preset's, or the one the checkpoint's model_index.json names."""
+    if preset is not None:
+        return preset.components["transformer"]
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.load_config(ckpt_id)["transformer"][1]
+
+
+def build_transformer(ckpt_id: str, weights: str, device: str, dtype: torch.dtype, seed: int, **config_overrides):
+    """The transformer alone: from the checkpoint (`weights` "pretrained") or the preset's random weights, the same
+    as the whole pipeline's; `config_overrides` (random weights only) change the architecture."""
+    preset = get_preset(ckpt_id)
+    if weights == "random":
+        return build_random_transformer(preset, device, dtype, seed, **config_overrides)
+    if config_overrides:
+        raise ValueError("a pretrained checkpoint keeps its own architecture: no config overrides")
+    cls = _component_class(transformer_class_name(ckpt_id, preset))
+    model = cls.from_pretrained(ckpt_id, subfolder="transformer", torch_dtype=dtype)
+    return model.to(device).eval().requires_grad_(False)
 
 
 def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):

@@ -6,7 +6,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 CONFIG_ROOT = Path(__file__).parent / "configs"
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions a model's weights are built or loaded in
 
 
 @dataclass(frozen=True)

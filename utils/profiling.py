@@ -5,9 +5,9 @@ On CUDA the summary counts the device time of the kernel events only (the CPU op
 same time, so counting both would double it); on the CPU it counts the self CPU time of aten ops."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -88,7 +88,8 @@ def render_profile(kernels: list[KernelTime], title: str, wall_s: float | None =
               "|---|---:|---:|---:|---|"]
     for kernel in kernels[:top]:
         name = kernel.name if len(kernel.name) <= 90 else kernel.name[:87] + "..."
-        lines.append(f"| `{name}` | {kernel.calls} | {kernel.ms:.1f} | {kernel.ms / total_ms:.1%} | {kernel.category} |")
+        share = kernel.ms / total_ms
+        lines.append(f"| `{name}` | {kernel.calls} | {kernel.ms:.1f} | {share:.1%} | {kernel.category} |")
     return "\n".join(lines) + "\n"
 
 

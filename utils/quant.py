@@ -2,8 +2,8 @@
 plus the names torchao has removed, kept so that they fail with a clear message."""
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -115,8 +115,9 @@ def unsupported_reason(name: str, device: str, base_dtype: str = "bf16") -> str 
             return "CUDA is not available on this machine"
         if method.min_capability and torch.cuda.get_device_capability(device) < method.min_capability:
             major, minor = torch.cuda.get_device_capability(device)
-            return (f"--quantization {name} needs a GPU with compute capability >= "
-                    f"{'.'.join(map(str, method.min_capability))}; {torch.cuda.get_device_name(device)} has {major}.{minor}")
+            needed = ".".join(map(str, method.min_capability))
+            return (f"--quantization {name} needs a GPU with compute capability >= {needed}; "
+                    f"{torch.cuda.get_device_name(device)} has {major}.{minor}")
         return None
     if method.cuda_only:
         needs = "an NVIDIA GPU" + (" with compute capability >= 8.9" if method.min_capability else "")

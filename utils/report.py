@@ -3,21 +3,24 @@
     python -m utils.report results/flux-dev.csv [more.csv ...]     # writes results/flux-dev.md + plots
     python -m utils.report results/*.csv
 
-One table per model, GPU, weights, batch size and output size, sorted by time, with the speedup against the
-bf16-eager row of the same group, and a "what to pick" line computed from the rows. Rows with opt-in step caching
-(`--step_cache`, which changes the output) get their own section under their group and stay out of the rest.
-A CSV named `*-ladder.csv` is rendered as a cumulative ladder instead: rows in run order, each with the lever it adds.
+The `kind` column picks the renderer. Benchmark rows: one table per model, GPU, weights, batch size and output size,
+sorted by time, with the speedup against the bf16-eager row of the same group and a "what to pick" line; rows that
+change the output (opt-in step caching) get their own section. Benchmark rows with a `step` (ladders run by
+inference/sweep.py) are rendered as a cumulative ladder. Training and quantization-time rows have their own tables.
 """
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from utils.files import atomic_path
+from utils.levers import compilation, step_cache
+from utils.levers.base import is_set
+from utils.optimize import LEVERS
+from utils.plots import plot_group, plot_losses
+from utils.quantization_time import METHODS, SEED_FIGURES, SEED_MODEL, SEED_QUANTIZATION
 from utils.results import read_rows
 
 GROUP_COLUMNS = ["model", "gpu", "weights", "batch_size", "height", "width", "num_frames", "num_inference_steps"]
@@ -32,86 +35,33 @@ architecture with random weights: timing and memory are real, images are noise. 
 including the exact command, git sha and package versions of each row."""
 
 
-def is_set(value) -> bool:
-    """A boolean column's value is True (CSVs written before the column existed leave it empty)."""
-    return isinstance(value, (bool, np.bool_)) and bool(value)
-
-
 def describe(row) -> str:
-    """A short label for the levers of one row."""
-    base = str(row["dtype"]).replace("bfloat16", "bf16")
-    parts = [base if row.quantization == "None" else row.quantization + ("" if base == "bf16" else f" ({base} base)")]
-    plan = row.get("autoquant")
-    if row.quantization == "autoquant" and isinstance(plan, str) and plan:  # "planned: 172 fp8dqrow, ... (20 groups)"
-        parts[0] += f" ({plan.split(' (')[0]})"
-    if row.quantize_text_encoders:
-        parts.append("+text enc")
-    if row.quantize_vae:
-        parts.append("+VAE")
-    if row.sparsify:
-        parts.append("2:4 sparse")
-    if row.fuse_attn_projections:
-        parts.append("fused QKV")
-    if row.compile:
-        mode = f" ({row.compile_mode})" if isinstance(row.compile_mode, str) and row.compile_mode else ""
-        parts.append(f"{'regional ' if row.regional_compile else ''}compile{mode}")
-    if row.compile_vae:
-        parts.append("compiled VAE")
-    if is_set(row.get("compile_text_encoders")):
-        parts.append("compiled text enc")
-    if isinstance(row.get("attention_backend"), str) and row.attention_backend not in ("", "default"):
-        parts.append(f"{row.attention_backend.strip('_')} attention")
-    if is_set(row.get("channels_last")):
-        parts.append("channels_last VAE")
-    if isinstance(row.get("int8_autotuner"), str) and row.int8_autotuner:
-        parts.append(f"int8 autotuner ({row.int8_autotuner})")
-    if row.get("compile_cache") == "cold":
-        parts.append("cold start, compile cache written")
-    if row.get("compile_cache") == "warm":
-        parts.append("warm start from the compile cache")
-    if row.offload not in ("none", None) and row.offload == row.offload:
-        parts.append(f"{row.offload} offload")
-    if row.vae_tiling:
-        parts.append("VAE tiling")
-    if row.vae_slicing:
-        parts.append("VAE slicing")
-    if uses_step_cache(row):
-        threshold = row.get("step_cache_threshold")
-        parts.append(f"{row.step_cache} step cache" + (f" (threshold {threshold:g})" if pd.notna(threshold) else ""))
-    return ", ".join(parts)
-
-
-def uses_step_cache(row) -> bool:
-    """Opt-in step caching (changes the output); CSVs written before the column existed had none."""
-    return isinstance(row.get("step_cache"), str) and row.get("step_cache") not in ("", "none")
-
-
-def split_step_cached(group: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows without step caching, rows with it)."""
-    cached = [uses_step_cache(row) for _, row in group.iterrows()]
-    return group[[not flag for flag in cached]], group[cached]
+    """A short label for the levers of one row: each lever's words, in the order of LEVERS."""
+    return ", ".join(words for lever in LEVERS if (words := lever.label(row)))
 
 
 def is_baseline(row) -> bool:
-    # Rows written before the video script existed spell the dtype "bfloat16".
+    """bf16 eager: the speedup reference (rows written before the video script spell the dtype "bfloat16")."""
     return (row.status == "ok" and row.quantization == "None" and str(row["dtype"]) in ("bf16", "bfloat16")
-            and not row.compile and not uses_step_cache(row)
-            and not row.fuse_attn_projections and not row.sparsify and row.offload in ("none", None))
-
-
-def compiles_something(row) -> bool:
-    return bool(row.compile) or is_set(row.get("compile_vae")) or is_set(row.get("compile_text_encoders"))
+            and not is_set(row.compile) and not step_cache.changes_output(row)
+            and not is_set(row.fuse_attn_projections) and not is_set(row.sparsify) and row.offload in ("none", None))
 
 
 def compile_seconds(row):
     """compile s is the first call minus the median; for an uncompiled row that is only warm-up noise."""
-    return row.compile_s if compiles_something(row) else None
+    return row.compile_s if compilation.compiles_anything(row) else None
 
 
 def baseline_median_s(group: pd.DataFrame) -> float:
-    """The median time of the group's (last) bf16 eager row: the speedup reference."""
+    """The median time of the group's (last) bf16 eager row."""
     times = [row.time_median_s for _, row in group.iterrows() if is_baseline(row)]
     return times[-1] if times else float("nan")
+
+
+def split_output_changing(group: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows that compute the model's output, rows whose step cache changes it)."""
+    cached = [step_cache.changes_output(row) for _, row in group.iterrows()]
+    return group[[not flag for flag in cached]], group[cached]
 
 
 def group_title(key: tuple) -> str:
@@ -120,12 +70,14 @@ def group_title(key: tuple) -> str:
     return f"{model} · batch {int(batch)} · {size} · {int(steps)} steps · {gpu} · {weights} weights"
 
 
+def with_labels(group: pd.DataFrame, baseline_s: float) -> pd.DataFrame:
+    return group.assign(configuration=[describe(row) for _, row in group.iterrows()],
+                        speedup=baseline_s / group.time_median_s)
+
+
 def summarize_group(group: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The group's table (sorted by time, speedup column, best row marked) and its "what to pick" line."""
-    group = group.copy()
-    group["configuration"] = [describe(row) for _, row in group.iterrows()]
-    group["speedup"] = baseline_median_s(group) / group.time_median_s
-    group = group.sort_values("time_median_s", na_position="last")
+    group = with_labels(group, baseline_median_s(group)).sort_values("time_median_s", na_position="last")
     ok = group[group.status == "ok"]
     if ok.empty:
         return group, "No configuration finished."
@@ -146,124 +98,112 @@ def summarize_group(group: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return group, "What to pick — " + "; ".join(picks) + "."
 
 
-STEP_CACHE_TITLE = "Step caching (opt-in, changes the output)"
-STEP_CACHE_NOTE = """These rows skip computation in some denoising steps (diffusers cache hooks, `--step_cache`), so
-their output differs from the model's: the PSNR and latent rel L2 columns say by how much. Speedup is against the
-bf16 eager row above. They are never in the table, the picks or the plot above."""
+def to_markdown(table: pd.DataFrame, columns: dict[str, str], text_columns=None, error_width: int = 60) -> str:
+    """The columns of `table` under their headers, the error cut to `error_width`. With `text_columns`, those are
+    left-aligned and the others right-aligned (also when blank); else tabulate aligns by content."""
+    table = table.reindex(columns=list(columns))
+    if "error" in table:
+        table["error"] = [text[:error_width] if isinstance(text, str) else None for text in table["error"]]
+    align = {} if text_columns is None else {"colalign": ["left" if name in text_columns else "right"
+                                                         for name in columns]}
+    table = table.astype(object).where(table.notna(), None).rename(columns=columns)
+    return table.to_markdown(index=False, floatfmt=".3f", missingval="", **align)
 
 
-def render_step_cache_section(cached: pd.DataFrame, baseline_s: float) -> list[str]:
-    """A group's step-cached rows, apart from the others, with the same columns."""
-    cached = cached.copy()
-    cached["configuration"] = [describe(row) for _, row in cached.iterrows()]
-    cached["speedup"] = baseline_s / cached.time_median_s
-    table = render_group_table(cached.sort_values("time_median_s", na_position="last"))
-    return ["", f"### {STEP_CACHE_TITLE}", "", STEP_CACHE_NOTE, "", table]
+GROUP_TABLE = {"configuration": "configuration", "time_median_s": "median s", "time_min_s": "min s",
+               "time_max_s": "max s", "speedup": "speedup", "compile_s": "compile s", "model_memory_GiB": "model GiB",
+               "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB", "latent_rel_l2": "latent rel L2",
+               "status": "status", "error": "error", "git_sha": "sha"}
 
 
 def render_group_table(group: pd.DataFrame) -> str:
-    columns = {"configuration": "configuration", "time_median_s": "median s", "time_min_s": "min s",
-               "time_max_s": "max s", "speedup": "speedup", "compile_s": "compile s",
-               "model_memory_GiB": "model GiB", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
-               "latent_rel_l2": "latent rel L2", "status": "status", "error": "error", "git_sha": "sha"}
     group = group.assign(compile_s=[compile_seconds(row) for _, row in group.iterrows()])
-    table = group[list(columns)].copy()
-    table["error"] = [text[:60] if isinstance(text, str) else None for text in table["error"]]
-    text_columns = ("configuration", "status", "error", "git_sha")
-    align = ["left" if name in text_columns else "right" for name in columns]  # an all-blank number column too
-    table = table.astype(object).where(table.notna(), None).rename(columns=columns)
-    return table.to_markdown(index=False, floatfmt=".3f", missingval="", colalign=align)
+    return to_markdown(group, GROUP_TABLE, text_columns=("configuration", "status", "error", "git_sha"))
 
 
-def plot_group(group: pd.DataFrame, title: str, path: Path) -> None:
-    """Three panels: latency vs peak memory (marker = compiled or not), speedup bars, fidelity vs speedup."""
-    import matplotlib
+def render_output_changing(cached: pd.DataFrame, baseline_s: float) -> list[str]:
+    """A group's step-cached rows, apart from the others, with the same columns."""
+    table = render_group_table(with_labels(cached, baseline_s).sort_values("time_median_s", na_position="last"))
+    return ["", f"### {step_cache.SECTION_TITLE}", "", step_cache.SECTION_NOTE, "", table]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    ok = group[group.status == "ok"].sort_values("time_median_s")
-    figure, (memory_axis, speedup_axis, fidelity_axis) = plt.subplots(1, 3, figsize=(17, 5))
-    colors = {name: f"C{index}" for index, name in enumerate(sorted(ok.quantization.unique()))}
-    for _, row in ok.iterrows():
-        marker = "o" if not row.compile else ("s" if row.fuse_attn_projections else "^")
-        memory_axis.scatter(row.inference_memory_GiB, row.time_median_s, color=colors[row.quantization],
-                            marker=marker, s=60)
-        fidelity_axis.scatter(row.speedup, min(row.psnr_db, 60), color=colors[row.quantization], marker=marker, s=60)
-    for name, color in colors.items():
-        memory_axis.scatter([], [], color=color, label=name)
-    for marker, label in [("o", "eager"), ("^", "compiled"), ("s", "compiled + fused QKV")]:
-        memory_axis.scatter([], [], color="gray", marker=marker, label=label)
-    memory_axis.set(xlabel="peak GPU memory (GiB)", ylabel="median end-to-end time (s)", title="time vs memory")
-    memory_axis.legend(fontsize=8)
-    speedup_axis.barh(range(len(ok)), ok.speedup, color=[colors[q] for q in ok.quantization])
-    speedup_axis.set_yticks(range(len(ok)), [describe(row)[:60] for _, row in ok.iterrows()], fontsize=7)
-    speedup_axis.axvline(1.0, color="black", linewidth=0.8)
-    speedup_axis.invert_yaxis()
-    speedup_axis.set(xlabel="speedup vs bf16 eager", title="speedup")
-    fidelity_axis.set(xlabel="speedup vs bf16 eager", ylabel="PSNR vs bf16 eager (dB, identical shown as 60)",
-                      title="fidelity vs speed")
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=90)
-    plt.close(figure)
+def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list[str]:
+    sections = []
+    for index, (key, group) in enumerate(frame.groupby(GROUP_COLUMNS, dropna=False, sort=False)):
+        group, cached = split_output_changing(group)  # the headline table, picks and plot never mix them in
+        title = group_title(key)
+        sections += ["", f"## {title}"]
+        if len(group):
+            table, picks = summarize_group(group)
+            sections += ["", picks, "", render_group_table(table)]
+            if (table.status == "ok").sum() >= 2:
+                plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
+                plot_group(table, title, plot_path, [describe(row) for _, row in table.iterrows()])
+                sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]
+        if len(cached):
+            sections += render_output_changing(cached, baseline_median_s(group))
+    return sections + ["", LEGEND, ""]
+
+
+LADDER_NOTE = """A cumulative ladder: each step adds one lever (the lever column) to its base step; gain = base median /
+this median; speedup = the bf16 eager row's median / this median. Steps, levers and bases come from the ladder grid
+file the sweep ran (inference/grids/)."""
+LADDER_TABLE = {"step": "step", "lever": "lever", "base_step": "base", "configuration": "configuration",
+                "time_median_s": "median s", "gain": "gain", "speedup": "speedup", "compile_s": "compile s",
+                "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB", "status": "status", "error": "error",
+                "git_sha": "sha"}
+
+
+def render_ladder(frame: pd.DataFrame) -> list[str]:
+    sections = []
+    for key, group in frame.groupby(GROUP_COLUMNS, dropna=False, sort=False):
+        group, cached = split_output_changing(group)  # step-cached rows change the output: not a step of the ladder
+        baseline_s = baseline_median_s(group)
+        group = with_labels(group.sort_values("step", kind="stable"), baseline_s)
+        medians = dict(zip(group.step, group.time_median_s.where(group.status == "ok")))
+        group = group.assign(gain=[medians.get(base, float("nan")) / median
+                                   for base, median in zip(group.base_step, group.time_median_s)],
+                             compile_s=[compile_seconds(row) for _, row in group.iterrows()],
+                             step=group.step.astype("Int64"), base_step=group.base_step.astype("Int64"))
+        table = to_markdown(group, LADDER_TABLE, text_columns=("lever", "configuration", "status", "error", "git_sha"),
+                            error_width=80)
+        sections += ["", f"## {group_title(key)}", "", table]
+        if len(cached):
+            sections += render_output_changing(cached, baseline_s)
+    return sections + ["", LADDER_NOTE, "", LEGEND, ""]
 
 
 TRAIN_GROUP_COLUMNS = ["model", "gpu", "weights", "method", "rank", "transformer_blocks", "resolution", "batch_size",
                        "gradient_checkpointing"]
-TRAIN_LEGEND = """Columns: step median/min/max s = one optimizer step (forward, backward, optimizer) after the warm-up steps,
-timed with CUDA events; speedup = the bf16 row (fp8 off) with the same compile and attention settings / this row;
+TRAIN_LEGEND = """Columns: step median/min/max s = one optimizer step (forward, backward, optimizer) after the warm-up
+steps, timed with CUDA events; speedup = the bf16 row (fp8 off) with the same compile and attention settings / this row;
 compile s = first step minus the median; peak GiB = peak allocated during the timed steps (transformer, LoRA or
 full weights, optimizer state, activations; the text encoders and VAE are gone by then). Rows with weights=random
 train the real architecture from random weights: step time and memory are real, the loss only shows that the
 optimization moves. The CSV has every column, including each step's loss and the exact command."""
-
-
-def is_training_csv(frame: pd.DataFrame) -> bool:
-    return {"method", "fp8", "step_median_s"} <= set(frame.columns)
-
-
-def render_training_group(group: pd.DataFrame) -> str:
-    group = group.copy()
-    settings = ["compile", "attention_backend"]
-    bf16 = group[(group.fp8 == "off") & (group.status == "ok")].groupby(settings).step_median_s.last()
-    group["speedup"] = [bf16.get(tuple(row[settings]), float("nan")) / row.step_median_s for _, row in group.iterrows()]
-    group["loss"] = [f"{row.loss_first:.3f} → {row.loss_last:.3f}" if row.loss_first == row.loss_first else None
-                     for _, row in group.iterrows()]
-    columns = {"fp8": "fp8", "compile": "compiled", "attention_backend": "attention", "step_median_s": "step median s",
+TRAIN_TABLE = {"fp8": "fp8", "compile": "compiled", "attention_backend": "attention", "step_median_s": "step median s",
                "step_min_s": "min s", "step_max_s": "max s", "speedup": "speedup", "images_per_s": "images/s",
                "compile_s": "compile s", "peak_memory_GiB": "peak GiB", "loss": "loss first → last",
                "reload_max_abs_diff": "LoRA reload max diff", "status": "status", "error": "error", "git_sha": "sha"}
-    table = group.sort_values("step_median_s", na_position="last").reindex(columns=list(columns))
-    table["error"] = [text[:60] if isinstance(text, str) else None for text in table["error"]]
-    table = table.astype(object).where(table.notna(), None).rename(columns=columns)
-    return table.to_markdown(index=False, floatfmt=".3f", missingval="")
 
 
-def plot_losses(group: pd.DataFrame, title: str, path: Path) -> None:
-    import matplotlib
+def render_training_group(group: pd.DataFrame) -> str:
+    settings = ["compile", "attention_backend"]
+    bf16 = group[(group.fp8 == "off") & (group.status == "ok")].groupby(settings).step_median_s.last()
+    group = group.assign(
+        speedup=[bf16.get(tuple(row[settings]), float("nan")) / row.step_median_s for _, row in group.iterrows()],
+        loss=[f"{row.loss_first:.3f} → {row.loss_last:.3f}" if row.loss_first == row.loss_first else None
+              for _, row in group.iterrows()])
+    return to_markdown(group.sort_values("step_median_s", na_position="last"), TRAIN_TABLE)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for _, row in group[group.status == "ok"].iterrows():
-        losses = [float(value) for value in str(row.losses).split()]
-        axis.plot(range(1, len(losses) + 1), losses, label=f"{row.fp8} · {row.attention_backend}", alpha=0.8)
-    axis.set(xlabel="step", ylabel="loss", title=title)
-    axis.title.set_fontsize(8)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=90)
-    plt.close(figure)
+def loss_curves(group: pd.DataFrame) -> dict[str, list[float]]:
+    return {f"{row.fp8} · {row.attention_backend}": [float(value) for value in str(row.losses).split()]
+            for _, row in group[group.status == "ok"].iterrows()}
 
 
 def render_training(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list[str]:
-    if "attention_backend" not in frame:
-        frame["attention_backend"] = "default"
-    frame["attention_backend"] = frame.attention_backend.fillna("default")
+    frame = frame.assign(attention_backend=frame.attention_backend.fillna("default"))
     sections = []
     for index, (key, group) in enumerate(frame.groupby(TRAIN_GROUP_COLUMNS, dropna=False, sort=False)):
         model, gpu, weights, method, rank, blocks, resolution, batch, checkpointing = key
@@ -273,104 +213,59 @@ def render_training(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list
         sections += ["", f"## {title}", "", render_training_group(group)]
         if (group.status == "ok").any() and group.losses.notna().any():
             plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
-            plot_losses(group, title, plot_path)
+            plot_losses(loss_curves(group), title, plot_path)
             sections += ["", f"![loss curves]({Path('plots') / plot_path.name})"]
     return sections + ["", TRAIN_LEGEND, ""]
 
 
-def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list[str]:
-    sections = []
-    for index, (key, group) in enumerate(frame.groupby(GROUP_COLUMNS, dropna=False, sort=False)):
-        group, cached = split_step_cached(group)  # the headline table, picks and plot never mix them in
-        title = group_title(key)
-        sections += ["", f"## {title}"]
-        if len(group):
-            table, picks = summarize_group(group)
-            sections += ["", picks, "", render_group_table(table)]
-            if (table.status == "ok").sum() >= 2:
-                plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
-                plot_group(table, title, plot_path)
-                sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]
-        if len(cached):
-            sections += render_step_cache_section(cached, baseline_median_s(group))
-    return sections + ["", LEGEND, ""]
+QUANTIZATION_TIME_NOTES = [
+    "`seconds` is the quantize (+ move) step only: the bf16 model is built on the CPU first and CUDA is initialized "
+    "before the clock starts. `peak GiB` is `torch.cuda.max_memory_allocated` during that step, `after GiB` what the "
+    "quantized model holds. Each way ran in its own process. Rows on the CPU have no memory columns: there the three "
+    "ways do the same work.",
+    "The last two columns are **the seed's published figures** (its README, int8 weight-only, its GPU and torchao "
+    "release), copied for comparison beside our FLUX.1-dev int8wo rows; they were not measured here. The seed does "
+    "not say which model or how its peak was measured: FLUX.1-dev's transformer holds 22.2 GiB in bf16 and about "
+    "11.1 GiB in int8, more than the seed's 14.50 GiB (move, then quantize) and 6.99 GiB (quantize on the CPU), so "
+    "its figures cannot be the peak of this whole transformer on the GPU.",
+]
 
 
-LADDER_UNCOUNTED_FLAGS = ("--csv", "--warmup", "--runs", "--profile")  # say how a row was measured, not what ran
-LADDER_NOTE = """A cumulative ladder (a CSV named `*-ladder.csv`); steps are numbered in CSV row order. Each step is compared
-with the earlier finished step it shares the most flags with (its base); lever = the flags it adds (+) or changes (→)
-against that base; gain = base median / this median; speedup = the bf16 eager row's median / this median. A step
-whose flags equal its base's reran it (e.g. under `--profile`)."""
-
-
-def command_flags(command: str) -> dict[str, str]:
-    """{flag: value} of a recorded command ("" for switches), without the flags that only say how it was measured."""
-    if not isinstance(command, str):
-        return {}
-    words, flags, name = shlex.split(command)[2:], {}, None
-    for word in words:
-        if word.startswith("--"):
-            name, _, value = word.partition("=")
-            flags[name] = value
-        elif name is not None:
-            flags[name] = (flags[name] + " " + word).strip()
-    return {flag: value for flag, value in flags.items() if flag not in LADDER_UNCOUNTED_FLAGS}
-
-
-def lever(flags: dict[str, str], base: dict[str, str]) -> str:
-    added = [f"+{flag} {value}".strip() for flag, value in flags.items() if flag not in base]
-    changed = [f"{flag} {base[flag]} → {value}" for flag, value in flags.items() if flag in base and base[flag] != value]
-    removed = [f"−{flag}" for flag in base if flag not in flags]
-    return ", ".join(f"`{item}`" for item in added + changed + removed) or "(rerun of its base)"
-
-
-def render_ladder(frame: pd.DataFrame) -> list[str]:
-    sections = []
-    for key, group in frame.groupby(GROUP_COLUMNS, dropna=False, sort=False):
-        group, cached = split_step_cached(group)  # step-cached rows change the output: not a step of the ladder
-        baseline_s = baseline_median_s(group)
-        lines, finished = [], []  # finished: (step number, flags, median) of the ok steps so far
-        for step, (_, row) in enumerate(group.iterrows(), start=1):
-            flags = command_flags(row.command)
-            base = max(finished, default=None, key=lambda done: (len(done[1].items() & flags.items()),
-                                                                 -len(done[1].items() ^ flags.items()), done[0]))
-            lines.append({"step": step, "lever": lever(flags, base[1]) if base else "(baseline)",
-                          "base": str(base[0]) if base else None, "configuration": describe(row),
-                          "median s": row.time_median_s,
-                          "gain": base[2] / row.time_median_s if base else None,
-                          "speedup": baseline_s / row.time_median_s, "compile s": compile_seconds(row),
-                          "peak GiB": row.inference_memory_GiB, "PSNR dB": row.psnr_db, "status": row.status,
-                          "error": row.error[:80] if isinstance(row.error, str) else None, "sha": row.git_sha})
-            if row.status == "ok":
-                finished.append((step, flags, row.time_median_s))
-        table = pd.DataFrame(lines).astype(object)
-        table = table.where(table.notna(), None)
-        sections += ["", f"## {group_title(key)}", "", table.to_markdown(index=False, floatfmt=".3f", missingval="")]
-        if len(cached):
-            sections += render_step_cache_section(cached, baseline_s)
-    return sections + ["", LADDER_NOTE, "", LEGEND, ""]
+def render_quantization_time(frame: pd.DataFrame) -> list[str]:
+    """Every row, with the seed's figures in their own columns (FLUX.1-dev int8wo only)."""
+    seed = [SEED_FIGURES.get(row.method) if row.model == SEED_MODEL and row.quantization == SEED_QUANTIZATION
+            else None for row in frame.itertuples()]
+    table = pd.DataFrame({
+        "model": frame.model, "weights": frame.weights, "gpu": frame.gpu, "torchao": frame.torchao_version,
+        "quant": frame.quantization, "way": [METHODS.get(method, method) for method in frame.method],
+        "seconds": frame.seconds, "peak GiB": frame.peak_GiB, "after GiB": frame.allocated_GiB,
+        "layers": frame.n_layers_quantized, "status": frame.status,
+        "error": [text[:80] if isinstance(text, str) else None for text in frame.error],
+        "seed's s": [figures[0] if figures else None for figures in seed],
+        "seed's peak GiB": [figures[1] if figures else None for figures in seed],
+    })
+    table = table.astype(object).where(table.notna(), None)
+    return ["", *(f"{note}\n" for note in QUANTIZATION_TIME_NOTES),
+            table.to_markdown(index=False, floatfmt=".2f", missingval=""), ""]
 
 
 def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
     """Write <csv>.md (and one PNG per group with at least two finished rows); returns the markdown path."""
     plot_dir = plot_dir or csv_path.parent / "plots"
-    raw = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
-    if {"method", "seconds", "peak_GiB"} <= set(raw.columns):  # inference/quantization_time.py has its own table
-        from inference.quantization_time import render_markdown
-
-        text = render_markdown(csv_path)
+    frame = read_rows(csv_path)
+    kind = frame.kind.iloc[0] if len(frame) else "benchmark"
+    if kind == "training":
+        body = render_training(frame, csv_path, plot_dir)
+    elif kind == "quantization_time":
+        body = render_quantization_time(frame)
+    elif frame.step.notna().any():
+        body = render_ladder(frame)
     else:
-        if is_training_csv(raw):
-            body = render_training(raw, csv_path, plot_dir)
-        elif csv_path.stem.endswith("-ladder"):
-            body = render_ladder(read_rows(csv_path))
-        else:
-            body = render_benchmark(read_rows(csv_path), csv_path, plot_dir)
-        header = [f"# {csv_path.stem}", "", f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
-        text = "\n".join(header + body)
+        body = render_benchmark(frame, csv_path, plot_dir)
+    header = [f"# {csv_path.stem}", "", f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
     markdown_path = csv_path.with_suffix(".md")
     with atomic_path(markdown_path) as partial:
-        partial.write_text(text)
+        partial.write_text("\n".join(header + body))
     return markdown_path
 
 

@@ -1,16 +1,18 @@
 """Timing and memory: CUDA events around whole pipeline calls (perf_counter on the CPU), GiB everywhere."""
 
 import gc
+import logging
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 GiB = 1024**3
+logger = logging.getLogger(__name__)
 
 
 def synchronize(device) -> None:
@@ -72,10 +74,20 @@ def time_calls(call: Callable, *, warmup: int, runs: int, device, label: str = "
     return times, output
 
 
-def reset_peak_memory(device) -> None:
+def free_memory(device) -> None:
+    """Collect garbage and hand cached GPU blocks back to the driver. A CUDA context broken by an earlier failure
+    (which that failure's row records) is logged, not raised."""
     gc.collect()
     if torch.device(device).type == "cuda":
-        torch.cuda.empty_cache()
+        try:
+            torch.cuda.empty_cache()
+        except torch.AcceleratorError:
+            logger.exception("CUDA error while freeing memory")
+
+
+def reset_peak_memory(device) -> None:
+    free_memory(device)
+    if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
 

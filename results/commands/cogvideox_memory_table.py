@@ -4,13 +4,8 @@ figures the seed README reported (its own H100/A100 runs with pretrained weights
     python results/commands/cogvideox_memory_table.py
 """
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from utils.results import read_rows  # noqa: E402
+from utils.paths import REPO_ROOT as ROOT
+from utils.results import read_rows
 
 # (label, quantization, quantize T5 + VAE, offload, VAE tiling) -> the seed README's (load GB, peak GB)
 LADDER = [
@@ -49,8 +44,9 @@ def main() -> None:
                      f"{fmt(row.inference_memory_GiB)} | {fmt(row.host_peak_memory_GiB, 1)} | "
                      f"{fmt(row.time_median_s, 1)} | {fmt(row.psnr_db, 1)} | {row.status} |")
     lines += ["", "With offload the weights live in host memory, so `ours model GiB` (GPU) is 0 and the host peak "
-              "(the whole process) grows instead. Commands: `results/commands/cogvideox-5b-memory.sh`; every "
-              "column of every row is in `results/cogvideox-5b.csv`.", ""]
+              "(the whole process) grows instead. Command: `python3 inference/sweep.py --grid "
+              "inference/grids/cogvideox-5b-memory.json --csv OUT.csv`; every column of every row is in "
+              "`results/cogvideox-5b.csv`.", ""]
     (ROOT / "results" / "cogvideox-memory.md").write_text("\n".join(lines))
     print("wrote results/cogvideox-memory.md")
 

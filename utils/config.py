@@ -1,0 +1,130 @@
+"""The run config of one benchmark run: its flags checked and resolved once, then frozen. validate() builds it
+before any model is built; nothing after it reads the parsed flags. Its fields are the run's own (RunContext and
+the ones below) plus every lever's Settings (utils.levers), so a new lever brings its fields with it."""
+
+import argparse
+import dataclasses
+import shlex
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from utils.cli import (
+    Parser,
+    add_generation_args,
+    add_measurement_args,
+    add_model_args,
+    base_dtype_of,
+    check_device,
+    check_size,
+    check_weights,
+)
+from utils.distributed import launched_world_size, rank_device
+from utils.errors import UsageError
+from utils.optimize import LEVERS
+from utils.paths import default_csv
+from utils.presets import Preset, get_preset
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunContext:
+    """What the levers' settings may depend on, resolved before them."""
+    script: str  # the script's path as users type it, e.g. inference/benchmark_image.py
+    command: str  # the command line that reproduces the run
+    ckpt_id: str
+    preset: Preset | None  # None for checkpoints that are not presets
+    weights: str  # pretrained | random
+    base_dtype: str  # bf16 | fp16: the precision of the weights before any quantization
+    device: str  # under torchrun, this process's own GPU
+    world_size: int  # processes torchrun started, else 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(*(lever.Settings for lever in reversed(LEVERS)), RunContext):  # fields: RunContext's first
+    seed: int = 0
+    # the pipeline call; None means the preset's default
+    prompt: str = ""
+    batch_size: int = 1
+    num_inference_steps: int | None = None
+    height: int | None = None
+    width: int | None = None
+    num_frames: int | None = None
+    guidance_scale: float | None = None
+    max_sequence_length: int | None = None
+    # measurement
+    warmup: int = 2
+    runs: int = 5
+    csv: Path
+    reference_dir: Path
+    no_fidelity: bool = False
+    sample_path: Path | None = None
+    profile: Path | None = None
+    ladder_step: int | None = None
+    ladder_lever: str | None = None
+    ladder_base: int | None = None
+
+
+def _check_unique_fields() -> None:
+    seen: dict[str, str] = {}
+    for owner in (RunContext, *(lever.Settings for lever in LEVERS)):
+        for field in fields(owner):
+            if field.name in seen:
+                raise TypeError(f"{owner.__module__} and {seen[field.name]} both define the setting {field.name}")
+            seen[field.name] = owner.__module__
+
+
+_check_unique_fields()
+CALL_FIELDS = ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length")
+OWN_FIELDS = ("seed", "prompt", "batch_size", *CALL_FIELDS, "warmup", "runs", "reference_dir", "no_fidelity",
+              "sample_path", "profile", "ladder_step", "ladder_lever", "ladder_base")
+
+
+def add_benchmark_flags(parser: Parser, default_ckpt: str, sample_flag: str) -> None:
+    """Every flag of a benchmark script: the model, the pipeline call, each lever's group, the measurement."""
+    add_model_args(parser, default_ckpt)
+    add_generation_args(parser)
+    for lever in LEVERS:
+        lever.add_flags(parser)
+    add_measurement_args(parser, sample_flag)
+
+
+def build_config(script: str, flags: argparse.Namespace, argv: list[str], checked: bool = True) -> RunConfig:
+    """The checked, resolved config; raises UsageError for input that cannot work. `checked=False` skips the checks
+    and leaves --weights as given: what the flags say, for the row of a run that never wrote its own."""
+    world_size = launched_world_size()
+    launcher = ["torchrun", "--nproc_per_node", str(world_size)] if world_size > 1 else ["python"]
+    if checked:
+        for name in ("height", "width"):
+            check_size(name, getattr(flags, name))
+        check_device(flags.device)
+    preset = get_preset(flags.ckpt_id)
+    context = RunContext(script=script, command=shlex.join([*launcher, script, *argv]), ckpt_id=flags.ckpt_id,
+                         preset=preset, weights=flags.weights,
+                         base_dtype=getattr(flags, "base_dtype", None) or base_dtype_of(preset),
+                         device=rank_device(flags.device, world_size), world_size=world_size)
+    values = {field.name: getattr(context, field.name) for field in fields(RunContext)}
+    for lever in LEVERS:
+        values.update(dataclasses.asdict(lever.settings(flags, context)))
+    values.update({name: getattr(flags, name, None) for name in OWN_FIELDS})
+    values["csv"] = flags.csv or default_csv(flags.ckpt_id, preset.slug if preset else None)
+    config = RunConfig(**values)
+    if not checked:
+        return config
+    for lever in LEVERS:
+        lever.check(config)
+    # last: resolving --weights auto may ask the hub, which can take seconds
+    return dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
+
+
+def unchecked_config(parser: Parser, argv: list[str], **overrides) -> RunConfig:
+    """The config the flags describe, unchecked (they must parse)."""
+    args = parser.parse_args(argv)
+    return build_config(parser.prog, argparse.Namespace(**{**vars(args), **overrides}), argv, checked=False)
+
+
+def validate(parser: Parser, args: argparse.Namespace, argv: list[str], **overrides) -> RunConfig:
+    """The run config, or one line on stderr and exit code 2. `overrides` replace parsed flags (the video script maps
+    its --dtype onto --base_dtype and --quantization this way)."""
+    try:
+        return build_config(parser.prog, argparse.Namespace(**{**vars(args), **overrides}), argv)
+    except UsageError as error:
+        parser.error(str(error))

@@ -1,0 +1,58 @@
+"""QKV fusion and channels_last: changes of layout that save kernels or memory traffic without changing the math."""
+
+from dataclasses import dataclass
+
+import torch
+
+from utils.levers.base import is_set, same_named
+from utils.pipelines import denoiser
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    fuse_attn_projections: bool = False
+    channels_last: bool = False
+
+
+@dataclass
+class Columns:
+    fuse_attn_projections: bool = False
+    channels_last: bool = False
+
+
+def add_flags(parser) -> None:
+    group = parser.add_argument_group("fusion and memory format")
+    group.add_argument("--fuse_attn_projections", "--fuse_qkv", dest="fuse_attn_projections", action="store_true",
+                       help="fuse attention Q/K/V projections (transformer and VAE)")
+    group.add_argument("--channels_last", action="store_true", help="VAE in channels_last memory format")
+
+
+def settings(flags, run) -> Settings:
+    return Settings(fuse_attn_projections=flags.fuse_attn_projections, channels_last=flags.channels_last)
+
+
+def check(config) -> None:
+    pass
+
+
+def columns(config) -> dict:
+    return same_named(config, Columns)
+
+
+def label(row) -> str | None:
+    words = ["fused QKV"] if is_set(row.fuse_attn_projections) else []
+    words += ["channels_last VAE"] if is_set(row.get("channels_last")) else []
+    return ", ".join(words) or None
+
+
+def fuse_qkv(pipe) -> None:
+    """Fuse the attention Q/K/V projections into one GEMM (transformer and VAE). diffusers keeps the unfused
+    weights too, so model memory grows by their size."""
+    denoiser(pipe).fuse_qkv_projections()
+    if hasattr(pipe.vae, "fuse_qkv_projections"):
+        pipe.vae.fuse_qkv_projections()
+
+
+def vae_channels_last(pipe) -> None:
+    """channels_last helps the VAE's convolutions; the transformer is all Linear layers, so it is left alone."""
+    pipe.vae.to(memory_format=torch.channels_last)

@@ -1,0 +1,112 @@
+"""Quantization with one torchao config for every Linear layer of the denoiser (and, on request, of the VAE and the
+text encoders). The configs are the registry's (utils.quant)."""
+
+import re
+import time
+from dataclasses import dataclass
+
+from utils.errors import UsageError
+from utils.levers.base import is_set, same_named, text
+from utils.pipelines import TEXT_ENCODERS, denoiser
+from utils.quant import QUANTIZATIONS, apply_quantization, effective_skip_pattern, unsupported_reason
+from utils.timing import synchronize
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    quantization: str = "None"
+    quantize_vae: bool = False
+    quantize_text_encoders: bool = False
+    quant_skip_pattern: str | None = None
+    torchao_inductor_config: bool = False
+
+
+@dataclass
+class Columns:
+    quantization: str = "None"
+    quantize_vae: bool = False
+    quantize_text_encoders: bool = False
+    quant_skip_pattern: str = ""  # the layers kept in bf16: the flag's pattern plus what the method must skip
+    n_layers_quantized: int = 0
+    quant_s: float | None = None
+
+
+def quantization_name(value: str) -> str:
+    """--quantization: the registry's names, with none/off accepted for "None" as in the other flags."""
+    return "None" if value.lower() in ("none", "off") else value
+
+
+def add_flags(parser) -> None:
+    group = parser.add_argument_group("quantization (torchao 0.18)")
+    group.add_argument("--quantization", type=quantization_name, choices=list(QUANTIZATIONS), default="None",
+                       help="; ".join(f"{m.name}: {m.removed or m.summary}" for m in QUANTIZATIONS.values())
+                            + " (none and off mean None)")
+    group.add_argument("--quantize_vae", action="store_true", help="also quantize the VAE's Linear layers")
+    group.add_argument("--quantize_text_encoders", "--quantize_text_encoder", dest="quantize_text_encoders",
+                       action="store_true", help="also quantize the text encoder(s)")
+    group.add_argument("--quant_skip_pattern", default=None,
+                       help="regex on layer names to keep in bf16 (e.g. 'norm.*linear|proj_out'); by default every "
+                            "Linear whose dims are multiples of 16 is quantized")
+    group.add_argument("--torchao_inductor_config", action="store_true",
+                       help="let torchao set its recommended inductor flags (coordinate-descent tuning); off by "
+                            "default because it makes full-size compiles take minutes")
+
+
+def settings(flags, run) -> Settings:
+    return Settings(quantization=flags.quantization, quantize_vae=flags.quantize_vae,
+                    quantize_text_encoders=flags.quantize_text_encoders, quant_skip_pattern=flags.quant_skip_pattern,
+                    torchao_inductor_config=flags.torchao_inductor_config)
+
+
+def check(config) -> None:
+    reason = unsupported_reason(config.quantization, config.device, config.base_dtype)
+    if reason:
+        raise UsageError(reason)
+    if config.quant_skip_pattern is not None:
+        try:
+            re.compile(config.quant_skip_pattern)
+        except re.error as error:
+            raise UsageError(f"--quant_skip_pattern is not a valid regex: {error}") from error
+
+
+def columns(config) -> dict:
+    values = same_named(config, Columns)
+    if config.quantization != "None":
+        values["quant_skip_pattern"] = effective_skip_pattern(config.quantization, config.quant_skip_pattern) or ""
+    elif config.quant_skip_pattern is None:
+        values["quant_skip_pattern"] = ""
+    return values
+
+
+def label(row) -> str:
+    """The base of every label: the precision, or the quantization (with its base when that is not bf16)."""
+    base = str(row["dtype"]).replace("bfloat16", "bf16")  # rows written before the video script spell it out
+    if row.quantization == "None":
+        return base
+    words = row.quantization + ("" if base == "bf16" else f" ({base} base)")
+    plan = text(row.get("autoquant"))
+    if row.quantization == "autoquant" and plan:  # "planned: 172 fp8dqrow, ... (20 shape groups)"
+        words += f" ({plan.split(' (')[0]})"
+    if is_set(row.quantize_text_encoders):
+        words += ", +text enc"
+    if is_set(row.quantize_vae):
+        words += ", +VAE"
+    return words
+
+
+def targets(pipe, config) -> dict:
+    """The models to quantize: the denoiser, then the VAE and the text encoders when asked for."""
+    chosen = {"denoiser": denoiser(pipe)}
+    names = (["vae"] if config.quantize_vae else []) + (list(TEXT_ENCODERS) if config.quantize_text_encoders else [])
+    chosen.update({name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None})
+    return chosen
+
+
+def apply(pipe, config) -> dict:
+    """Quantize every target in place; the time includes waiting for the device."""
+    start = time.perf_counter()
+    n_layers = sum(apply_quantization(model, config.quantization, skip_pattern=config.quant_skip_pattern,
+                                      set_inductor_config=config.torchao_inductor_config)
+                   for model in targets(pipe, config).values())
+    synchronize(pipe.device)
+    return {"n_layers_quantized": n_layers, "quant_s": time.perf_counter() - start}

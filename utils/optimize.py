@@ -1,0 +1,48 @@
+"""optimize(): the levers a run config selects, applied to a pipeline in their one right order:
+fuse -> channels_last -> sparsify -> quantize -> int8 autotuner -> VAE tiling/slicing -> CPU offload -> attention
+backend -> context parallel -> step cache -> compile. Each lever is a module of utils/levers; LEVERS is their list
+(their flags, config fields, results columns and report labels come from it, in this order)."""
+
+from utils.levers import (
+    attention,
+    autoquant,
+    autotune,
+    compilation,
+    context_parallel,
+    fusion,
+    memory,
+    quantization,
+    sparsity,
+    step_cache,
+)
+
+LEVERS = (quantization, autoquant, autotune, sparsity, fusion, compilation, attention, context_parallel, memory,
+          step_cache)
+
+
+def optimize(pipe, config, sample_call=None) -> dict:
+    """Apply the levers of `config` in place; returns the columns saying what was applied. `sample_call` runs the
+    pipeline once (autoquant records the real inputs of the layers with it). Compilation happens in the first call."""
+    applied = {"n_layers_quantized": 0, "quant_s": 0.0}
+    if config.fuse_attn_projections:
+        fusion.fuse_qkv(pipe)
+    if config.channels_last:
+        fusion.vae_channels_last(pipe)
+    if config.sparsify:
+        applied |= sparsity.apply(pipe, config)
+    if config.quantization == "autoquant":
+        applied |= autoquant.apply(pipe, config, sample_call)
+    elif config.quantization != "None":
+        applied |= quantization.apply(pipe, config)
+    if config.autotune:  # process-wide, so before the first int8dq call
+        applied |= autotune.apply(config)
+    memory.apply(pipe, config)
+    if config.attention_backend != "default":
+        attention.apply(pipe, config)
+    if config.context_parallel != "none":
+        context_parallel.apply(pipe, config)
+    if config.step_cache != "none":
+        applied |= step_cache.apply(pipe, config)
+    if compilation.compiles_anything(config):
+        compilation.apply(pipe, config)
+    return applied

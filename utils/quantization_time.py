@@ -1,0 +1,93 @@
+"""The quantization-time study: three ways of getting a bf16 transformer that sits on the CPU into quantized form on
+the GPU, each timed with the GPU memory it needs on the way (inference/quantization_time.py runs them)."""
+
+import re
+import time
+import traceback
+
+import torch
+
+from utils.errors import one_line
+from utils.pipelines import build_transformer
+from utils.provenance import provenance
+from utils.quant import QUANTIZATIONS, count_quantized_linears, effective_skip_pattern, quantizable_linear
+from utils.results import QuantTimeRow
+from utils.timing import GiB, synchronize
+
+METHODS = {
+    "cpu_then_move": "(a) quantize on the CPU, then move to the GPU",
+    "move_then_quantize": "(b) move to the GPU, then quantize there",
+    "per_layer": "(c) quantize_(..., device=): one Linear at a time onto the GPU",
+}
+# The seed's figures (its README, "Reducing quantization time and peak memory"): int8 weight-only, its own GPU and
+# torchao of the time. Shown beside our FLUX.1-dev int8wo rows only, never mixed into our columns.
+SEED_FIGURES = {"cpu_then_move": (10.48, 6.99), "move_then_quantize": (1.96, 14.50), "per_layer": (1.94, 8.29)}
+SEED_MODEL, SEED_QUANTIZATION = "black-forest-labs/FLUX.1-dev", "int8wo"
+
+
+def quantize_linears(model: torch.nn.Module, quantization: str, device: str | None = None) -> None:
+    """quantize_ with the registry's config and layer filter (the same in every way). With `device`, torchao 0.18
+    moves each Linear that passes the filter to `device` right before quantizing it, and every other module once its
+    children are done, so the whole model ends up there."""
+    from torchao.quantization import quantize_
+
+    method = QUANTIZATIONS[quantization]
+    skip = effective_skip_pattern(quantization, None)
+    pattern = re.compile(skip) if skip else None
+    quantize_(model, method.make_config(False), device=device,
+              filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern, method.in_features_multiple))
+
+
+def cpu_then_move(model, quantization: str, device: str) -> None:
+    quantize_linears(model, quantization)
+    model.to(device)
+
+
+def move_then_quantize(model, quantization: str, device: str) -> None:
+    model.to(device)
+    quantize_linears(model, quantization)
+
+
+def per_layer(model, quantization: str, device: str) -> None:
+    quantize_linears(model, quantization, device=device)
+
+
+WAYS = {"cpu_then_move": cpu_then_move, "move_then_quantize": move_then_quantize, "per_layer": per_layer}
+
+
+def new_row(config, method: str) -> QuantTimeRow:
+    return QuantTimeRow(**provenance(config.command, config.device), model=config.ckpt_id, weights=config.weights,
+                        device=config.device, quantization=config.quantization, method=method)
+
+
+def measure(config, method: str) -> QuantTimeRow:
+    """Build on the CPU, then time one way of quantizing onto config.device. Failures become the row's status."""
+    row = new_row(config, method)
+    on_cuda = torch.device(config.device).type == "cuda"
+    try:
+        start = time.perf_counter()
+        model = build_transformer(config.ckpt_id, config.weights, "cpu", torch.bfloat16, config.seed)
+        row.build_s = time.perf_counter() - start
+        if on_cuda:  # create the CUDA context outside the timed region; it is not part of any way's cost
+            torch.zeros(1, device=config.device)
+            synchronize(config.device)
+            torch.cuda.reset_peak_memory_stats(config.device)
+        start = time.perf_counter()
+        WAYS[method](model, config.quantization, config.device)
+        synchronize(config.device)
+        row.seconds = time.perf_counter() - start
+        if on_cuda:
+            row.peak_GiB = torch.cuda.max_memory_allocated(config.device) / GiB
+            row.allocated_GiB = torch.cuda.memory_allocated(config.device) / GiB
+        row.n_layers_quantized = count_quantized_linears(model)
+        devices = {tensor.device.type for tensor in [*model.parameters(), *model.buffers()]}
+        if devices != {torch.device(config.device).type}:
+            raise RuntimeError(f"the model ended up on {sorted(devices)}, not only on {config.device}")
+        if row.n_layers_quantized == 0:
+            raise RuntimeError("no Linear layer was quantized")
+    except torch.OutOfMemoryError as error:
+        row.status, row.error = "oom", one_line(error)
+    except Exception as error:  # noqa: BLE001 - a failed way is recorded, not lost
+        traceback.print_exc()
+        row.status, row.error = "error", one_line(error)
+    return row
