@@ -3,6 +3,7 @@ import os
 import pytest
 import torch
 
+from utils.paths import REPO_ROOT  # noqa: F401  (tests import it from here)
 from utils.pipelines import build_pipeline
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network

@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT, TINY
 from training import train_fp8
 from utils.pipelines import build_pipeline
 from utils.results import TrainRow, columns_of
-from utils.training import data, float8, loop, lora
+from utils.training import data, float8, loop, lora, run
 
 pytest.importorskip("peft")
 
