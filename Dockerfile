@@ -5,9 +5,9 @@
 ARG BASE_IMAGE=pytorch/pytorch:2.11.0-cuda12.8-cudnn9-devel
 FROM ${BASE_IMAGE}
 WORKDIR /workspace/suite
-COPY requirements.txt .
-# torch comes from the base image (it satisfies torch>=2.11), so pip adds only the rest.
-RUN python -m pip install --no-cache-dir -r requirements.txt
+COPY requirements.txt constraints-gpu.txt ./
+# torch comes from the base image (it satisfies torch>=2.11); the rest at the versions the GPU results ran with.
+RUN python -m pip install --no-cache-dir -r requirements.txt -c constraints-gpu.txt
 COPY . .
 RUN python -m pip install --no-cache-dir --no-deps -e .
 ENTRYPOINT ["python", "inference/benchmark_image.py"]
