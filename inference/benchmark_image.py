@@ -9,7 +9,6 @@ Each run appends one row to a CSV (default results/<model>.csv) and prints it as
 with `python -m utils.report results/<model>.csv`.
 """
 
-import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from utils.benchmark import new_row, run_and_print
 from utils.cli import Parser
 from utils.config import add_benchmark_flags, unchecked_config, validate
 from utils.files import atomic_path
+from utils.logs import setup_logging
 
 
 def build_parser() -> Parser:
@@ -45,7 +45,7 @@ def save_image(image, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     config = parse_config(argv)
     return run_and_print(config, save_sample=save_image)
 

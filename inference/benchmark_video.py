@@ -10,7 +10,6 @@ offload and VAE tiling/slicing. One configuration per run: load -> fuse -> quant
 model's base precision (fp16 for CogVideoX-2b, bf16 for 5b; --base_dtype overrides it).
 """
 
-import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from utils.benchmark import new_row, run_and_print
 from utils.cli import Parser, positive_int
 from utils.config import add_benchmark_flags, unchecked_config, validate
 from utils.files import atomic_path
+from utils.logs import setup_logging
 from utils.presets import DTYPES
 from utils.quant import QUANTIZATIONS
 
@@ -72,7 +72,7 @@ def save_video(frames, path: Path, fps: int = 8) -> None:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     config = parse_config(argv)
     return run_and_print(config, save_sample=save_video)
 

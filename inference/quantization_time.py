@@ -21,19 +21,20 @@ how quantize_ is called, and the peak-GPU-memory column stays empty. Those rows 
 comparison.
 """
 
-import logging
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.cli import Parser, add_model_args, check_device, check_weights, parse_checked, positive_int
+from utils.cli import Parser, add_model_args, check_device, check_memory, check_weights, parse_checked, positive_int
 from utils.errors import UsageError
+from utils.logs import setup_logging
+from utils.path_checks import check_output_file
 from utils.paths import RESULTS_DIR
 from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
-from utils.quantization_time import METHODS, SEED_MODEL, measure, new_row
+from utils.quantization_time import METHODS, measure, new_row
 from utils.report import render_file
 from utils.results import append_row
 
@@ -57,7 +58,7 @@ class QuantTimeConfig:
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    add_model_args(parser, default_ckpt=SEED_MODEL)
+    add_model_args(parser, default_ckpt="tiny-flux")
     parser.add_argument("--quantization", choices=[name for name in QUANTIZATIONS if name != "None"],
                         default="int8wo", help="registry name of the quantization (see utils/quant.py)")
     parser.add_argument("--method", choices=["all", *METHODS], default="all",
@@ -89,9 +90,13 @@ def build_config(args, argv: list[str]) -> QuantTimeConfig:
     csv = args.csv or (TINY_CSV if preset.hub_id is None else DEFAULT_CSV)
     if csv.suffix != ".csv":
         raise UsageError(f"--csv must name a .csv file (the table goes beside it as .md), got {csv}")
-    return QuantTimeConfig(command=shlex.join(["python", PROG, *argv]), ckpt_id=args.ckpt_id,
-                           weights=check_weights(args.ckpt_id, args.weights), device=args.device, seed=args.seed,
-                           quantization=args.quantization, method=args.method, timeout_s=args.timeout_s, csv=csv)
+    check_output_file("--csv", csv)
+    check_output_file("--csv", csv.with_suffix(".md"))
+    weights = check_weights(args.ckpt_id, args.weights)
+    check_memory(preset, preset.base_dtype, args.device, components=("transformer",))
+    return QuantTimeConfig(command=shlex.join(["python", PROG, *argv]), ckpt_id=args.ckpt_id, weights=weights,
+                           device=args.device, seed=args.seed, quantization=args.quantization, method=args.method,
+                           timeout_s=args.timeout_s, csv=csv)
 
 
 def parse_config(argv=None) -> QuantTimeConfig:
@@ -134,7 +139,7 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     argv = sys.argv[1:] if argv is None else list(argv)
     config = parse_config(argv)
     if config.method == "all":

@@ -18,6 +18,7 @@ import logging
 import shlex
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +32,14 @@ from utils.cli import (
     add_generation_args,
     add_model_args,
     check_device,
-    check_size,
+    check_generation,
     check_weights,
     parse_checked,
 )
 from utils.errors import UsageError
 from utils.fidelity import psnr_db, relative_l2
 from utils.files import atomic_path
+from utils.levers.base import off_as
 from utils.levers.compilation import disable_cpu_int8_weight_only_rewrite
 from utils.load_measure import (
     compiled_path,
@@ -47,6 +49,8 @@ from utils.load_measure import (
     path_matches,
     render_measurements,
 )
+from utils.logs import setup_logging
+from utils.path_checks import check_output_dir, check_output_file
 from utils.pipelines import build_pipeline
 from utils.presets import DTYPES, Preset, get_preset
 from utils.provenance import provenance
@@ -54,6 +58,7 @@ from utils.quant import QUANTIZATIONS, apply_quantization, unsupported_reason
 from utils.serialization import (
     FORMATS,
     CheckpointError,
+    check_output_directory,
     expected_transformer,
     load_pipeline_with,
     load_transformer,
@@ -104,7 +109,7 @@ def add_common_args(parser: Parser) -> None:
 
 def add_quantization_args(parser: Parser) -> None:
     choices = [name for name, method in QUANTIZATIONS.items() if not method.planned]
-    parser.add_argument("--quantization", choices=choices, default="int8wo",
+    parser.add_argument("--quantization", type=off_as("None"), choices=choices, default="int8wo",
                         help="registry method applied to the transformer (None: keep bf16); autoquant is not offered "
                              "here: its per-layer plan is made by the benchmarks")
     parser.add_argument("--quant_skip_pattern", default=None, help="regex on layer names to keep in bf16")
@@ -163,17 +168,42 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
         reason = unsupported_reason(quantization, args.device)
         if reason:
             raise UsageError(reason)
-    for name in ("height", "width"):
-        check_size(name, getattr(args, name))
+    preset = get_preset(args.ckpt_id)
+    check_generation(args, preset)
+    check_paths(args)
     if getattr(args, "aot", False) and quantization == "int8wo" and torch.device(args.device).type == "cpu":
         raise UsageError("measure --aot times torch.compile of the int8wo model loaded from safetensors, which "
                          "crashes on the CPU (segfault in aten._weight_int8pack_mm): use another --quantization or "
                          "CUDA")
-    preset = get_preset(args.ckpt_id)
     values = {name: value for name, value in vars(args).items() if name in SerializeConfig.__dataclass_fields__}
     return SerializeConfig(**{**values, "command_line": shlex.join(["python", PROG, *argv]), "preset": preset,
                               "weights": check_weights(args.ckpt_id, args.weights),
                               "dtype": DTYPES[preset.base_dtype if preset else "bf16"]})
+
+
+def check_package_path(flag: str, path: Path) -> None:
+    """An AOT package path: a .pt2 file, replaced only if it is a package (a zip archive), never another file."""
+    check_output_file(flag, path, (".pt2",))
+    if path.exists() and not zipfile.is_zipfile(path):
+        raise UsageError(f"{flag} {path}: exists and is not an AOT package; refusing to replace it")
+
+
+def check_paths(args) -> None:
+    """Every path the command reads or writes, before any model is built."""
+    if args.command == "save":
+        check_output_dir("--output", args.output)
+        check_output_directory(args.output, args.overwrite)
+    if args.command in ("load", "aot") and args.path is not None:
+        read_checkpoint_config(args.path)
+    if args.command == "aot":
+        check_package_path("--output", args.output)
+    if args.command == "measure":
+        check_output_dir("--workdir", args.workdir)
+        for name in ("bf16", args.quantization):  # written there, replacing what an earlier measure wrote
+            check_output_directory(args.workdir / name, overwrite=True)
+        if args.aot:
+            check_package_path("--workdir", args.workdir / f"{args.quantization}.pt2")
+        check_output_file("--json", args.json)
 
 
 def parse_config(argv=None) -> SerializeConfig:
@@ -318,7 +348,7 @@ COMMANDS = {"save": command_save, "load": command_load, "aot": command_aot, "mea
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     config = parse_config(argv)
     try:
         return COMMANDS[config.command](config)

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image
+from utils.files import atomic_path
 from utils.levers import compilation, fusion
 from utils.results import COLUMNS, read_rows
 
@@ -134,8 +135,14 @@ def test_attention_backend_is_applied_and_recorded(run_args, tmp_path):
     assert row.attention_backend == "_native_math" and row.psnr_db > 40
 
 
-def test_a_failed_sample_write_is_an_error_row(run_args, tmp_path):
-    assert run([*run_args, "--save_image", str(tmp_path / "no_suffix")]) == 1
+def test_a_failed_sample_write_is_an_error_row(run_args, tmp_path, monkeypatch):
+    def disk_full(image, path):
+        with atomic_path(path) as partial:
+            partial.write_bytes(b"half")
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(benchmark_image, "save_image", disk_full)
+    assert run([*run_args, "--save_image", str(tmp_path / "sample.png")]) == 1
     row = rows(tmp_path).iloc[0]
-    assert row.status == "error" and not (tmp_path / "no_suffix").exists()
+    assert row.status == "error" and "No space left" in row.error and not (tmp_path / "sample.png").exists()
     assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []

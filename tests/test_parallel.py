@@ -86,7 +86,9 @@ def test_single_process_run_records_world_size_1(run_args, tmp_path, monkeypatch
 
 def run_two_ranks(scenario: str, out: Path) -> dict:
     """Run the tiny-flux benchmark as two gloo processes with Ulysses over both; rank 0's row comes back."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    temp = out / "tmp"  # torchrun's torchelastic_* folders land here, not in the machine's /tmp
+    temp.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                              "-m", "tests.test_parallel", scenario, str(out)], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=240)

@@ -191,7 +191,7 @@ def test_save_never_deletes_a_folder_that_is_not_a_model(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(CheckpointError, match="not empty; pass --overwrite"):
         save_transformer(tiny_transformer(), tmp_path, "None")
-    with pytest.raises(CheckpointError, match="not a saved model"):
+    with pytest.raises(CheckpointError, match="not written by this tool"):
         save_transformer(tiny_transformer(), tmp_path, "None", overwrite=True)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 

@@ -20,9 +20,20 @@ import time
 from pathlib import Path
 
 from utils.benchmark import configure_torch
-from utils.cli import Parser, add_model_args, check_device, check_weights, parse_checked, positive_int
+from utils.cli import (
+    Parser,
+    add_model_args,
+    check_device,
+    check_memory,
+    check_weights,
+    parse_checked,
+    positive_int,
+)
 from utils.errors import UsageError
 from utils.levers.attention import BACKENDS, check_backend
+from utils.levers.base import off_as
+from utils.logs import setup_logging
+from utils.path_checks import check_output_dir, check_output_file
 from utils.paths import REPO_ROOT, default_csv
 from utils.plots import plot_losses
 from utils.presets import get_preset
@@ -47,11 +58,6 @@ from utils.training.run import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def fp8_recipe(value: str) -> str:
-    """--fp8: off, tensorwise or rowwise; none means off, as in the other flags."""
-    return "off" if value.lower() in ("none", "off") else value
 
 
 def resolution_type(text: str) -> tuple[int, int]:
@@ -86,7 +92,7 @@ def build_parser() -> Parser:
                        help="the same for the single-stream blocks (FLUX.1-dev has 38)")
 
     group = parser.add_argument_group("float8 (torchao.float8 training)")
-    group.add_argument("--fp8", type=fp8_recipe, choices=RECIPES, default="rowwise",
+    group.add_argument("--fp8", type=off_as("off"), choices=RECIPES, default="rowwise",
                        help="off (or none): bf16. tensorwise/rowwise: convert_to_float8_training with that recipe on "
                             "the transformer's Linear layers (not proj_out, not the per-image embedder and adaLN "
                             "layers, not layers with sizes that are not multiples of 16); emulated (correct but slow) "
@@ -182,10 +188,18 @@ def build_config(args, argv: list[str]) -> TrainConfig:
             raise UsageError(f"--dataset_dir {args.dataset_dir} is not a directory")
         if not image_files(args.dataset_dir):
             raise UsageError(f"--dataset_dir {args.dataset_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
+    csv = args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-")
+    check_output_file("--csv", csv)
+    check_output_file("--plot", args.plot, (".png", ".pdf", ".svg"))
+    check_output_file("--profile", args.profile)
+    if not args.no_save:
+        check_output_dir("--output_dir", args.output_dir)
     weights = check_weights(args.ckpt_id, args.weights)
     shallower = args.num_layers or args.num_single_layers
     if shallower and weights != "random":
         raise UsageError("--num_layers/--num_single_layers change the architecture: they need --weights random")
+    if not shallower:
+        check_memory(preset, "bf16", args.device)
     if shallower and args.check_reload:
         raise UsageError("--check_reload loads the LoRA into the full-depth pipeline: not with "
                          "--num_layers/--num_single_layers")
@@ -200,7 +214,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         instance_prompt=args.instance_prompt, num_images=args.num_images, width=width, height=height,
         max_sequence_length=args.max_sequence_length or defaults.get("max_sequence_length", 512),
         output_dir=args.output_dir, no_save=args.no_save, check_reload=args.check_reload,
-        csv=args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-"),
+        csv=csv,
         plot=args.plot, profile=args.profile)
 
 
@@ -215,22 +229,8 @@ def blank_row(argv: list[str]) -> TrainRow:
                     model=args.ckpt_id, weights=args.weights, device=args.device, fp8=args.fp8)
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     config = parse_config(argv)
     configure_torch()
     recipes = ["off", config.fp8] if config.compare else [config.fp8]

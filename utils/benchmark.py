@@ -12,7 +12,7 @@ import torch
 from utils import fidelity
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
-from utils.errors import one_line
+from utils.errors import failure_status, is_out_of_memory, one_line
 from utils.levers import compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
@@ -40,7 +40,18 @@ def call_kwargs(pipe, config) -> dict:
         if getattr(config, name, None) is not None:
             kwargs[name] = getattr(config, name)
     accepted = inspect.signature(pipe.__call__).parameters
+    for name in CALL_FIELDS:  # the pipeline's own defaults, so that the row records what the call used
+        if name not in kwargs and name in accepted and accepted[name].default not in (None, inspect.Parameter.empty):
+            kwargs[name] = accepted[name].default
     return {name: value for name, value in kwargs.items() if name in accepted}
+
+
+def output_size(output: fidelity.Output) -> dict:
+    """Height, width (and frames, for videos) of what a call produced: what a pipeline chose by itself when the call
+    left them to it (height=None means its default size)."""
+    shape = output.images.shape  # (batch, [frames,] height, width, 3)
+    size = {"height": shape[-3], "width": shape[-2]}
+    return size | ({"num_frames": shape[1]} if len(shape) == 5 else {})
 
 
 def frames_of(result):
@@ -142,6 +153,7 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, bool]:
                                    label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
                                    show_progress=rank == 0)
         record(row, times.summary())
+        record(row, output_size(output))
         row.inference_memory_GiB = peak_allocated_GiB(config.device)
         if config.compile_cache and rank == 0:
             compilation.save_compile_cache(config.compile_cache)
@@ -157,11 +169,10 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, bool]:
         if config.sample_path and rank == 0:
             save_sample(output.images_uint8()[0], config.sample_path)
             logger.info("sample written to %s", config.sample_path)
-    except torch.OutOfMemoryError as error:
-        row.status, row.error = "oom", one_line(error)
     except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
-        traceback.print_exc()
-        row.status, row.error = "error", one_line(error)
+        if not is_out_of_memory(error):
+            traceback.print_exc()
+        row.status, row.error = failure_status(error), one_line(error)
     row.host_peak_memory_GiB = host_peak_GiB()
     # 7. record
     if rank == 0:

@@ -2,6 +2,9 @@
 measurement flags, and the checks of devices and weights. The levers' flags live in their modules (utils.levers)."""
 
 import argparse
+import contextlib
+import functools
+import math
 import sys
 from pathlib import Path
 
@@ -9,8 +12,9 @@ import torch
 
 from utils.errors import UsageError
 from utils.paths import CACHE_DIR
-from utils.pipelines import WEIGHTS_CHOICES, resolve_weights
-from utils.presets import Preset, get_preset, preset_names
+from utils.pipelines import WEIGHTS_CHOICES, checkpoint_available, component_parameters, resolve_weights
+from utils.presets import DTYPES, Preset, get_preset, preset_names
+from utils.timing import GiB
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,6 +26,15 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
+
+    def parse_known_args(self, args=None, namespace=None):
+        # Every argument lands in the row's command column, written as UTF-8: refuse now what could not be written.
+        for arg in sys.argv[1:] if args is None else args:
+            try:
+                str(arg).encode("utf-8")
+            except UnicodeEncodeError:
+                self.error(f"argument {arg.encode('utf-8', 'replace').decode()!r} is not valid UTF-8")
+        return super().parse_known_args(args, namespace)
 
 
 def parse_checked(parser: Parser, build_config, argv=None):
@@ -115,8 +128,17 @@ def check_device(text: str) -> torch.device:
 
 def check_weights(ckpt_id: str, requested: str) -> str:
     """--weights resolved to pretrained or random, or a UsageError if that cannot be built here."""
+    if Path(ckpt_id).exists():
+        from utils.serialization import check_pipeline_dir
+
+        check_pipeline_dir(Path(ckpt_id))
     weights = resolve_weights(ckpt_id, requested)
     preset = get_preset(ckpt_id)
+    if weights == "pretrained" and requested == "pretrained" and (preset is None or preset.hub_id):
+        available, reason = checkpoint_available(ckpt_id)
+        if not available:
+            fallback = "; --weights random builds its architecture with random weights" if preset else ""
+            raise UsageError(f"{ckpt_id}: cannot load pretrained weights: {reason}{fallback}")
     if weights == "random" and preset is None:
         raise UsageError(f"no kept configs for {ckpt_id!r}, so random weights cannot be built; "
                          f"presets: {', '.join(preset_names())}")
@@ -125,9 +147,86 @@ def check_weights(ckpt_id: str, requested: str) -> str:
     return weights
 
 
-def check_size(name: str, value: int | None) -> None:
-    if value is not None and value % 16:
-        raise UsageError(f"--{name} must be a multiple of 16, got {value}")
+MAX_SIDE_PX = 8192
+MAX_STEPS = 1000  # the schedulers' number of training timesteps
+MAX_FRAMES = 1025
+DEFAULT_TEXT_LENGTH_LIMIT = 512  # T5's limit in the Flux pipelines
+
+
+def text_length_limit(preset: Preset | None) -> int:
+    """The longest prompt in tokens the model takes: CogVideoX's transformer has a fixed text length."""
+    if preset is None:
+        return DEFAULT_TEXT_LENGTH_LIMIT
+    return preset.config("transformer").get("max_text_seq_length", DEFAULT_TEXT_LENGTH_LIMIT)
+
+
+def check_generation(flags, preset: Preset | None) -> None:
+    """The pipeline-call flags, against limits beyond which a call cannot work (they would fail minutes later, deep
+    inside the scheduler or the text encoder)."""
+    for name in ("height", "width"):
+        value = getattr(flags, name, None)
+        if value is not None and value % 16:
+            raise UsageError(f"--{name} must be a multiple of 16, got {value}")
+        if value is not None and value > MAX_SIDE_PX:
+            raise UsageError(f"--{name} must be at most {MAX_SIDE_PX} pixels, got {value}")
+    steps = getattr(flags, "num_inference_steps", None)
+    if steps is not None and steps > MAX_STEPS:
+        raise UsageError(f"--num_inference_steps must be at most {MAX_STEPS} (the schedulers' training timesteps), "
+                         f"got {steps}")
+    frames = getattr(flags, "num_frames", None)
+    if frames is not None and frames > MAX_FRAMES:
+        raise UsageError(f"--num_frames must be at most {MAX_FRAMES}, got {frames}")
+    guidance = getattr(flags, "guidance_scale", None)
+    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
+        raise UsageError(f"--guidance_scale must be a finite number >= 0, got {guidance}")
+    length, limit = getattr(flags, "max_sequence_length", None), text_length_limit(preset)
+    if length is not None and length > limit:
+        raise UsageError(f"--max_sequence_length must be at most {limit} tokens for this model, got {length}")
+
+
+@functools.cache
+def _parameters(preset_name: str) -> dict[str, int]:
+    return component_parameters(get_preset(preset_name))
+
+
+def available_GiB(device: torch.device) -> float | None:
+    """Free memory on `device`: the GPU's free memory, or the host's available memory for the CPU."""
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0] / GiB
+        except (RuntimeError, AssertionError):  # no driver to ask: let the load itself find out
+            return None
+    if device.type == "cpu":
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024 / GiB
+    return None
+
+
+def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: str = "none",
+                 components: tuple[str, ...] | None = None) -> None:
+    """The preset's weights (of `components`, default all), in their base precision, against the device's free
+    memory: a model that cannot be loaded stops here rather than after a minute of allocating (quantization happens
+    after loading, so it does not lower this). With CPU offload the GPU holds one model at a time (sequential: one
+    layer)."""
+    if preset is None:
+        return
+    counts = {name: count for name, count in _parameters(preset.name).items() if name in (components or [name])}
+    bytes_per_parameter = torch.finfo(DTYPES[base_dtype]).bits // 8
+    torch_device = torch.device(device)
+    need_GiB = sum(counts.values()) * bytes_per_parameter / GiB
+    where = torch_device if offload == "none" else torch.device("cpu")
+    free_GiB = available_GiB(where)
+    if free_GiB is not None and need_GiB > free_GiB:
+        hint = "; --offload model keeps the weights on the CPU" if where.type == "cuda" else ""
+        raise UsageError(f"{preset.name} needs about {need_GiB:.1f} GiB for its {base_dtype} weights alone; "
+                         f"{where} has {free_GiB:.1f} GiB free{hint}")
+    if offload == "model" and torch_device.type == "cuda":
+        largest_GiB, free_GiB = max(counts.values()) * bytes_per_parameter / GiB, available_GiB(torch_device)
+        if largest_GiB > free_GiB:
+            raise UsageError(f"{preset.name}'s largest model needs about {largest_GiB:.1f} GiB on the GPU; "
+                             f"{torch_device} has {free_GiB:.1f} GiB free; try --offload sequential")
 
 
 def base_dtype_of(preset: Preset | None) -> str:

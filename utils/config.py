@@ -15,12 +15,14 @@ from utils.cli import (
     add_model_args,
     base_dtype_of,
     check_device,
-    check_size,
+    check_generation,
+    check_memory,
     check_weights,
 )
 from utils.distributed import launched_world_size, rank_device
 from utils.errors import UsageError
 from utils.optimize import LEVERS
+from utils.path_checks import check_output_dir, check_output_file
 from utils.paths import default_csv
 from utils.presets import Preset, get_preset
 
@@ -74,6 +76,7 @@ def _check_unique_fields() -> None:
 
 _check_unique_fields()
 CALL_FIELDS = ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length")
+SAMPLE_SUFFIXES = {"save_image": (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff"), "save_video": (".mp4",)}
 OWN_FIELDS = ("seed", "prompt", "batch_size", *CALL_FIELDS, "warmup", "runs", "reference_dir", "no_fidelity",
               "sample_path", "profile", "ladder_step", "ladder_lever", "ladder_base")
 
@@ -85,6 +88,7 @@ def add_benchmark_flags(parser: Parser, default_ckpt: str, sample_flag: str) -> 
     for lever in LEVERS:
         lever.add_flags(parser)
     add_measurement_args(parser, sample_flag)
+    parser.set_defaults(sample_flag=sample_flag)
 
 
 def build_config(script: str, flags: argparse.Namespace, argv: list[str], checked: bool = True) -> RunConfig:
@@ -92,11 +96,10 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
     and leaves --weights as given: what the flags say, for the row of a run that never wrote its own."""
     world_size = launched_world_size()
     launcher = ["torchrun", "--nproc_per_node", str(world_size)] if world_size > 1 else ["python"]
-    if checked:
-        for name in ("height", "width"):
-            check_size(name, getattr(flags, name))
-        check_device(flags.device)
     preset = get_preset(flags.ckpt_id)
+    if checked:
+        check_generation(flags, preset)
+        check_device(flags.device)
     context = RunContext(script=script, command=shlex.join([*launcher, script, *argv]), ckpt_id=flags.ckpt_id,
                          preset=preset, weights=flags.weights,
                          base_dtype=getattr(flags, "base_dtype", None) or base_dtype_of(preset),
@@ -111,8 +114,20 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
         return config
     for lever in LEVERS:
         lever.check(config)
+    check_output_paths(config, f"--{flags.sample_flag}", SAMPLE_SUFFIXES[flags.sample_flag])
     # last: resolving --weights auto may ask the hub, which can take seconds
-    return dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
+    config = dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
+    check_memory(preset, config.base_dtype, config.device, config.offload)
+    return config
+
+
+def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tuple[str, ...]) -> None:
+    """Everything the run writes, checked now: a path that cannot be written would otherwise fail after the run."""
+    check_output_file("--csv", config.csv)
+    if not config.no_fidelity:
+        check_output_dir("--reference_dir", config.reference_dir)
+    check_output_file(sample_flag, config.sample_path, sample_suffixes)
+    check_output_file("--profile", config.profile)
 
 
 def unchecked_config(parser: Parser, argv: list[str], **overrides) -> RunConfig:

@@ -119,6 +119,16 @@ def build_random_transformer(preset: Preset, device: str, dtype: torch.dtype, se
     return build_random_component(preset.components["transformer"], config, device, dtype, seed)
 
 
+def component_parameters(preset: Preset) -> dict[str, int]:
+    """Parameters per model of the preset's pipeline, counted on the meta device (no memory, no weights)."""
+    counts = {}
+    for name, class_name in preset.components.items():
+        if not class_name.endswith("Scheduler"):
+            model = build_random_component(class_name, preset.config(name), "meta", torch.bfloat16, seed=0)
+            counts[name] = sum(parameter.numel() for parameter in model.parameters())
+    return counts
+
+
 def transformer_class_name(ckpt_id: str, preset: Preset | None) -> str:
     """The denoiser's class: the preset's, or the one the checkpoint's model_index.json names."""
     if preset is not None:

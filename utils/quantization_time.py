@@ -7,7 +7,7 @@ import traceback
 
 import torch
 
-from utils.errors import one_line
+from utils.errors import failure_status, is_out_of_memory, one_line
 from utils.pipelines import build_transformer
 from utils.provenance import provenance
 from utils.quant import QUANTIZATIONS, count_quantized_linears, effective_skip_pattern, quantizable_linear
@@ -85,9 +85,8 @@ def measure(config, method: str) -> QuantTimeRow:
             raise RuntimeError(f"the model ended up on {sorted(devices)}, not only on {config.device}")
         if row.n_layers_quantized == 0:
             raise RuntimeError("no Linear layer was quantized")
-    except torch.OutOfMemoryError as error:
-        row.status, row.error = "oom", one_line(error)
     except Exception as error:  # noqa: BLE001 - a failed way is recorded, not lost
-        traceback.print_exc()
-        row.status, row.error = "error", one_line(error)
+        if not is_out_of_memory(error):
+            traceback.print_exc()
+        row.status, row.error = failure_status(error), one_line(error)
     return row

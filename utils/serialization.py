@@ -3,14 +3,16 @@ diffusers reads it: a checkpoint that cannot be used stops with one line naming 
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import torch
 
-from utils.errors import one_line
+from utils.errors import UsageError, one_line
 from utils.pipelines import build_pipeline, transformer_class_name
 from utils.presets import get_preset
 from utils.quant import QUANTIZATIONS
@@ -25,9 +27,10 @@ SAFETENSORS_FILE = "diffusion_pytorch_model.safetensors"
 
 
 PICKLE_FILE = "diffusion_pytorch_model.bin"
+MANIFEST = ".diffusion-bench-files.json"  # the files a save wrote: the only ones an --overwrite may delete
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
     """A saved model or cache that cannot be used; the message names the file and what is wrong with it."""
 
 
@@ -78,38 +81,78 @@ def directory_GiB(directory: Path) -> float:
     return sum(path.stat().st_size for path in directory.rglob("*") if path.is_file()) / GiB
 
 
-def prepare_output_directory(directory: Path, overwrite: bool) -> None:
-    """Refuse to replace anything that is not a model folder: the previous contents are deleted."""
+def files_in(directory: Path) -> list[str]:
+    return sorted(path.relative_to(directory).as_posix() for path in directory.rglob("*") if not path.is_dir())
+
+
+def check_output_directory(directory: Path, overwrite: bool) -> None:
+    """Whether `save_transformer` may write `directory`: absent or empty, or, with `overwrite`, a folder it wrote
+    itself that holds nothing else (its manifest lists every file). Replacing a folder deletes its contents, so
+    anything we did not write stops the save."""
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory}: is a file, not a folder")
     if not directory.exists() or not any(directory.iterdir()):
         return
     if not overwrite:
         raise CheckpointError(f"{directory}: already exists and is not empty; pass --overwrite to replace it")
-    if not (directory / "config.json").is_file():
-        raise CheckpointError(f"{directory}: not a saved model (no config.json), refusing to delete it")
+    try:
+        written = json.loads((directory / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(f"{directory}: not written by this tool (no {MANIFEST}); refusing to replace "
+                              "it") from None
+    foreign = sorted(set(files_in(directory)) - set(written) - {MANIFEST})
+    if foreign:
+        raise CheckpointError(f"{directory}: holds files this tool did not write ({', '.join(foreign[:3])}); "
+                              "refusing to replace it")
 
 
 def save_transformer(model: torch.nn.Module, directory, quantization: str, fmt: str = "auto",
                      overwrite: bool = False) -> dict:
     """Write `model` (quantized in place with registry method `quantization`, or "None") with `save_pretrained`.
-    The files go to a sibling folder first and replace `directory` only once complete."""
+    The files go to a new sibling folder first and replace `directory` only once complete; a manifest of them lets a
+    later --overwrite replace exactly what this wrote."""
     directory = Path(directory)
-    prepare_output_directory(directory, overwrite)
+    check_output_directory(directory, overwrite)
     fmt = resolve_format(model, fmt, directory)
     if quantization != "None":
         attach_quantization_config(model, quantization)
     elif torchao_weight_types(model) and getattr(model, "hf_quantizer", None) is None:
         raise CheckpointError(f"{directory}: the model has torchao weights ({', '.join(torchao_weight_types(model))}) "
                               "but quantization None was given; pass the method it was quantized with")
-    partial = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    start = time.perf_counter()
-    model.save_pretrained(partial, safe_serialization=fmt == "safetensors")
-    save_s = time.perf_counter() - start
-    if directory.exists():
-        shutil.rmtree(directory)
-    partial.rename(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.partial-"))
+    try:
+        start = time.perf_counter()
+        model.save_pretrained(partial, safe_serialization=fmt == "safetensors")
+        save_s = time.perf_counter() - start
+        (partial / MANIFEST).write_text(json.dumps({"files": files_in(partial)}, indent=1))
+        umask = current_umask()  # mkdtemp makes the folder 0700 and safetensors writes its file 0600
+        for path in (partial, *partial.rglob("*")):
+            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+        replace_directory(directory, partial)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # ours: made by mkdtemp above; gone once renamed
     return {"path": str(directory), "format": fmt, "save_s": save_s, "size_GiB": directory_GiB(directory),
             "weight_types": sorted(torchao_weight_types(model)) or ["torch.Tensor"]}
+
+
+def current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def replace_directory(directory: Path, new: Path) -> None:
+    """Put `new` at `directory`; an old `directory` (already checked to hold only our files) is moved aside first and
+    deleted only once the new one is in place."""
+    if not directory.exists():
+        new.rename(directory)
+        return
+    old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old-"))
+    old.rmdir()
+    directory.rename(old)
+    new.rename(directory)
+    shutil.rmtree(old)
 
 
 def read_checkpoint_config(directory: Path) -> dict:
@@ -169,6 +212,22 @@ def weight_files(directory: Path) -> list[Path]:
             check(path)
         return paths
     raise CheckpointError(f"{directory}: no {SAFETENSORS_FILE} or {PICKLE_FILE} (nor a sharded index) in it")
+
+
+def check_pipeline_dir(directory: Path) -> None:
+    """A local pipeline folder `from_pretrained` can read: a model_index.json, and every safetensors file in it
+    whole. Checked before anything is built, so that an empty folder or a cut-off download stops in one line."""
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: is a file, not a pipeline folder")
+    index = directory / "model_index.json"
+    if not index.is_file():
+        raise CheckpointError(f"{directory}: no model_index.json; not a diffusers pipeline folder")
+    try:
+        json.loads(index.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{index}: not valid JSON ({one_line(error)})") from error
+    for path in sorted(directory.rglob("*.safetensors")):
+        check_safetensors_file(path)
 
 
 def config_for_comparison(config) -> dict:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from utils.autoquant import DEFAULT_MAX_ERROR, autoquant
+from utils.autoquant import DEFAULT_MAX_ERROR, autoquant, load_plan
 from utils.errors import UsageError
 from utils.levers.compilation import disable_cpu_int8_weight_only_rewrite
+from utils.path_checks import check_output_file
 from utils.pipelines import denoiser
 from utils.quant import count_quantized_linears
 from utils.timing import synchronize
@@ -56,8 +57,13 @@ def check(config) -> None:
     if config.offload != "none" or config.context_parallel != "none":
         raise UsageError("--quantization autoquant cannot be combined with --offload or --context_parallel: its "
                          "recording pass stops the pipeline after one transformer forward")
-    if config.autoquant_plan is not None and config.autoquant_plan.is_dir():
-        raise UsageError(f"--autoquant_plan {config.autoquant_plan} is a directory; give a .json file path")
+    plan = config.autoquant_plan
+    check_output_file("--autoquant_plan", plan, (".json",))
+    if plan is not None and plan.exists():
+        try:
+            load_plan(plan)
+        except ValueError as error:
+            raise UsageError(f"--autoquant_plan {error}") from None
 
 
 def columns(config) -> dict:

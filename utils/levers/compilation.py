@@ -1,6 +1,7 @@
 """torch.compile: the transformer (whole, or each repeated block on its own), the VAE decoder, the text encoders
 layer by layer, and warm starts from a saved compile cache."""
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 from utils.errors import UsageError
 from utils.files import atomic_path
 from utils.levers.base import is_set, same_named, text
+from utils.path_checks import check_output_file
 from utils.pipelines import TEXT_ENCODERS, denoiser
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -81,6 +83,9 @@ def check(config) -> None:
     if config.compile_cache and not compiles_anything(config):
         raise UsageError("--compile_cache needs --compile, --regional_compile, --compile_vae or "
                          "--compile_text_encoders")
+    check_output_file("--compile_cache", config.compile_cache)
+    if config.compile_cache is not None and config.compile_cache.exists():
+        check_compile_cache(config.compile_cache)
 
 
 def columns(config) -> dict:
@@ -109,7 +114,7 @@ def label(row) -> str | None:
 def disable_cpu_int8_weight_only_rewrite() -> None:
     """Stop inductor from rewriting int8 weight-only matmuls into aten._weight_int8pack_mm on CUDA. Inductor registers
     that rewrite with its mkldnn (CPU) patterns, but it also matches CUDA tensors, and the kernel is made for a few
-    rows (docs/compile.md). The patterns are registered once, at the first compile, and only while mkldnn is
+    rows (README, the recipe section). The patterns are registered once, at the first compile, and only while mkldnn is
     enabled, so this must run before any compilation. It changes nothing on the GPU besides that rewrite."""
     torch.backends.mkldnn.enabled = False
 
@@ -194,6 +199,20 @@ def save_compile_cache(path) -> dict | None:
     with atomic_path(Path(path)) as partial:
         partial.write_bytes(data)
     return {kind: len(keys) for kind, keys in info.artifacts.items()}
+
+
+def check_compile_cache(path: Path) -> None:
+    """A UsageError unless `path` holds artifacts this torch can read, checked without loading them."""
+    from torch.compiler._cache import CacheArtifactManager
+
+    logging.getLogger("torch.compiler._cache").disabled = True  # it logs a traceback before returning None
+    try:
+        readable = CacheArtifactManager.deserialize(path.read_bytes()) is not None
+    finally:
+        logging.getLogger("torch.compiler._cache").disabled = False
+    if not readable:
+        raise UsageError(f"--compile_cache {path}: not a torch.compile cache that this torch {torch.__version__} can "
+                         "read (truncated, or not written by save_compile_cache)")
 
 
 def load_compile_cache(path) -> dict:

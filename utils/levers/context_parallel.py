@@ -7,7 +7,7 @@ import torch
 
 from utils.cli import positive_int
 from utils.errors import UsageError
-from utils.levers.base import same_named
+from utils.levers.base import off_as, same_named
 from utils.pipelines import denoiser
 
 MODES = ("none", "ulysses", "ring")
@@ -31,7 +31,7 @@ class Columns:
 
 def add_flags(parser) -> None:
     group = parser.add_argument_group("multi-GPU (launch with torchrun --nproc_per_node N)")
-    group.add_argument("--context_parallel", choices=MODES, default="none",
+    group.add_argument("--context_parallel", type=off_as("none"), choices=MODES, default="none",
                        help="split the transformer's token sequence across the GPUs (diffusers context parallelism): "
                             "ulysses = all-to-all around attention, heads must divide by the degree; ring = K/V "
                             "chunks passed around (flash attention). CUDA only, FLUX presets (diffusers 0.42 has no "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from utils.errors import UsageError
-from utils.levers.base import is_set, same_named, text
+from utils.levers.base import is_set, off_as, same_named, text
 from utils.levers.compilation import compiles_anything
 
 OFFLOAD_MODES = ("none", "model", "sequential")
@@ -26,14 +26,9 @@ class Columns:
     vae_slicing: bool = False
 
 
-def offload_mode(value: str) -> str:
-    """--offload: none, model or sequential; None and off mean none, as in the other flags."""
-    return "none" if value.lower() in ("none", "off") else value
-
-
 def add_flags(parser) -> None:
     group = parser.add_argument_group("memory")
-    group.add_argument("--offload", type=offload_mode, choices=OFFLOAD_MODES, default="none",
+    group.add_argument("--offload", type=off_as("none"), choices=OFFLOAD_MODES, default="none",
                        help="CPU offload (CUDA only): model = one whole model on the GPU at a time; sequential = one "
                             "layer at a time (least memory, slowest)")
     group.add_argument("--vae_tiling", action="store_true", help="decode in tiles (less memory)")

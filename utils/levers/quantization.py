@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from utils.errors import UsageError
-from utils.levers.base import is_set, same_named, text
+from utils.levers.base import is_set, off_as, same_named, text
 from utils.pipelines import TEXT_ENCODERS, denoiser
 from utils.quant import QUANTIZATIONS, apply_quantization, effective_skip_pattern, unsupported_reason
 from utils.timing import synchronize
@@ -31,14 +31,9 @@ class Columns:
     quant_s: float | None = None
 
 
-def quantization_name(value: str) -> str:
-    """--quantization: the registry's names, with none/off accepted for "None" as in the other flags."""
-    return "None" if value.lower() in ("none", "off") else value
-
-
 def add_flags(parser) -> None:
     group = parser.add_argument_group("quantization (torchao 0.18)")
-    group.add_argument("--quantization", type=quantization_name, choices=list(QUANTIZATIONS), default="None",
+    group.add_argument("--quantization", type=off_as("None"), choices=list(QUANTIZATIONS), default="None",
                        help="; ".join(f"{m.name}: {m.removed or m.summary}" for m in QUANTIZATIONS.values())
                             + " (none and off mean None)")
     group.add_argument("--quantize_vae", action="store_true", help="also quantize the VAE's Linear layers")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from utils.errors import UsageError
-from utils.levers.base import same_named, text
+from utils.levers.base import off_as, same_named, text
 from utils.pipelines import build_random_transformer, denoiser
 
 CACHES = ("none", "first_block", "taylorseer")
@@ -32,7 +32,7 @@ class Columns:
 
 def add_flags(parser) -> None:
     group = parser.add_argument_group("step caching (opt-in: skips computation, changes the output; reported apart)")
-    group.add_argument("--step_cache", choices=CACHES, default="none",
+    group.add_argument("--step_cache", type=off_as("none"), choices=CACHES, default="none",
                        help="diffusers cache hooks on the denoiser (transformer.enable_cache): first_block = when the "
                             "first block's output residual barely changed since the last step, reuse the cached "
                             "residual of all the other blocks; taylorseer = TaylorSeerCacheConfig's defaults (full "

@@ -43,7 +43,10 @@ def save_lora(transformer, output_dir: Path) -> Path:
     state_dict = {key: value.detach().to(WEIGHT_DTYPE) for key, value in get_peft_model_state_dict(transformer).items()}
     FluxPipeline.save_lora_weights(output_dir, transformer_lora_layers=state_dict,
                                    transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
-    return output_dir / "pytorch_lora_weights.safetensors"
+    saved = output_dir / "pytorch_lora_weights.safetensors"
+    if not saved.is_file():  # diffusers logs an error and returns when it cannot write, so look
+        raise OSError(f"{saved}: not written")
+    return saved
 
 
 def save_full(transformer, output_dir: Path) -> Path:

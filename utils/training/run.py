@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from utils.errors import one_line
+from utils.errors import failure_status, is_out_of_memory, one_line
 from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
 from utils.provenance import package_version, provenance
@@ -152,10 +152,10 @@ def build_and_cache(config: TrainConfig, rows: list[TrainRow]):
 
 
 def record_failure(rows: list[TrainRow], error: Exception) -> None:
-    if not isinstance(error, torch.OutOfMemoryError):
+    if not is_out_of_memory(error):
         traceback.print_exc()
     for row in rows:
-        row.status = "oom" if isinstance(error, torch.OutOfMemoryError) else "error"
+        row.status = failure_status(error)
         row.error = one_line(error)
 
 

@@ -1,0 +1,209 @@
+"""Bad paths, bad files and inputs beyond what can work: each stops with one line and exit code 2 before any model is
+built, writes nothing, and deletes nothing it did not write."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from inference import benchmark_image, benchmark_video, quantization_time, serialize
+from tests.conftest import REPO_ROOT, TINY
+from training import train_fp8
+from utils import cli
+from utils.errors import failure_status
+from utils.logs import KNOWN_HARMLESS
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if anything builds a pipeline."""
+    import utils.benchmark
+    import utils.training.run
+
+    def refuse(*args, **kwargs):
+        pytest.fail("a model was built")
+
+    for module in (utils.benchmark, utils.training.run, serialize):
+        monkeypatch.setattr(module, "build_pipeline", refuse)
+
+
+def expect_exit_2(main, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def corrupt_files(tmp_path) -> dict:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "plain.txt").write_text("not a model\n")
+    (tmp_path / "plan.json").write_text('{"version": ')
+    (tmp_path / "cache.bin").write_bytes(b"\x00garbage")
+    cut = tmp_path / "cut"
+    (cut / "transformer").mkdir(parents=True)
+    (cut / "model_index.json").write_text("{}")
+    (cut / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes((1000).to_bytes(8, "little") + b"{}")
+    names = {"folder": "folder", "empty_dir": "empty_dir", "plain": "plain.txt", "plan": "plan.json",
+             "cache": "cache.bin", "cut": "cut"}
+    return {key: str(tmp_path / name) for key, name in names.items()}
+
+
+BENCHMARK_PATHS = {
+    "csv is a folder": (["--csv", "{folder}"], "is a folder"),
+    "csv under a file": (["--csv", "{plain}/rows.csv"], "is a file, not a folder"),
+    "sample is a folder": (["--save_image", "{folder}"], "is a folder"),
+    "sample of unknown type": (["--save_image", "{folder}/out.xyz"], "unknown file type '.xyz'"),
+    "profile is a folder": (["--profile", "{folder}"], "is a folder"),
+    "reference dir is a file": (["--reference_dir", "{plain}"], "is a file; give a folder"),
+    "corrupt autoquant plan": (["--quantization", "autoquant", "--autoquant_plan", "{plan}"],
+                               "not an autoquant plan"),
+    "compile cache not a cache": (["--regional_compile", "--compile_cache", "{cache}"],
+                                  "not a torch.compile cache"),
+    "checkpoint is an empty folder": (["--ckpt_id", "{empty_dir}"], "no model_index.json"),
+    "checkpoint is a file": (["--ckpt_id", "{plain}"], "is a file, not a pipeline folder"),
+    "checkpoint with a cut safetensors": (["--ckpt_id", "{cut}"], "truncated"),
+    "size beyond the limit": (["--height", "65536", "--width", "65536"], "at most 8192"),
+    "a million steps": (["--num_inference_steps", "1000000"], "at most 1000"),
+    "NaN guidance": (["--guidance_scale", "nan"], "finite number"),
+    "prompt longer than T5 takes": (["--max_sequence_length", "100000"], "at most 512 tokens"),
+}
+
+
+@pytest.mark.parametrize("flags,message", BENCHMARK_PATHS.values(), ids=BENCHMARK_PATHS.keys())
+def test_benchmark_refuses_bad_paths_before_building(flags, message, tmp_path, capsys, no_model):
+    paths = corrupt_files(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "out" / "rows.csv"),
+            "--reference_dir", str(tmp_path / "out" / "refs"), *[flag.format(**paths) for flag in flags]]
+    expect_exit_2(benchmark_image.main, argv, message, capsys)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_video_refuses_frames_beyond_the_limit(tmp_path, capsys, no_model):
+    argv = ["--device", "cpu", "--csv", str(tmp_path / "rows.csv"), "--num_frames", "100001"]
+    expect_exit_2(benchmark_video.main, argv, "at most 1025", capsys)
+    argv = ["--device", "cpu", "--csv", str(tmp_path / "rows.csv"), "--save_video", str(tmp_path / "v.png")]
+    expect_exit_2(benchmark_video.main, argv, "unknown file type '.png'", capsys)
+
+
+def test_non_utf8_argument_is_refused(tmp_path, capsys, no_model):
+    bad = b"caf\xe9".decode("utf-8", "surrogateescape")  # what Python makes of a Latin-1 byte in argv
+    expect_exit_2(benchmark_image.main, ["--device", "cpu", "--csv", str(tmp_path / "r.csv"), "--prompt", bad],
+                  "not valid UTF-8", capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_model_that_does_not_fit_is_refused(monkeypatch, tmp_path, capsys, no_model):
+    monkeypatch.setattr(cli, "available_GiB", lambda device: 1.0)
+    argv = ["--ckpt_id", "black-forest-labs/FLUX.1-dev", "--weights", "random", "--device", "cpu",
+            "--csv", str(tmp_path / "r.csv")]
+    expect_exit_2(benchmark_image.main, argv, "needs about 31.4 GiB for its bf16 weights alone", capsys)
+
+
+def test_uncached_hub_checkpoint_is_one_line(monkeypatch, tmp_path, capsys, no_model):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(cli, "checkpoint_available", lambda ckpt_id: (False, "not in the Hugging Face cache"))
+    argv = ["--ckpt_id", "acme/no-such-model", "--weights", "pretrained", "--device", "cpu",
+            "--csv", str(tmp_path / "r.csv")]
+    expect_exit_2(benchmark_image.main, argv, "cannot load pretrained weights", capsys)
+
+
+def test_cpu_allocation_failure_is_oom():
+    assert failure_status(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate "
+                                       "memory: you tried to allocate 1000 bytes")) == "oom"
+    assert failure_status(MemoryError()) == "oom"
+    assert failure_status(torch.OutOfMemoryError("CUDA out of memory")) == "oom"
+    assert failure_status(RuntimeError("shape mismatch")) == "error"
+
+
+def test_train_refuses_an_output_dir_that_is_a_file(tmp_path, capsys, no_model):
+    target = tmp_path / "lora"
+    target.write_text("mine")
+    argv = ["--device", "cpu", "--fp8", "off", "--max_steps", "3", "--csv", str(tmp_path / "t.csv"),
+            "--output_dir", str(target)]
+    expect_exit_2(train_fp8.main, argv, "is a file; give a folder", capsys)
+    assert target.read_text() == "mine"
+
+
+def test_quantization_time_defaults_to_the_tiny_preset():
+    assert quantization_time.build_parser().get_default("ckpt_id") == TINY
+
+
+def user_folder(path):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"_class_name": "FluxTransformer2DModel"}))
+    (path / "important.txt").write_text("the user's")
+    (path / "sub").mkdir()
+    (path / "sub" / "data.bin").write_bytes(b"\x01\x02")
+    return sorted(path.rglob("*"))
+
+
+def test_save_overwrite_never_deletes_user_files(tmp_path, capsys, no_model):
+    target = tmp_path / "model"
+    before = user_folder(target)
+    expect_exit_2(serialize.main, ["save", "--device", "cpu", "--output", str(target), "--overwrite"],
+                  "not written by this tool", capsys)
+    assert sorted(target.rglob("*")) == before
+
+
+def test_measure_never_deletes_user_files_in_its_workdir(tmp_path, capsys, no_model):
+    before = user_folder(tmp_path / "work" / "bf16")
+    expect_exit_2(serialize.main, ["measure", "--device", "cpu", "--workdir", str(tmp_path / "work")],
+                  "not written by this tool", capsys)
+    assert sorted((tmp_path / "work" / "bf16").rglob("*")) == before
+
+
+def test_aot_never_replaces_a_file_that_is_not_a_package(tmp_path, capsys, no_model):
+    target = tmp_path / "mine.pt2"
+    target.write_text("not a package")
+    expect_exit_2(serialize.main, ["aot", "--device", "cpu", "--output", str(target)], "not an AOT package", capsys)
+    assert target.read_text() == "not a package"
+
+
+def test_save_overwrites_only_what_it_wrote(tmp_path):
+    target = tmp_path / "model"
+    argv = ["save", "--device", "cpu", "--output", str(target), "--quantization", "None"]
+    assert serialize.main(argv) == 0
+    assert serialize.main([*argv, "--overwrite"]) == 0  # our own folder: replaced
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]  # no partial or old folder left
+    (target / "notes.txt").write_text("added by the user")
+    with pytest.raises(SystemExit):
+        serialize.main([*argv, "--overwrite"])
+    assert (target / "notes.txt").read_text() == "added by the user"
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        argv = ["save", "--device", "cpu", "--output", str(tmp_path / "m"), "--quantization", "None"]
+        assert serialize.main(argv) == 0
+    finally:
+        os.umask(previous)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "m").iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+
+
+def test_known_harmless_warnings_stay_out_of_a_run(tmp_path):
+    result = subprocess.run([sys.executable, "inference/benchmark_image.py", "--device", "cpu", "--no_fidelity",
+                             "--warmup", "1", "--runs", "1", "--csv", str(tmp_path / "r.csv")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    for _, text in KNOWN_HARMLESS:
+        assert text not in result.stderr, text
+    assert "Traceback" not in result.stderr
+
+
+def test_the_filter_keeps_other_warnings(caplog):
+    from utils.logs import setup_logging
+
+    setup_logging()
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("torchao").warning("Failed to load something")
+        logging.getLogger("torchao").warning("a real problem")
+    assert [record.getMessage() for record in caplog.records] == ["a real problem"]
