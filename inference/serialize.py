@@ -13,7 +13,6 @@ truncated files, another model's weights) stops with one line naming the file, a
 See inference/serialization_and_loading.md and inference/aot_serialization.md.
 """
 
-import json
 import logging
 import shlex
 import sys
@@ -22,7 +21,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer, run_transformer
@@ -38,14 +36,9 @@ from utils.cli import (
 )
 from utils.errors import UsageError
 from utils.fidelity import psnr_db, relative_l2
-from utils.files import atomic_path
 from utils.levers.base import off_as
-from utils.levers.compilation import disable_cpu_int8_weight_only_rewrite
 from utils.load_measure import (
-    compiled_path,
-    load_bf16_then_quantize,
-    load_then_compile,
-    measure_path,
+    measure_loading,
     path_matches,
     render_measurements,
 )
@@ -53,7 +46,6 @@ from utils.logs import setup_logging
 from utils.path_checks import check_output_dir, check_output_file
 from utils.pipelines import build_pipeline
 from utils.presets import DTYPES, Preset, get_preset
-from utils.provenance import provenance
 from utils.quant import QUANTIZATIONS, apply_quantization, unsupported_reason
 from utils.serialization import (
     FORMATS,
@@ -289,55 +281,7 @@ def command_measure(config: SerializeConfig) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     pipe = build_pipeline(config.ckpt_id, config.weights, config.device, dtype, config.seed)
     kwargs, call = pipeline_call(pipe, config)
-    if config.weights == "pretrained":
-        bf16_source = (config.ckpt_id, "transformer")
-    else:  # random weights exist only in memory: write them, so that both paths read from disk
-        save_transformer(pipe.transformer, workdir / "bf16", "None", "safetensors", overwrite=True)
-        bf16_source = (str(workdir / "bf16"), None)
-    model = pipe.transformer
-    apply_quantization(model, config.quantization, skip_pattern=config.quant_skip_pattern)
-    saved = save_transformer(model, workdir / config.quantization, config.quantization, config.format, overwrite=True)
-    reference = call()  # the quantized model before saving
-    rows = []
-    report = {**provenance(config.command_line, config.device), "ckpt_id": config.ckpt_id, "weights": config.weights,
-              "quantization": config.quantization, "device": config.device, "format": saved["format"],
-              "checkpoint_GiB": saved["size_GiB"], "aot": None, "rows": rows}
-
-    def write_report() -> None:  # after every stage, so that a run cut short keeps what it measured
-        if config.json:
-            with atomic_path(config.json) as partial:
-                partial.write_text(json.dumps(report, indent=2, default=str))
-
-    write_report()
-    package = workdir / f"{config.quantization}.pt2"
-    if config.aot:
-        if torch.device(config.device).type == "cuda":  # before the process's first compile (the AOT build)
-            disable_cpu_int8_weight_only_rewrite()
-        report["aot"] = aot_compile_transformer(model, capture_transformer_inputs(pipe, kwargs, config.seed), package)
-        logger.info("AOT package compiled in %.1f s", report["aot"]["aoti_compile_s"])
-        write_report()
-    expected = dict(class_name=type(model).__name__, config=dict(model.config))
-    del model
-    pre_quantized = f"pre-quantized {saved['format']}"
-    loaders = {
-        "bf16 + quantize": lambda: load_bf16_then_quantize(bf16_source, config.quantization, config.device, dtype,
-                                                           config.quant_skip_pattern),
-        pre_quantized: lambda: load_transformer(
-            workdir / config.quantization, expected_class=expected["class_name"], expected_config=expected["config"],
-            device=config.device, dtype=dtype),
-    }
-    if config.aot:  # AOT against torch.compile in the same process
-        loaders[f"{pre_quantized} + torch.compile"] = lambda: load_then_compile(loaders[pre_quantized])
-        loaders["AOT package"] = lambda: load_aot_transformer(package)
-    for label, load in loaders.items():
-        result = measure_path(label, load, pipe, call, config.device)
-        images, reference_images = result["output"].images_uint8(), reference.images_uint8()
-        result["row"]["same_image"] = bool(np.array_equal(images, reference_images))
-        result["row"]["psnr_db"] = psnr_db(images, reference_images)
-        rows.append(result["row"])
-        write_report()
-        if compiled_path(label):
-            torch._dynamo.reset()  # drop the compiled graphs and the model they hold before the next path
+    rows, saved = measure_loading(config, pipe, kwargs, call)
     print(f"{config.ckpt_id} ({config.weights} weights), {config.quantization}, on {config.device}; checkpoint "
           f"{saved['size_GiB']:.3g} GiB")
     print(render_measurements(rows))

@@ -2,13 +2,23 @@
 pre-quantized, pre-quantized + torch.compile and an AOT package; load time, load memory and time to first image."""
 
 import gc
+import json
+import logging
 import time
 
+import numpy as np
 import torch
 
-from utils.levers.compilation import compile_model
+from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer
+from utils.fidelity import psnr_db
+from utils.files import atomic_path
+from utils.levers.compilation import compile_model, disable_cpu_int8_weight_only_rewrite
+from utils.provenance import provenance
 from utils.quant import apply_quantization
+from utils.serialization import load_transformer, save_transformer
 from utils.timing import allocated_GiB, device_used_GiB, peak_allocated_GiB, reset_peak_memory, synchronize, time_call_s
+
+logger = logging.getLogger(__name__)
 
 
 def load_bf16_then_quantize(source: tuple[str, str | None], quantization: str, device, dtype,
@@ -79,3 +89,61 @@ def compiled_path(label: str) -> bool:
 def path_matches(row: dict) -> bool:
     """Eager paths must give the image made before saving bit for bit, compiled ones a close image."""
     return row["psnr_db"] >= MIN_COMPILED_PSNR_DB if compiled_path(row["path"]) else row["same_image"]
+
+
+def measure_loading(config, pipe, kwargs: dict, call) -> tuple[list[dict], dict]:
+    """`serialize.py measure`: write the bf16 (random weights only) and the quantized transformer to config.workdir
+    (and, with config.aot, an AOT package), then time each way of loading it back into `pipe` against the image the
+    quantized model made before saving. The measurements go to config.json after every stage, so a run cut short
+    keeps what it measured. Returns the rows and the quantized checkpoint's summary."""
+    workdir, dtype = config.workdir, config.dtype
+    if config.weights == "pretrained":
+        bf16_source = (config.ckpt_id, "transformer")
+    else:  # random weights exist only in memory: write them, so that both paths read from disk
+        save_transformer(pipe.transformer, workdir / "bf16", "None", "safetensors", overwrite=True)
+        bf16_source = (str(workdir / "bf16"), None)
+    model = pipe.transformer
+    apply_quantization(model, config.quantization, skip_pattern=config.quant_skip_pattern)
+    saved = save_transformer(model, workdir / config.quantization, config.quantization, config.format, overwrite=True)
+    reference = call()  # the quantized model before saving
+    rows = []
+    report = {**provenance(config.command_line, config.device), "ckpt_id": config.ckpt_id, "weights": config.weights,
+              "quantization": config.quantization, "device": config.device, "format": saved["format"],
+              "checkpoint_GiB": saved["size_GiB"], "aot": None, "rows": rows}
+
+    def write_report() -> None:  # after every stage, so that a run cut short keeps what it measured
+        if config.json:
+            with atomic_path(config.json) as partial:
+                partial.write_text(json.dumps(report, indent=2, default=str))
+
+    write_report()
+    package = workdir / f"{config.quantization}.pt2"
+    if config.aot:
+        if torch.device(config.device).type == "cuda":  # before the process's first compile (the AOT build)
+            disable_cpu_int8_weight_only_rewrite()
+        report["aot"] = aot_compile_transformer(model, capture_transformer_inputs(pipe, kwargs, config.seed), package)
+        logger.info("AOT package compiled in %.1f s", report["aot"]["aoti_compile_s"])
+        write_report()
+    expected = dict(class_name=type(model).__name__, config=dict(model.config))
+    del model
+    pre_quantized = f"pre-quantized {saved['format']}"
+    loaders = {
+        "bf16 + quantize": lambda: load_bf16_then_quantize(bf16_source, config.quantization, config.device, dtype,
+                                                           config.quant_skip_pattern),
+        pre_quantized: lambda: load_transformer(
+            workdir / config.quantization, expected_class=expected["class_name"], expected_config=expected["config"],
+            device=config.device, dtype=dtype),
+    }
+    if config.aot:  # AOT against torch.compile in the same process
+        loaders[f"{pre_quantized} + torch.compile"] = lambda: load_then_compile(loaders[pre_quantized])
+        loaders["AOT package"] = lambda: load_aot_transformer(package)
+    for label, load in loaders.items():
+        result = measure_path(label, load, pipe, call, config.device)
+        images, reference_images = result["output"].images_uint8(), reference.images_uint8()
+        result["row"]["same_image"] = bool(np.array_equal(images, reference_images))
+        result["row"]["psnr_db"] = psnr_db(images, reference_images)
+        rows.append(result["row"])
+        write_report()
+        if compiled_path(label):
+            torch._dynamo.reset()  # drop the compiled graphs and the model they hold before the next path
+    return rows, saved
