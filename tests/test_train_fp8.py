@@ -89,7 +89,7 @@ def test_converted_layers(recipe, tmp_path):
     from torchao.float8.float8_linear import Float8Linear
 
     config = parse(tmp_path, "--fp8", recipe)
-    transformer = train_fp8.load_transformer(config)
+    transformer = run.load_transformer(config)
     linear_names = {name for name, module in transformer.named_modules() if isinstance(module, torch.nn.Linear)}
     count = float8.convert_to_fp8(transformer, recipe, "cpu")
     converted = {name for name, module in transformer.named_modules() if isinstance(module, Float8Linear)}
@@ -126,10 +126,10 @@ def test_emulation_on_the_cpu():
 @pytest.mark.parametrize("flags", [["--lr", "2e-2"], ["--full_finetune", "--lr", "3e-3"]], ids=["lora", "full"])
 def test_loss_falls_on_a_fixed_batch(flags, fixed_batch, tmp_path):
     config = parse(tmp_path, "--fp8", "rowwise", "--max_steps", "20", "--no_save", *flags)
-    transformer = train_fp8.load_transformer(config)
+    transformer = run.load_transformer(config)
     before = fixed_loss(transformer, fixed_batch)
-    row = train_fp8.new_row(config, "rowwise")
-    result = train_fp8.run_once(config, "rowwise", transformer, fixed_batch, row)
+    row = run.new_row(config, "rowwise")
+    result = run.run_once(config, "rowwise", transformer, fixed_batch, row)
     after = fixed_loss(transformer, fixed_batch)
     assert row.status == "ok" and all(math.isfinite(loss) for loss in result.losses)
     assert statistics.mean(result.losses[-5:]) < statistics.mean(result.losses[:5])
@@ -138,7 +138,7 @@ def test_loss_falls_on_a_fixed_batch(flags, fixed_batch, tmp_path):
 
 def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
     config = parse(tmp_path, "--fp8", "off", "--max_steps", "4", "--warmup_steps", "0", "--lr", "1e-2")
-    transformer = train_fp8.load_transformer(config)
+    transformer = run.load_transformer(config)
     lora.add_lora(transformer, config.rank, config.seed)
     params = loop.prepare_for_training(transformer, config)
     loop.train(transformer, params, fixed_batch, config)
@@ -160,7 +160,7 @@ def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
     # The training-side resume path (diffusers' convert_unet_state_dict_to_peft) restores the same LoRA.
     from peft.utils import get_peft_model_state_dict
 
-    resumed = train_fp8.load_transformer(config)
+    resumed = run.load_transformer(config)
     lora.add_lora(resumed, config.rank, seed=123)
     lora.load_lora_into(resumed, config.output_dir)
     expected = get_peft_model_state_dict(transformer)

@@ -16,7 +16,6 @@ import logging
 import math
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from utils.benchmark import configure_torch
@@ -39,22 +38,15 @@ from utils.plots import plot_losses
 from utils.presets import get_preset
 from utils.provenance import provenance
 from utils.results import TrainRow, append_row
-from utils.timing import free_memory, host_peak_GiB
 from utils.training.data import (
     IMAGE_SUFFIXES,
     image_files,
 )
 from utils.training.float8 import RECIPES
-from utils.training.loop import run_label
 from utils.training.run import (
     TrainConfig,
-    build_and_cache,
-    check_reload,
-    load_transformer,
-    new_row,
-    record_failure,
     render_summary,
-    run_once,
+    train_recipes,
 )
 
 logger = logging.getLogger(__name__)
@@ -233,33 +225,12 @@ def main(argv=None) -> int:
     setup_logging()
     config = parse_config(argv)
     configure_torch()
-    recipes = ["off", config.fp8] if config.compare else [config.fp8]
-    rows = [new_row(config, fp8) for fp8 in recipes]
-    transformer, data, curves = None, None, {}
-    try:
-        transformer, data = build_and_cache(config, rows)
-    except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
-        record_failure(rows, error)
-    for fp8, row in zip(recipes, rows):
-        if data is not None:
-            try:
-                if transformer is None:  # the second run of --compare starts from the same weights
-                    start = time.perf_counter()
-                    transformer = load_transformer(config)
-                    row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's, if any
-                result = run_once(config, fp8, transformer, data, row)
-                curves[run_label(fp8, row.fp8_emulate)] = result.losses
-                transformer = None
-                free_memory(config.device)  # before --check_reload builds a second pipeline
-                if result.output is not None:
-                    row.reload_max_abs_diff = check_reload(config, result.output, data, fp8)
-            except Exception as error:  # noqa: BLE001
-                record_failure([row], error)
-            transformer = None
-            free_memory(config.device)
-        row.host_peak_memory_GiB = host_peak_GiB()
+
+    def record(row: TrainRow) -> None:  # each row as soon as its run is over: a later failure cannot lose it
         append_row(config.csv, row)
         print(render_summary(row))
+
+    rows, curves = train_recipes(config, record)
     print(f"{len(rows)} row(s) appended to {config.csv}")
     if config.plot and curves:
         plot_losses(curves, f"{config.ckpt_id} {rows[0].method}, {config.weights} weights", config.plot, dpi=120)

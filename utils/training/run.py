@@ -4,6 +4,7 @@ the loop, and the row it fills."""
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
 from utils.provenance import package_version, provenance
 from utils.results import TrainRow
-from utils.timing import allocated_GiB, free_memory, peak_allocated_GiB
+from utils.timing import allocated_GiB, free_memory, host_peak_GiB, peak_allocated_GiB
 from utils.training import WEIGHT_DTYPE
 from utils.training.data import CachedData, cache_data, load_image_folder, make_synthetic_dataset
 from utils.training.float8 import convert_to_fp8, needs_fp8_emulation
@@ -172,3 +173,35 @@ def render_summary(row: TrainRow) -> str:
     if row.reload_max_abs_diff is not None:
         text += f", reload max abs diff {row.reload_max_abs_diff:.3g}"
     return text
+
+
+def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tuple[list[TrainRow], dict]:
+    """Train with config.fp8 (with --compare: bf16 first, then config.fp8, from the same starting weights), each run
+    recorded by `record(row)` when it ends, failed or not. Returns the rows and the loss curves by run label."""
+    recipes = ["off", config.fp8] if config.compare else [config.fp8]
+    rows = [new_row(config, fp8) for fp8 in recipes]
+    transformer, data, curves = None, None, {}
+    try:
+        transformer, data = build_and_cache(config, rows)
+    except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
+        record_failure(rows, error)
+    for fp8, row in zip(recipes, rows):
+        if data is not None:
+            try:
+                if transformer is None:  # the second run of --compare starts from the same weights
+                    start = time.perf_counter()
+                    transformer = load_transformer(config)
+                    row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's, if any
+                result = run_once(config, fp8, transformer, data, row)
+                curves[run_label(fp8, row.fp8_emulate)] = result.losses
+                transformer = None
+                free_memory(config.device)  # before --check_reload builds a second pipeline
+                if result.output is not None:
+                    row.reload_max_abs_diff = check_reload(config, result.output, data, fp8)
+            except Exception as error:  # noqa: BLE001
+                record_failure([row], error)
+            transformer = None
+            free_memory(config.device)
+        row.host_peak_memory_GiB = host_peak_GiB()
+        record(row)
+    return rows, curves
