@@ -36,7 +36,7 @@ from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
 from utils.quantization_time import METHODS, measure, new_row
 from utils.report import render_file
-from utils.results import append_row
+from utils.results import QuantTimeRow, append_row_or_save_aside, check_csv_target
 
 PROG = "inference/quantization_time.py"
 DEFAULT_CSV = RESULTS_DIR / "quantization-time.csv"
@@ -90,7 +90,7 @@ def build_config(args, argv: list[str]) -> QuantTimeConfig:
     csv = args.csv or (TINY_CSV if preset.hub_id is None else DEFAULT_CSV)
     if csv.suffix != ".csv":
         raise UsageError(f"--csv must name a .csv file (the table goes beside it as .md), got {csv}")
-    check_output_file("--csv", csv)
+    check_csv_target(csv, QuantTimeRow)
     check_output_file("--csv", csv.with_suffix(".md"))
     weights = check_weights(args.ckpt_id, args.weights)
     check_memory(preset, preset.base_dtype, args.device, components=("transformer",))
@@ -133,7 +133,7 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
         row.status = "timeout" if returncode is None else "crash"
         row.error = (f"killed after --timeout_s {config.timeout_s}" if returncode is None
                      else f"the subprocess exited with code {returncode} without writing its row")
-        append_row(config.csv, row)
+        append_row_or_save_aside(config.csv, row)
         statuses.append(row.status)
     return statuses
 
@@ -146,7 +146,8 @@ def main(argv=None) -> int:
         ok = all(status == "ok" for status in run_all(config, argv))
     else:
         row = measure(config, config.method)
-        append_row(config.csv, row)
+        if append_row_or_save_aside(config.csv, row) != config.csv:
+            return 1
         ok = row.status == "ok"
         print(f"{config.method}: {row.status}, {row.seconds if row.seconds is None else round(row.seconds, 3)} s, "
               f"peak {row.peak_GiB if row.peak_GiB is None else round(row.peak_GiB, 2)} GiB, "

@@ -55,8 +55,8 @@ def corrupt_files(tmp_path) -> dict:
 
 
 BENCHMARK_PATHS = {
-    "csv is a folder": (["--csv", "{folder}"], "is a folder"),
-    "csv under a file": (["--csv", "{plain}/rows.csv"], "is a file, not a folder"),
+    "csv is a folder": (["--csv", "{folder}"], "is a directory"),
+    "csv under a file": (["--csv", "{plain}/rows.csv"], "is not a directory"),
     "sample is a folder": (["--save_image", "{folder}"], "is a folder"),
     "sample of unknown type": (["--save_image", "{folder}/out.xyz"], "unknown file type '.xyz'"),
     "profile is a folder": (["--profile", "{folder}"], "is a folder"),

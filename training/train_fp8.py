@@ -37,7 +37,7 @@ from utils.paths import REPO_ROOT, default_csv
 from utils.plots import plot_losses
 from utils.presets import get_preset
 from utils.provenance import provenance
-from utils.results import TrainRow, append_row
+from utils.results import TrainRow, append_row_or_save_aside, check_csv_target
 from utils.training.data import (
     IMAGE_SUFFIXES,
     image_files,
@@ -181,7 +181,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         if not image_files(args.dataset_dir):
             raise UsageError(f"--dataset_dir {args.dataset_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
     csv = args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-")
-    check_output_file("--csv", csv)
+    check_csv_target(csv, TrainRow)
     check_output_file("--plot", args.plot, (".png", ".pdf", ".svg"))
     check_output_file("--profile", args.profile)
     if not args.no_save:
@@ -227,11 +227,11 @@ def main(argv=None) -> int:
     configure_torch()
 
     def record(row: TrainRow) -> None:  # each row as soon as its run is over: a later failure cannot lose it
-        append_row(config.csv, row)
+        saved = append_row_or_save_aside(config.csv, row)
         print(render_summary(row))
+        print(f"row appended to {saved}")
 
     rows, curves = train_recipes(config, record)
-    print(f"{len(rows)} row(s) appended to {config.csv}")
     if config.plot and curves:
         plot_losses(curves, f"{config.ckpt_id} {rows[0].method}, {config.weights} weights", config.plot, dpi=120)
         print(f"loss curves written to {config.plot}")

@@ -6,6 +6,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -19,7 +20,7 @@ from utils.pipelines import build_pipeline
 from utils.presets import DTYPES
 from utils.profiling import write_profile
 from utils.provenance import device_name, provenance, versions
-from utils.results import Row, append_row, render_row
+from utils.results import Row, append_row_or_save_aside, render_row
 from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
 
 logger = logging.getLogger(__name__)
@@ -123,11 +124,11 @@ def record(row, values: dict) -> None:
             setattr(row, name, value)
 
 
-def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, bool]:
-    """Run one configuration and append its row to config.csv (also on failure); `save_sample` writes the first
-    output to config.sample_path. Returns the row and whether this
-    process wrote it: under torchrun every rank makes the same calls (the collectives inside the transformer keep
-    them in lockstep) and only rank 0 records."""
+def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
+    """Run one configuration and append its row to config.csv (also on failure; beside it if that append fails);
+    `save_sample` writes the first output to config.sample_path. Returns the row and the file that holds it, None in
+    processes that record nothing: under torchrun every rank makes the same calls (the collectives inside the
+    transformer keep them in lockstep) and only rank 0 records."""
     configure_torch()
     rank = init_distributed(config.device, config.world_size)
     row = new_row(config)
@@ -175,16 +176,14 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, bool]:
         row.status, row.error = failure_status(error), one_line(error)
     row.host_peak_memory_GiB = host_peak_GiB()
     # 7. record
-    if rank == 0:
-        append_row(config.csv, row)
-    return row, rank == 0
+    return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None
 
 
 def run_and_print(config, save_sample: Callable) -> int:
     """What a benchmark script does once its flags are checked: run, print the row on stdout (the script's output),
     return the exit code (0 when the run measured)."""
-    row, written = run_benchmark(config, save_sample=save_sample)
-    if written:
+    row, row_path = run_benchmark(config, save_sample=save_sample)
+    if row_path is not None:
         print(render_row(row))
-        print(f"row appended to {config.csv}")
+        print(f"row appended to {row_path}")
     return 0 if row.status == "ok" else 1

@@ -25,6 +25,7 @@ from utils.optimize import LEVERS
 from utils.path_checks import check_output_dir, check_output_file
 from utils.paths import default_csv
 from utils.presets import Preset, get_preset
+from utils.results import Row, check_csv_target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +124,7 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
 
 def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tuple[str, ...]) -> None:
     """Everything the run writes, checked now: a path that cannot be written would otherwise fail after the run."""
-    check_output_file("--csv", config.csv)
+    check_csv_target(config.csv, Row)
     if not config.no_fidelity:
         check_output_dir("--reference_dir", config.reference_dir)
     check_output_file(sample_flag, config.sample_path, sample_suffixes)

@@ -7,21 +7,27 @@ The `kind` column picks the renderer. Benchmark rows: one table per model, GPU, 
 sorted by time, with the speedup against the bf16-eager row of the same group and a "what to pick" line; rows that
 change the output (opt-in step caching) get their own section. Benchmark rows with a `step` (ladders run by
 inference/sweep.py) are rendered as a cumulative ladder. Training and quantization-time rows have their own tables.
+A configuration measured more than once shows its newest finished run (and any failure after it), so no table compares
+a configuration with itself; rows of an interrupted sweep (status interrupted) stay in the CSV only. An empty,
+malformed or foreign CSV is refused with one line and exit code 2, before anything is written.
 """
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
+from utils.errors import UsageError
 from utils.files import atomic_path
 from utils.levers import compilation, step_cache
 from utils.levers.base import is_set
 from utils.optimize import LEVERS
+from utils.paths import REPO_ROOT
 from utils.plots import plot_group, plot_losses
 from utils.quantization_time import METHODS, SEED_FIGURES, SEED_MODEL, SEED_QUANTIZATION
-from utils.results import read_rows
+from utils.results import CsvError, QuantTimeRow, Row, RunColumns, TrainRow, columns_of, read_rows
 
 GROUP_COLUMNS = ["model", "gpu", "weights", "batch_size", "height", "width", "num_frames", "num_inference_steps"]
 SLOWER_ALLOWED = 1.05  # "lowest memory" may be at most this much slower than the fastest row
@@ -45,6 +51,43 @@ def is_baseline(row) -> bool:
     return (row.status == "ok" and row.quantization == "None" and str(row["dtype"]) in ("bf16", "bfloat16")
             and not is_set(row.compile) and not step_cache.changes_output(row)
             and not is_set(row.fuse_attn_projections) and not is_set(row.sparsify) and row.offload in ("none", None))
+
+
+OLDER_SPELLINGS = {"bfloat16": "bf16"}  # dtype as rows written before the video script spell it
+
+
+def configuration_value(value, default) -> str:
+    """A value as the configuration key compares it: a missing one (a column an older version did not write) as the
+    schema's default, 1.0 as 1, older spellings as today's."""
+    value = default if value != value else value
+    value = int(value) if isinstance(value, float) and value.is_integer() else value
+    return str(OLDER_SPELLINGS.get(value, value))
+
+
+def newest_runs(group: pd.DataFrame, columns: list[str], row_class) -> tuple[pd.DataFrame, int]:
+    """The group without the runs a newer finished run of the same configuration (same values in `columns`)
+    supersedes: each configuration keeps its newest ok row and any failure after it. Newer = later timestamp, then
+    later in the file. Returns the rows kept and how many were left out."""
+    defaults = asdict(row_class())
+    keys = ["|".join(configuration_value(value, defaults.get(column)) for column, value in zip(columns, values))
+            for values in group[columns].itertuples(index=False)]
+    moments = [(stamp if isinstance(stamp, str) else "", position) for position, stamp in enumerate(group.timestamp)]
+    newest_ok = {}
+    for key, moment, status in zip(keys, moments, group.status):
+        if status == "ok":
+            newest_ok[key] = max(newest_ok.get(key, moment), moment)
+    keep = [moment >= newest_ok.get(key, moment) for key, moment in zip(keys, moments)]
+    return group[keep], keep.count(False)
+
+
+def left_out_note(count: int) -> list[str]:
+    return ["", f"Left out: {count} older run{'s' if count > 1 else ''} of configurations measured again "
+                "(the CSV has every run)."] if count else []
+
+
+# What makes two benchmark rows the same configuration: what ran and the levers' labels (not the commands, which
+# differ in output paths, run counts and flag spellings).
+BENCHMARK_CONFIGURATION = ["gpu", *columns_of(RunColumns), "step", "configuration"]
 
 
 def compile_seconds(row):
@@ -87,8 +130,11 @@ def summarize_group(group: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     paying = ok[(ok.speedup > 1) & ok.psnr_db.notna() & ~ok.apply(is_baseline, axis=1)]
     faithful = paying.sort_values("psnr_db", ascending=False).iloc[0] if len(paying) else None
     group.loc[group.index == fastest.name, "configuration"] = "**" + fastest.configuration + "** (fastest)"
-    picks = [f"fastest: {fastest.configuration} ({fastest.time_median_s:.3f} s"
-             + (f", {fastest.speedup:.2f}x bf16 eager)" if fastest.speedup == fastest.speedup else ")")]
+    if is_baseline(fastest):  # never "1.00x bf16 eager": a configuration is not compared with itself
+        ratio = ", the bf16 eager baseline"
+    else:
+        ratio = f", {fastest.speedup:.2f}x bf16 eager" if fastest.speedup == fastest.speedup else ""
+    picks = [f"fastest: {fastest.configuration} ({fastest.time_median_s:.3f} s{ratio})"]
     if leanest is not None:
         picks.append(f"least peak memory within {SLOWER_ALLOWED - 1:.0%} of the fastest: {leanest.configuration} "
                      f"({leanest.inference_memory_GiB:.2f} GiB)")
@@ -129,7 +175,9 @@ def render_output_changing(cached: pd.DataFrame, baseline_s: float) -> list[str]
 
 def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list[str]:
     sections = []
+    frame = frame.assign(configuration=[describe(row) for _, row in frame.iterrows()])
     for index, (key, group) in enumerate(frame.groupby(GROUP_COLUMNS, dropna=False, sort=False)):
+        group, left_out = newest_runs(group, BENCHMARK_CONFIGURATION, Row)
         group, cached = split_output_changing(group)  # the headline table, picks and plot never mix them in
         title = group_title(key)
         sections += ["", f"## {title}"]
@@ -142,6 +190,7 @@ def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> lis
                 sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]
         if len(cached):
             sections += render_output_changing(cached, baseline_median_s(group))
+        sections += left_out_note(left_out)
     return sections + ["", LEGEND, ""]
 
 
@@ -156,7 +205,9 @@ LADDER_TABLE = {"step": "step", "lever": "lever", "base_step": "base", "configur
 
 def render_ladder(frame: pd.DataFrame) -> list[str]:
     sections = []
+    frame = frame.assign(configuration=[describe(row) for _, row in frame.iterrows()])
     for key, group in frame.groupby(GROUP_COLUMNS, dropna=False, sort=False):
+        group, left_out = newest_runs(group, BENCHMARK_CONFIGURATION, Row)  # a step run again: its newest run
         group, cached = split_output_changing(group)  # step-cached rows change the output: not a step of the ladder
         baseline_s = baseline_median_s(group)
         group = with_labels(group.sort_values("step", kind="stable"), baseline_s)
@@ -167,7 +218,7 @@ def render_ladder(frame: pd.DataFrame) -> list[str]:
                              step=group.step.astype("Int64"), base_step=group.base_step.astype("Int64"))
         table = to_markdown(group, LADDER_TABLE, text_columns=("lever", "configuration", "status", "error", "git_sha"),
                             error_width=80)
-        sections += ["", f"## {group_title(key)}", "", table]
+        sections += ["", f"## {group_title(key)}", "", table, *left_out_note(left_out)]
         if len(cached):
             sections += render_output_changing(cached, baseline_s)
     return sections + ["", LADDER_NOTE, "", LEGEND, ""]
@@ -175,23 +226,37 @@ def render_ladder(frame: pd.DataFrame) -> list[str]:
 
 TRAIN_GROUP_COLUMNS = ["model", "gpu", "weights", "method", "rank", "transformer_blocks", "resolution", "batch_size",
                        "gradient_checkpointing"]
-TRAIN_LEGEND = """Columns: step median/min/max s = one optimizer step (forward, backward, optimizer) after the warm-up
-steps, timed with CUDA events; speedup = the bf16 row (fp8 off) with the same compile and attention settings / this row;
+TRAIN_LEGEND = """Columns: steps = optimizer steps run; step median/min/max s = one optimizer step (forward, backward,
+optimizer) after the warm-up steps, timed with CUDA events; speedup = the bf16 row (fp8 off) of otherwise the same
+configuration (compile, attention, steps, ...) / this row;
 compile s = first step minus the median; peak GiB = peak allocated during the timed steps (transformer, LoRA or
 full weights, optimizer state, activations; the text encoders and VAE are gone by then). Rows with weights=random
 train the real architecture from random weights: step time and memory are real, the loss only shows that the
 optimization moves. The CSV has every column, including each step's loss and the exact command."""
-TRAIN_TABLE = {"fp8": "fp8", "compile": "compiled", "attention_backend": "attention", "step_median_s": "step median s",
-               "step_min_s": "min s", "step_max_s": "max s", "speedup": "speedup", "images_per_s": "images/s",
-               "compile_s": "compile s", "peak_memory_GiB": "peak GiB", "loss": "loss first → last",
-               "reload_max_abs_diff": "LoRA reload max diff", "status": "status", "error": "error", "git_sha": "sha"}
+TRAIN_TABLE = {"fp8": "fp8", "compile": "compiled", "attention_backend": "attention", "max_steps": "steps",
+               "step_median_s": "step median s", "step_min_s": "min s", "step_max_s": "max s", "speedup": "speedup",
+               "images_per_s": "images/s", "compile_s": "compile s", "peak_memory_GiB": "peak GiB",
+               "loss": "loss first → last", "reload_max_abs_diff": "LoRA reload max diff", "status": "status",
+               "error": "error", "git_sha": "sha"}
+
+
+# What was run (the columns between the kind and the measurements, less the layer and parameter counts the code
+# derived, which change between versions): two rows with the same values are the same configuration; the
+# speedup's reference is the row with the same values but fp8 off.
+TRAIN_COLUMNS = columns_of(TrainRow)
+WHAT_TRAINED = TRAIN_COLUMNS[TRAIN_COLUMNS.index("model"):TRAIN_COLUMNS.index("load_s")]
+TRAIN_CONFIGURATION = ["gpu", *(name for name in WHAT_TRAINED if name not in ("n_layers_fp8", "n_trainable_params"))]
+BUT_FP8 = [column for column in TRAIN_CONFIGURATION if column not in ("fp8", "fp8_emulate")]
 
 
 def render_training_group(group: pd.DataFrame) -> str:
-    settings = ["compile", "attention_backend"]
-    bf16 = group[(group.fp8 == "off") & (group.status == "ok")].groupby(settings).step_median_s.last()
+    def same_but_fp8(row) -> str:
+        return "|".join(str(row[column]) for column in BUT_FP8)
+
+    bf16 = {same_but_fp8(row): row.step_median_s for _, row in group.iterrows()
+            if row.fp8 == "off" and row.status == "ok"}
     group = group.assign(
-        speedup=[bf16.get(tuple(row[settings]), float("nan")) / row.step_median_s for _, row in group.iterrows()],
+        speedup=[bf16.get(same_but_fp8(row), float("nan")) / row.step_median_s for _, row in group.iterrows()],
         loss=[f"{row.loss_first:.3f} → {row.loss_last:.3f}" if row.loss_first == row.loss_first else None
               for _, row in group.iterrows()])
     return to_markdown(group.sort_values("step_median_s", na_position="last"), TRAIN_TABLE)
@@ -210,7 +275,8 @@ def render_training(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list
         what = f"LoRA rank {int(rank)}" if method == "lora" else f"full fine-tune, {blocks} blocks"
         title = (f"{model} · {what} · {resolution} · batch {int(batch)}"
                  f"{' · gradient checkpointing' if checkpointing else ''} · {gpu} · {weights} weights")
-        sections += ["", f"## {title}", "", render_training_group(group)]
+        group, left_out = newest_runs(group, TRAIN_CONFIGURATION, TrainRow)
+        sections += ["", f"## {title}", "", render_training_group(group), *left_out_note(left_out)]
         if (group.status == "ok").any() and group.losses.notna().any():
             plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
             plot_losses(loss_curves(group), title, plot_path)
@@ -231,8 +297,12 @@ QUANTIZATION_TIME_NOTES = [
 ]
 
 
+QUANTIZATION_TIME_CONFIGURATION = ["gpu", "torchao_version", "model", "weights", "device", "quantization", "method"]
+
+
 def render_quantization_time(frame: pd.DataFrame) -> list[str]:
-    """Every row, with the seed's figures in their own columns (FLUX.1-dev int8wo only)."""
+    """Every configuration's newest run, with the seed's figures in their own columns (FLUX.1-dev int8wo only)."""
+    frame, left_out = newest_runs(frame, QUANTIZATION_TIME_CONFIGURATION, QuantTimeRow)
     seed = [SEED_FIGURES.get(row.method) if row.model == SEED_MODEL and row.quantization == SEED_QUANTIZATION
             else None for row in frame.itertuples()]
     table = pd.DataFrame({
@@ -246,7 +316,14 @@ def render_quantization_time(frame: pd.DataFrame) -> list[str]:
     })
     table = table.astype(object).where(table.notna(), None)
     return ["", *(f"{note}\n" for note in QUANTIZATION_TIME_NOTES),
-            table.to_markdown(index=False, floatfmt=".2f", missingval=""), ""]
+            table.to_markdown(index=False, floatfmt=".2f", missingval=""), *left_out_note(left_out), ""]
+
+
+def regenerate_command(csv_path: Path) -> str:
+    """The command that rewrites the CSV's markdown, run in the repository root: the CSV's path from there when it
+    is inside the repository, else its absolute path."""
+    path = csv_path.resolve()
+    return f"python -m utils.report {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}"
 
 
 def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
@@ -254,6 +331,8 @@ def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
     plot_dir = plot_dir or csv_path.parent / "plots"
     frame = read_rows(csv_path)
     kind = frame.kind.iloc[0] if len(frame) else "benchmark"
+    interrupted = frame.status == "interrupted"  # a stopped sweep's rows: in the CSV, never in a table or pick
+    frame = frame[~interrupted]
     if kind == "training":
         body = render_training(frame, csv_path, plot_dir)
     elif kind == "quantization_time":
@@ -262,7 +341,11 @@ def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
         body = render_ladder(frame)
     else:
         body = render_benchmark(frame, csv_path, plot_dir)
-    header = [f"# {csv_path.stem}", "", f"<!-- generated by `python -m utils.report {csv_path.name}`; do not edit -->"]
+    header = [f"# {csv_path.stem}", "",
+              f"<!-- generated by `{regenerate_command(csv_path)}` in the repository root; do not edit -->"]
+    if interrupted.any():
+        header += ["", f"Left out: {interrupted.sum()} unfinished row(s) of an interrupted sweep (status interrupted; "
+                       "the CSV has them)."]
     markdown_path = csv_path.with_suffix(".md")
     with atomic_path(markdown_path) as partial:
         partial.write_text("\n".join(header + body))
@@ -277,8 +360,15 @@ def main(argv=None) -> int:
     if missing:
         print(f"report: error: no such CSV: {', '.join(missing)}", file=sys.stderr)
         return 2
-    for path in args.csv:
-        print(f"wrote {render_file(path)}")
+    try:
+        for path in args.csv:  # every file is checked before any is rendered
+            if read_rows(path).empty:
+                raise CsvError(f"{path} line 2: no rows to render")
+        for path in args.csv:
+            print(f"wrote {render_file(path)}")
+    except (UsageError, OSError) as error:  # a bad CSV, an unreadable file or an unwritable folder
+        print(f"report: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     return 0
 
 

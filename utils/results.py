@@ -1,20 +1,28 @@
 """The results schema, defined once for every kind of row: benchmark runs (`Row`; its lever columns come from the
 levers' modules), training runs (`TrainRow`) and quantization-time runs (`QuantTimeRow`). Each kind has its own CSV
 files; the `kind` column says which it is. Values stay numeric; units are in the column names (`_s`, `_GiB`, `_db`).
-Reading and appending CSVs lives here too."""
+Reading, checking and appending CSVs lives here too: a damaged or foreign CSV is refused with one line (CsvError)
+rather than appended to or misread."""
 
 import csv
 import fcntl
 import io
+import logging
 import math
 import os
+import tempfile
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
+from utils.errors import UsageError, one_line
 from utils.files import atomic_path
 from utils.optimize import LEVERS
+from utils.path_checks import nearest_existing
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,7 +73,9 @@ class Measurements:
     host_peak_memory_GiB: float | None = None
     psnr_db: float | None = None  # decoded images vs the bf16 eager reference (inf = identical)
     latent_rel_l2: float | None = None  # final latents vs the bf16 eager reference
-    status: str = "ok"  # ok | error | oom | nan; the sweep adds timeout | crash for processes that wrote no row
+    # ok | error | oom | nan; the sweep adds timeout | crash for processes that wrote no row, and interrupted for
+    # configurations a stopped sweep did not finish (kept in the CSV, left out of the reports)
+    status: str = "ok"
     error: str = ""
     step: int | None = None  # position in a cumulative ladder (sweep.py, ladder grid files)
     lever: str = ""  # what that ladder step adds to its base step
@@ -195,64 +205,177 @@ def format_csv_line(row) -> str:
     return buffer.getvalue()
 
 
+class CsvError(UsageError):
+    """A results CSV that cannot be read or appended to as it is; the message is one line naming the file and
+    the line."""
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if b"\0" in data:
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise CsvError(f"{path} line {line}: not a CSV (binary data)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise CsvError(f"{path} line {line}: not UTF-8 text") from None
+
+
+def _parse(path: Path, text: str) -> tuple[list[str] | None, list[tuple[int, list[str]]]]:
+    """(header, [(line number, fields)]) of a CSV whose rows all have the header's fields; None for a blank file.
+    A row cut short (a writer killed mid-row), a ragged row (rows glued together, a hand edit) or broken quoting
+    raise CsvError."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header, records, start = None, [], 1
+    try:
+        for cells in reader:
+            if cells and header is None:
+                header = cells
+            elif cells:
+                records.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        problem = "is cut short" if "unexpected end of data" in str(error) else f"is not valid CSV ({error})"
+        raise CsvError(f"{path} line {start}: the row {problem}") from None
+    for line, cells in records:
+        if len(cells) != len(header):
+            cut = line == records[-1][0] and len(cells) < len(header) and not text.endswith("\n")
+            problem = "is cut short" if cut else "does not match the header"
+            raise CsvError(f"{path} line {line}: the row {problem} ({len(cells)} fields, the header has "
+                           f"{len(header)})")
+    return header, records
+
+
+def _kind(path: Path, header: list[str], records: list[tuple[int, list[str]]]) -> str:
+    """The one kind of row a parsed CSV holds; a foreign CSV (or a newer version's) raises CsvError."""
+    column = header.index("kind") if "kind" in header else None
+    kinds = [(line, (cells[column] if column is not None else "") or legacy_kind(header))
+             for line, cells in records]
+    kind = kinds[0][1] if kinds else legacy_kind(header)
+    for line, other in kinds:
+        if other not in KINDS:
+            raise CsvError(f"{path} line {line}: a row of unknown kind {other!r}")
+        if other != kind:
+            raise CsvError(f"{path} line {line}: a {other} row in a CSV of {kind} rows")
+    unknown = [name for name in header if name not in columns_of(KINDS[kind])]
+    if unknown:
+        raise CsvError(f"{path} line 1: columns this version does not know for {kind} rows "
+                       f"({', '.join(unknown[:5])}): not one of our results CSVs, or a newer version's")
+    return kind
+
+
+def _check(path: Path, data: bytes, row_class=None):
+    """(header, records, kind) of a results CSV's bytes, of `row_class`'s kind if given; (None, [], None) when the
+    file is blank."""
+    header, records = _parse(path, _decode(path, data))
+    if header is None:
+        return None, [], None
+    kind = _kind(path, header, records)
+    if row_class is not None and kind != row_class.kind:
+        raise CsvError(f"{path} line 1: holds {kind} rows, not {row_class.kind} rows")
+    return header, records, kind
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, read under a shared lock: never half of a row being appended."""
+    with open(path, "rb") as file:
+        fcntl.flock(file, fcntl.LOCK_SH)
+        return file.read()
+
+
+def check_csv_target(path: Path, row_class) -> None:
+    """Raise UsageError (one line) unless rows of `row_class` can be appended to `path`: not a directory, its folder
+    exists or can be created, the file (if any) is writable and a well-formed results CSV of that kind (an older
+    schema of it is fine: append_row migrates it). Creates nothing; the scripts call it before building a model."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--csv {path} is a directory, not a file")
+    folder = nearest_existing(path.parent)
+    if not folder.is_dir():
+        raise UsageError(f"--csv {path}: cannot create its folder, {folder} is not a directory")
+    rewrite = True  # a new file, or a migration, writes in the folder
+    if path.exists():
+        if not path.is_file() or not os.access(path, os.R_OK | os.W_OK):
+            raise UsageError(f"--csv {path} is not a regular file this user can read and write")
+        try:
+            header, _, _ = _check(path, _read_bytes(path), row_class)
+        except CsvError as error:
+            raise CsvError(f"--csv {error}; repair the file, move it aside or pass another --csv") from None
+        rewrite = header is None or header != columns_of(row_class)
+    if rewrite and not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--csv {path}: cannot write in {folder} (permission denied)")
+
+
 def append_row(path: Path, row) -> None:
     """Append one row (of any kind) under an exclusive lock, in one write: concurrent writers and a killed process
     never leave a partial or interleaved line. The header is written only when the file is new or empty; a CSV of
-    the same kind written by an older version with other columns is first rewritten (atomically) with today's."""
-    columns = columns_of(type(row))
+    the same kind written by an older version with other columns is first rewritten (atomically) with today's; a
+    last line without its newline gets one. A malformed or foreign file raises CsvError and is left as it is."""
     path = Path(path)
+    columns = columns_of(type(row))
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        with open(path, "a", newline="") as file:
+        with open(path, "a+b") as file:  # the lock goes with the file when it closes
             fcntl.flock(file, fcntl.LOCK_EX)
-            try:
-                if os.stat(path).st_ino != os.fstat(file.fileno()).st_ino:
-                    continue  # another writer migrated the file while we waited: lock the new one
-                existing_header = _read_header(path)
-                if existing_header and existing_header != columns:
-                    _migrate(path, existing_header, type(row))
-                    continue
-                text = ("" if existing_header else ",".join(columns) + "\n") + format_csv_line(row)
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-                return
-            finally:
-                fcntl.flock(file, fcntl.LOCK_UN)
+            if os.stat(path).st_ino != os.fstat(file.fileno()).st_ino:
+                continue  # another writer migrated the file while we waited: lock the new one
+            file.seek(0)
+            data = file.read()
+            header, records, _ = _check(path, data, type(row))
+            if header is not None and header != columns:
+                _migrate(path, header, records, type(row))
+                continue
+            text = ("" if header else ",".join(columns) + "\n") + format_csv_line(row)
+            file.write((("\n" if data and not data.endswith(b"\n") else "") + text).encode())
+            file.flush()
+            os.fsync(file.fileno())
+            return
 
 
-def _migrate(path: Path, header: list[str], row_class) -> None:
+def _migrate(path: Path, header: list[str], records: list[tuple[int, list[str]]], row_class) -> None:
     """Rewrite an older CSV with today's columns of its kind (new ones empty; a missing kind column gets the
     kind); called with the file locked."""
-    columns = columns_of(row_class)
-    unknown = [column for column in header if column not in columns]
-    if unknown:
-        raise ValueError(f"{path} has columns this version does not know for {row_class.kind} rows "
-                         f"({', '.join(unknown[:5])}); pass another --csv or move the old file aside")
-    with open(path, newline="") as source:
-        rows = list(csv.DictReader(source))
-    for row in rows:
-        row.setdefault("kind", row_class.kind)
     with atomic_path(path) as partial, open(partial, "w", newline="") as target:
-        writer = csv.DictWriter(target, fieldnames=columns, restval="")
+        writer = csv.DictWriter(target, fieldnames=columns_of(row_class), restval="")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({"kind": row_class.kind, **dict(zip(header, cells))} for _, cells in records)
 
 
-def _read_header(path: Path) -> list[str] | None:
-    with open(path, newline="") as file:
-        first = file.readline()
-    return next(csv.reader([first])) if first.strip() else None
+def append_row_or_save_aside(path: Path, row) -> Path:
+    """Append the row to `path`, or, when that fails (a full disk, permissions, a file damaged during the run), write
+    it to a new CSV `<stem>.unsaved-<time>-<pid>.csv` beside it (else in the current folder, else the temporary
+    one) and log where: a finished measurement is never lost. Returns the file that holds the row."""
+    path = Path(path)
+    try:
+        append_row(path, row)
+        return path
+    except (OSError, UsageError) as error:
+        failure = one_line(error)
+    name = f"{path.stem}.unsaved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.csv"
+    for folder in (path.parent, Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            with open(folder / name, "x", newline="") as file:
+                file.write(",".join(columns_of(type(row))) + "\n" + format_csv_line(row))
+        except OSError:
+            continue
+        logger.warning("could not append the row to %s (%s); it is in %s", path, failure, folder / name)
+        return folder / name
+    raise OSError(f"could not append the row to {path} ({failure}) nor write it anywhere; the row: "
+                  f"{format_csv_line(row).strip()}")
 
 
 def read_rows(path: Path) -> pd.DataFrame:
     """Load a results CSV of any kind with all the columns of its kind (columns an older version did not write yet
-    come back empty; a file written before the kind column existed gets its kind from its columns)."""
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if "kind" not in frame.columns:
-        frame["kind"] = legacy_kind(list(frame.columns))
-    kind = frame.kind.iloc[0] if len(frame) else legacy_kind(list(frame.columns))
-    columns = columns_of(KINDS.get(kind, Row))
+    come back empty; a file written before the kind column existed gets its kind from its columns). An empty,
+    malformed or foreign file raises CsvError."""
+    path = Path(path)
+    data = _read_bytes(path)
+    header, _, kind = _check(path, data)
+    if header is None:
+        raise CsvError(f"{path} line 1: the file is empty (no header)")
+    frame = pd.read_csv(io.StringIO(_decode(path, data)), keep_default_na=False, na_values=[""])
+    frame["kind"] = kind
+    columns = columns_of(KINDS[kind])
     return frame.reindex(columns=[*columns, *(column for column in frame.columns if column not in columns)])
 
 

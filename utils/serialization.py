@@ -3,7 +3,6 @@ diffusers reads it: a checkpoint that cannot be used stops with one line naming 
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import UsageError, one_line
+from utils.files import current_umask
 from utils.pipelines import build_pipeline, transformer_class_name
 from utils.presets import get_preset
 from utils.quant import QUANTIZATIONS
@@ -134,12 +134,6 @@ def save_transformer(model: torch.nn.Module, directory, quantization: str, fmt: 
         shutil.rmtree(partial, ignore_errors=True)  # ours: made by mkdtemp above; gone once renamed
     return {"path": str(directory), "format": fmt, "save_s": save_s, "size_GiB": directory_GiB(directory),
             "weight_types": sorted(torchao_weight_types(model)) or ["torch.Tensor"]}
-
-
-def current_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def replace_directory(directory: Path, new: Path) -> None:
