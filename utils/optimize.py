@@ -20,6 +20,19 @@ LEVERS = (quantization, autoquant, autotune, sparsity, fusion, compilation, atte
           step_cache)
 
 
+def describe(row) -> str:
+    """A results row's configuration in words: each lever's label, in the order of LEVERS ("bf16" for the baseline:
+    the base precision alone, every lever off)."""
+    return ", ".join(words for lever in LEVERS if (words := lever.label(row)))
+
+
+def output_changing_lever(row):
+    """The lever that made this row's output differ from the model's (a lever with changes_output(row), e.g. a step
+    cache), or None."""
+    return next((lever for lever in LEVERS if getattr(lever, "changes_output", None) and lever.changes_output(row)),
+                None)
+
+
 def optimize(pipe, config, sample_call=None) -> dict:
     """Apply the levers of `config` in place; returns the columns saying what was applied. `sample_call` runs the
     pipeline once (autoquant records the real inputs of the layers with it). Compilation happens in the first call."""

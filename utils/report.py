@@ -21,9 +21,8 @@ import pandas as pd
 
 from utils.errors import UsageError
 from utils.files import atomic_path
-from utils.levers import compilation, step_cache
-from utils.levers.base import is_set
-from utils.optimize import LEVERS
+from utils.levers import compilation
+from utils.optimize import describe, output_changing_lever
 from utils.paths import REPO_ROOT
 from utils.plots import plot_group, plot_losses
 from utils.quantization_time import METHODS, SEED_FIGURES, SEED_MODEL, SEED_QUANTIZATION
@@ -41,16 +40,9 @@ architecture with random weights: timing and memory are real, images are noise. 
 including the exact command, git sha and package versions of each row."""
 
 
-def describe(row) -> str:
-    """A short label for the levers of one row: each lever's words, in the order of LEVERS."""
-    return ", ".join(words for lever in LEVERS if (words := lever.label(row)))
-
-
 def is_baseline(row) -> bool:
-    """bf16 eager: the speedup reference (rows written before the video script spell the dtype "bfloat16")."""
-    return (row.status == "ok" and row.quantization == "None" and str(row["dtype"]) in ("bf16", "bfloat16")
-            and not is_set(row.compile) and not step_cache.changes_output(row)
-            and not is_set(row.fuse_attn_projections) and not is_set(row.sparsify) and row.offload in ("none", None))
+    """bf16 eager, the speedup reference: a row whose every lever is off (no lever labels it)."""
+    return row.status == "ok" and describe(row) == "bf16"
 
 
 OLDER_SPELLINGS = {"bfloat16": "bf16"}  # dtype as rows written before the video script spell it
@@ -102,9 +94,9 @@ def baseline_median_s(group: pd.DataFrame) -> float:
 
 
 def split_output_changing(group: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows that compute the model's output, rows whose step cache changes it)."""
-    cached = [step_cache.changes_output(row) for _, row in group.iterrows()]
-    return group[[not flag for flag in cached]], group[cached]
+    """(rows that compute the model's output, rows a lever such as a step cache made differ from it)."""
+    changed = [output_changing_lever(row) is not None for _, row in group.iterrows()]
+    return group[[not flag for flag in changed]], group[changed]
 
 
 def group_title(key: tuple) -> str:
@@ -169,8 +161,12 @@ def render_group_table(group: pd.DataFrame) -> str:
 
 def render_output_changing(cached: pd.DataFrame, baseline_s: float) -> list[str]:
     """A group's step-cached rows, apart from the others, with the same columns."""
-    table = render_group_table(with_labels(cached, baseline_s).sort_values("time_median_s", na_position="last"))
-    return ["", f"### {step_cache.SECTION_TITLE}", "", step_cache.SECTION_NOTE, "", table]
+    sections = []
+    for lever in dict.fromkeys(output_changing_lever(row) for _, row in cached.iterrows()):
+        rows = cached[[output_changing_lever(row) is lever for _, row in cached.iterrows()]]
+        table = render_group_table(with_labels(rows, baseline_s).sort_values("time_median_s", na_position="last"))
+        sections += ["", f"### {lever.SECTION_TITLE}", "", lever.SECTION_NOTE, "", table]
+    return sections
 
 
 def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path) -> list[str]:

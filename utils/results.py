@@ -19,7 +19,7 @@ import pandas as pd
 
 from utils.errors import UsageError, one_line
 from utils.files import atomic_path
-from utils.optimize import LEVERS
+from utils.optimize import LEVERS, describe
 from utils.path_checks import nearest_existing
 
 logger = logging.getLogger(__name__)
@@ -382,9 +382,8 @@ def read_rows(path: Path) -> pd.DataFrame:
 # Columns shown in a printed row, with short headers.
 TABLE_COLUMNS = {
     "model": "model", "weights": "weights", "gpu": "gpu", "batch_size": "bs", "height": "h", "width": "w",
-    "num_inference_steps": "steps", "quantization": "quant", "fuse_attn_projections": "fuse", "compile": "compile",
-    "compile_mode": "mode", "regional_compile": "regional", "compile_vae": "compile_vae", "step_cache": "step cache",
-    "time_median_s": "median s", "time_min_s": "min s", "time_max_s": "max s", "compile_s": "compile s",
+    "num_inference_steps": "steps", "configuration": "configuration", "time_median_s": "median s",
+    "time_min_s": "min s", "time_max_s": "max s", "compile_s": "compile s",
     "model_memory_GiB": "model GiB", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
     "latent_rel_l2": "latent rel L2", "status": "status", "error": "error", "git_sha": "sha",
 }
@@ -392,6 +391,7 @@ TABLE_COLUMNS = {
 
 def render_markdown(frame: pd.DataFrame) -> str:
     """A markdown table of the key columns, numbers rounded to 3 decimals."""
+    frame = frame.assign(configuration=[describe(row) for _, row in frame.iterrows()])  # every lever in words
     table = frame[[column for column in TABLE_COLUMNS if column in frame.columns]].copy()
     if "error" in table:
         table["error"] = [text[:80] if isinstance(text, str) else None for text in table["error"]]
