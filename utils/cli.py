@@ -224,7 +224,7 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
                          f"{where} has {free_GiB:.1f} GiB free{hint}")
     if offload == "model" and torch_device.type == "cuda":
         largest_GiB, free_GiB = max(counts.values()) * bytes_per_parameter / GiB, available_GiB(torch_device)
-        if largest_GiB > free_GiB:
+        if free_GiB is not None and largest_GiB > free_GiB:
             raise UsageError(f"{preset.name}'s largest model needs about {largest_GiB:.1f} GiB on the GPU; "
                              f"{torch_device} has {free_GiB:.1f} GiB free; try --offload sequential")
 

@@ -287,9 +287,9 @@ QUANTIZATION_TIME_NOTES = [
     "ways do the same work.",
     "The last two columns are **the seed's published figures** (its README, int8 weight-only, its GPU and torchao "
     "release), copied for comparison beside our FLUX.1-dev int8wo rows; they were not measured here. The seed does "
-    "not say which model or how its peak was measured: FLUX.1-dev's transformer holds 22.2 GiB in bf16 and about "
-    "11.1 GiB in int8, more than the seed's 14.50 GiB (move, then quantize) and 6.99 GiB (quantize on the CPU), so "
-    "its figures cannot be the peak of this whole transformer on the GPU.",
+    "not say which model or how its peak was measured: FLUX.1-dev's transformer has 11.9 B parameters, 22.2 GiB in "
+    "bf16 and half that in int8 (the `after GiB` column), more than the seed's 14.50 GiB (move, then quantize) and "
+    "6.99 GiB (quantize on the CPU), so its figures cannot be the peak of this whole transformer on the GPU.",
 ]
 
 

@@ -4,11 +4,8 @@
 # candidate per layer group) and writes the plan, then it reuses the plan with no timing. Sparsity runs at batch 16,
 # where the seed measured it, with 4 steps (the per-step effect; 28 steps at batch 16 would cost minutes per call).
 # The int8 autotuner has its own script, int8-autotuner.sh.
-# Measured per config on the H100: autoquant-plan 100-250 s, the others 40-120 s (bs4 about twice bs1); the four bs16
-# rows took 65-175 s each, 7 minutes in all (bf16 2:4 the longest).
-# Two GPUs of one host, about 10 minutes each:
-#   CUDA_VISIBLE_DEVICES=0 ONLY='^bs1-' bash ... & CUDA_VISIBLE_DEVICES=1 ONLY='^bs4-' bash ... & wait
-# then, in another call, ONLY='^bs16-' (about 7 minutes on one H100).
+# The whole list does not fit one 10-minute GPU call: split it with ONLY, e.g. ONLY='^bs1-', then '^bs4-', then
+# '^bs16-' (the logs give each configuration's time).
 # The plan rows start from scratch: their plan files are removed first.
 # Usage: bash results/commands/flux-autoquant.sh OUT_CSV [LOG_DIR]   (ONLY=regex runs a subset; plans go to LOG_DIR)
 set -u

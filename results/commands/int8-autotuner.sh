@@ -3,8 +3,8 @@
 # QKV, regional compile, mode default), and a check that the two never share compiled graphs. The three runs use ONE
 # inductor cache directory, in this order: tune (--autotune, no tuned-config pickle yet), plain int8dq, reuse
 # (--autotune with the tune run's pickle). The plain run must log no "Starting autotune search": --autotune compiles
-# into its own subdirectory (utils.optimizations.use_own_compile_cache). The reuse run's compile_s therefore also
-# profits from the tune run's compiled graphs. On the H100 the three runs took about 100, 75 and 35 s.
+# into its own subdirectory (utils.levers.autotune). The reuse run's compile_s therefore also profits from the tune
+# run's compiled graphs.
 # Usage: bash results/commands/int8-autotuner.sh OUT_CSV [LOG_DIR]   (the pickle goes to LOG_DIR)
 set -u
 csv=${1:?usage: int8-autotuner.sh OUT_CSV [LOG_DIR]}
