@@ -1,7 +1,8 @@
-"""optimize(): the levers a run config selects, applied to a pipeline in their one right order:
-fuse -> channels_last -> sparsify -> quantize -> int8 autotuner -> VAE tiling/slicing -> CPU offload -> attention
-backend -> context parallel -> step cache -> compile. Each lever is a module of utils/levers; LEVERS is their list
-(their flags, config fields, results columns and report labels come from it, in this order)."""
+"""optimize(): the levers a run config selects, applied to a pipeline in their one right order: fuse ->
+channels_last -> sparsify -> quantize -> int8 autotuner -> VAE tiling/slicing -> CPU offload -> attention backend ->
+context parallel -> step cache -> inductor reductions -> compile -> CUDA graph. Each lever is a module of
+utils/levers; LEVERS is their list (their flags, config fields, results columns and report labels come from it, in
+this order)."""
 
 from utils.levers import (
     attention,
@@ -9,15 +10,17 @@ from utils.levers import (
     autotune,
     compilation,
     context_parallel,
+    cuda_graph,
     fusion,
     memory,
     quantization,
+    reductions,
     sparsity,
     step_cache,
 )
 
 LEVERS = (quantization, autoquant, autotune, sparsity, fusion, compilation, attention, context_parallel, memory,
-          step_cache)
+          step_cache, reductions, cuda_graph)
 
 
 def describe(row) -> str:
@@ -56,6 +59,10 @@ def optimize(pipe, config, sample_call=None) -> dict:
         context_parallel.apply(pipe, config)
     if config.step_cache != "none":
         applied |= step_cache.apply(pipe, config)
+    if config.persistent_reductions_up_to:  # process-wide, so before the first compile
+        reductions.apply(config)
     if compilation.compiles_anything(config):
         compilation.apply(pipe, config)
+    if config.cuda_graph:  # around the compiled forward: its warm-up calls compile
+        cuda_graph.apply(pipe, config)
     return applied

@@ -45,12 +45,34 @@ def label(row) -> str | None:
     return ", ".join(words) or None
 
 
+# Attention classes whose fused forward never reads the separate projections (diffusers 0.42: transformer_flux.py,
+# _get_fused_projections), so those can go once fused.
+DROPS_UNFUSED = ("FluxAttention",)
+UNFUSED = {"to_qkv": ("to_q", "to_k", "to_v"), "to_added_qkv": ("add_q_proj", "add_k_proj", "add_v_proj")}
+
+
 def fuse_qkv(pipe) -> None:
-    """Fuse the attention Q/K/V projections into one GEMM (transformer and VAE). diffusers keeps the unfused
-    weights too, so model memory grows by their size."""
+    """Fuse the attention Q/K/V projections into one GEMM (transformer and VAE)."""
     denoiser(pipe).fuse_qkv_projections()
+    drop_unfused_projections(denoiser(pipe))
     if hasattr(pipe.vae, "fuse_qkv_projections"):
         pipe.vae.fuse_qkv_projections()
+
+
+def drop_unfused_projections(model: torch.nn.Module) -> int:
+    """diffusers' fusion keeps the separate Q/K/V projections beside the fused copy (so that it can unfuse): their
+    weights would stay in memory, and be quantized, for nothing. Drop them where the fused forward does not read
+    them; returns how many Linear layers went."""
+    dropped = 0
+    for module in model.modules():
+        if type(module).__name__ in DROPS_UNFUSED and getattr(module, "fused_projections", False):
+            for fused, separate in UNFUSED.items():
+                if hasattr(module, fused):
+                    for name in separate:
+                        if hasattr(module, name):
+                            delattr(module, name)
+                            dropped += 1
+    return dropped
 
 
 def vae_channels_last(pipe) -> None:
