@@ -1,6 +1,9 @@
 """Run a grid of configurations, one subprocess each (fresh CUDA context, compile state, inductor cache directory
 and memory), all appending to one CSV. Resumable: a configuration whose row is already in the CSV with status ok is
 skipped. A grid file is a crossed grid, a job list or a cumulative ladder (see utils/sweep.py and inference/grids/).
+Every configuration is checked by its script before any runs: bad input is one line on stderr and exit code 2, with
+nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) kills the running configuration, records it
+as `interrupted` and exits with 130; a sweep killed outright takes its configuration process with it.
 
     python inference/sweep.py --grid inference/grids/flux-dev.json --csv results/flux-dev.csv --dry-run
     python inference/sweep.py --script inference/benchmark_image.py --set ckpt_id=tiny-flux \\
@@ -8,14 +11,25 @@ skipped. A grid file is a crossed grid, a job list or a cumulative ladder (see u
 """
 
 import argparse
+import contextlib
 import re
+import signal
 import sys
 import time
 from pathlib import Path
 
 from utils.cli import Parser, positive_int
+from utils.errors import UsageError
 from utils.paths import REPO_ROOT
-from utils.sweep import completed_commands, expand, load_grid_file, run_sweep
+from utils.sweep import (
+    check_configs,
+    completed_keys,
+    expand,
+    load_grid_file,
+    run_sweep,
+    script_module,
+)
+from utils.sweep_processes import Children, compile_cache_root, csv_lock
 
 DEFAULT_TIMEOUT_S = 900
 
@@ -58,52 +72,103 @@ def parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def grid_spec(parser: Parser, args) -> dict:
-    spec = {"fixed": {}, "grid": {}, "when": []}
+def grid_spec(args) -> dict:
+    """The spec the grid file and the flags describe; raises UsageError for input that cannot work."""
+    if args.grid and args.script:
+        raise UsageError("give --grid or --script, not both: the grid file names its script")
+    spec = {}
     if args.grid:
         if not args.grid.is_file():
-            parser.error(f"--grid {args.grid}: no such file")
-        spec.update(load_grid_file(args.grid))
-    if args.script:
+            raise UsageError(f"--grid {args.grid}: no such file")
+        spec = load_grid_file(args.grid)
+        if args.vary and ("configs" in spec or "ladder" in spec):
+            raise UsageError(f"--vary crosses a grid; {args.grid} is a job list or a ladder (narrow it with --only)")
+    else:
         spec["script"] = args.script
+    spec["fixed"] = dict(spec.get("fixed", {}))
     for item in args.set:
         name, sep, value = item.partition("=")
-        if not sep:
-            parser.error(f"--set expects FLAG=VALUE, got {item!r}")
+        if not sep or not name:
+            raise UsageError(f"--set expects FLAG=VALUE, got {item!r}")
         spec["fixed"][name] = parse_value(value)
     for item in args.vary:
         name, sep, values = item.partition("=")
-        if not sep or not values:
-            parser.error(f"--vary expects FLAG=V1,V2,..., got {item!r}")
-        spec["grid"][name] = [parse_value(value) for value in values.split(",")]
+        if not sep or not name or not values:
+            raise UsageError(f"--vary expects FLAG=V1,V2,..., got {item!r}")
+        spec.setdefault("grid", {})[name] = [parse_value(value) for value in values.split(",")]
     if not spec.get("script"):
-        parser.error("give --grid or --script")
+        raise UsageError("give --grid or --script")
     script = Path(spec["script"]).resolve() if Path(spec["script"]).is_absolute() else REPO_ROOT / spec["script"]
-    if not script.is_file():
-        parser.error(f"no such script: {spec['script']}")
+    if not (script.is_file() and script.suffix == ".py" and script.resolve().is_relative_to(REPO_ROOT.resolve())):
+        raise UsageError(f"no such script in this repository: {spec['script']}")
     # The scripts record themselves as `python inference/<script>`: match that spelling, or resume never matches.
-    spec["script"] = script.resolve().relative_to(REPO_ROOT).as_posix()
+    spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    script_module(spec["script"])
     return spec
+
+
+@contextlib.contextmanager
+def interrupts_raise():
+    """SIGTERM, like SIGINT, raises KeyboardInterrupt in the main thread; after the first, both are ignored so that
+    nothing interrupts the cleanup (killing and recording the running configurations)."""
+    def interrupt(signum, frame):
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    spec = grid_spec(parser, args)
+    with interrupts_raise():
+        try:
+            return sweep(args)
+        except UsageError as error:
+            parser.error(str(error))
+        except KeyboardInterrupt:
+            print(f"interrupted: a configuration that was running is recorded as interrupted in {args.csv}; run the "
+                  "same command again to resume", file=sys.stderr)
+            return 130
+
+
+def sweep(args) -> int:
+    spec = grid_spec(args)
     log_dir = args.log_dir or args.csv.parent / "logs" / args.csv.stem
     configs = [config for config in expand(spec, log_dir) if not args.only or args.only.search(config.command())]
-    done = completed_commands(args.csv)
-    todo = [config for config in configs if config.command() not in done]
-    print(f"{len(configs)} configurations, {len(configs) - len(todo)} already ok in {args.csv}, {len(todo)} to run")
+    check_configs(configs, args.csv, on_this_machine=not args.dry_run)
     if args.dry_run:
+        todo = still_to_run(configs, args.csv)
+        print(plan(configs, todo, args.csv))
         for config in configs:
-            print(("skip  " if config not in todo else "run   ") + config.command())
+            print(("run   " if config in todo else "skip  ") + config.command())
         return 0
-    timeout_s = args.timeout or spec.get("timeout_s", DEFAULT_TIMEOUT_S)
-    start = time.perf_counter()
-    counts = run_sweep(todo, args.csv, timeout_s, log_dir, args.shared_compile_cache)
+    with contextlib.ExitStack() as held:
+        lock_fd = held.enter_context(csv_lock(args.csv))
+        cache_root = None if args.shared_compile_cache else held.enter_context(compile_cache_root(args.csv))
+        todo = still_to_run(configs, args.csv)  # read under the lock: no other sweep is adding rows
+        print(plan(configs, todo, args.csv))
+        start = time.perf_counter()
+        counts = run_sweep(todo, args.csv, args.timeout or spec.get("timeout_s", DEFAULT_TIMEOUT_S), log_dir,
+                           cache_root, Children(inherited_fds=(lock_fd,)))
     print(f"done in {time.perf_counter() - start:.0f} s: {counts or 'nothing to run'}; rows in {args.csv}")
     return 0 if set(counts) <= {"ok"} else 1
+
+
+def still_to_run(configs: list, csv: Path) -> list:
+    """The configurations without an ok row in the CSV (matched on what they run, not how the command is spelled)."""
+    done = completed_keys(csv, configs[0].script) if configs else set()
+    return [config for config in configs if config.key() not in done]
+
+
+def plan(configs: list, todo: list, csv: Path) -> str:
+    return f"{len(configs)} configurations, {len(configs) - len(todo)} already ok in {csv}, {len(todo)} to run"
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def git_sha() -> str:
 def device_name(device) -> str:
     """The GPU's name, or the CPU's architecture and thread count."""
     if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name(device)
+        return torch.cuda.get_device_name(device) if torch.cuda.is_available() else "cuda (not available here)"
     return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 

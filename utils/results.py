@@ -73,8 +73,8 @@ class Measurements:
     host_peak_memory_GiB: float | None = None
     psnr_db: float | None = None  # decoded images vs the bf16 eager reference (inf = identical)
     latent_rel_l2: float | None = None  # final latents vs the bf16 eager reference
-    # ok | error | oom | nan; the sweep adds timeout | crash for processes that wrote no row, and interrupted for
-    # configurations a stopped sweep did not finish (kept in the CSV, left out of the reports)
+    # ok | error | oom | nan; the sweep adds timeout | crash | interrupted for processes that wrote no row
+    # (interrupted: a stopped sweep's configuration, kept in the CSV and left out of the reports)
     status: str = "ok"
     error: str = ""
     step: int | None = None  # position in a cumulative ladder (sweep.py, ladder grid files)

@@ -1,5 +1,6 @@
 """Sweeps: a grid file (or flags) expanded into configurations of one script, each run in its own process, all
-appending to one CSV. A grid file (JSON or YAML) holds:
+appending to one CSV. A grid file (JSON or YAML) is a mapping of these keys and no others (but a free-text
+`description`); `grid`, `configs` and `ladder` exclude each other:
 
     script     the script every configuration runs, e.g. inference/benchmark_image.py
     fixed      flags every configuration gets
@@ -15,26 +16,34 @@ A boolean flag is passed as `--flag` when true and left out when false. String v
 sweep's log folder. Ladder steps run with --ladder_step/--ladder_lever/--ladder_base, which the row records."""
 
 import contextlib
+import functools
 import hashlib
 import importlib
+import io
 import itertools
 import json
+import multiprocessing
 import os
 import queue
 import shlex
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from utils.errors import UsageError
 from utils.paths import REPO_ROOT
-from utils.results import append_row, read_rows
+from utils.results import append_row_or_save_aside, read_rows
+from utils.sweep_processes import Children
 
 OUTPUT_FLAGS = ("--csv",)  # flags that say where results go, not what runs
+SPEC_KEYS = {"description": str, "script": str, "fixed": dict, "grid": dict, "configs": list, "ladder": list,
+             "when": list, "timeout_s": (int, float)}
+SCRIPT_API = ("build_parser", "parse_config", "blank_row")  # what a script needs to be swept
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,17 @@ class Config:
         """How the script records this configuration in its `command` column (without output flags)."""
         return normalize_command(shlex.join(["python", self.script, *self.argv(Path("-"))]))
 
+    def key(self):
+        return configuration_key(self.command(), self.script)
+
     @property
     def module(self) -> str:
-        """The script as a module name (scripts are run with python -m from the repository root)."""
-        return Path(self.script).with_suffix("").as_posix().replace("/", ".")
+        return module_name(self.script)
+
+
+def module_name(script: str) -> str:
+    """The script as a module name (scripts are run with python -m from the repository root)."""
+    return Path(script).with_suffix("").as_posix().replace("/", ".")
 
 
 def normalize_command(command: str) -> str:
@@ -75,13 +91,76 @@ def normalize_command(command: str) -> str:
     return shlex.join(kept)
 
 
+@functools.cache
+def script_module(script: str):
+    """The module of a repository script (e.g. inference/benchmark_image.py), which must expose SCRIPT_API."""
+    module = importlib.import_module(module_name(script))
+    missing = [name for name in SCRIPT_API if not hasattr(module, name)]
+    if missing:
+        raise UsageError(f"{script} cannot be swept: it has no {', '.join(missing)}")
+    return module
+
+
+@functools.cache
+def configuration_key(command: str, script: str):
+    """What a recorded command runs, as `script`'s parser reads it: flag order, aliases and defaults do not matter
+    and output flags are left out, so resume finds a configuration however its command was spelled. A command of
+    another script, or one the parser refuses (a flag since removed), is keyed by its text."""
+    try:
+        words = shlex.split(command)
+        text = normalize_command(command)
+    except ValueError:  # unbalanced quotes: not a command we wrote
+        return command
+    if script not in words:
+        return text
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            flags = vars(script_module(script).build_parser().parse_args(words[words.index(script) + 1:]))
+    except SystemExit:
+        return text
+    output = {flag.lstrip("-") for flag in OUTPUT_FLAGS}
+    return tuple(sorted((name, repr(value)) for name, value in flags.items() if name not in output))
+
+
 def load_grid_file(path: Path) -> dict:
-    text = path.read_text()
+    """The grid file's spec, checked; a file that is no such spec raises UsageError (one line)."""
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        return yaml.safe_load(text)
-    return json.loads(text)
+        language, load, invalid = "YAML", yaml.safe_load, yaml.YAMLError
+    else:
+        language, load, invalid = "JSON", json.loads, ValueError
+    try:
+        spec = load(path.read_text())
+    except (invalid, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: not valid {language}: {' '.join(str(error).split())}") from None
+    check_spec(spec, str(path))
+    return spec
+
+
+def check_spec(spec, source: str) -> None:
+    """Raise UsageError for a spec that would silently run something else than it says: another shape, an unknown
+    key (a typo is ignored otherwise) or a grid value that is not a list (a string would be crossed letter by
+    letter)."""
+    if not isinstance(spec, dict):
+        raise UsageError(f"{source}: expected a mapping of {', '.join(SPEC_KEYS)}; got a {type(spec).__name__}")
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise UsageError(f"{source}: unknown key {', '.join(map(repr, unknown))}; known keys: {', '.join(SPEC_KEYS)}")
+    for key, kind in SPEC_KEYS.items():
+        if key in spec and (not isinstance(spec[key], kind) or isinstance(spec[key], bool)):
+            raise UsageError(f"{source}: {key} must be a {getattr(kind, '__name__', 'number')}, got {spec[key]!r}")
+    shapes = [key for key in ("grid", "configs", "ladder") if key in spec]
+    if len(shapes) > 1:
+        raise UsageError(f"{source}: give one of grid, configs and ladder, not {' and '.join(shapes)}")
+    for name, values in spec.get("grid", {}).items():
+        if not isinstance(values, list) or not values:
+            raise UsageError(f"{source}: grid key {name!r} must be a non-empty list of values, got {values!r}")
+    for key, needed in (("configs", ()), ("ladder", ("lever",)), ("when", ("if", "set"))):
+        for entry in spec.get(key, []):
+            if not isinstance(entry, dict) or any(name not in entry for name in needed):
+                raise UsageError(f"{source}: every {key} entry must be a mapping with {', '.join(needed) or 'set'}, "
+                                 f"got {entry!r}")
 
 
 def same_value(given, wanted) -> bool:
@@ -98,7 +177,7 @@ def ladder_steps(spec: dict) -> list[dict]:
     for number, entry in enumerate(spec["ladder"], start=1):
         base = entry.get("base", number - 1 if number > 1 else None)
         if base is not None and not 1 <= base < number:
-            raise ValueError(f"ladder step {number} ({entry['lever']!r}): base {base} is not an earlier step")
+            raise UsageError(f"ladder step {number} ({entry['lever']!r}): base {base} is not an earlier step")
         flags = {**(steps[base - 1]["inherited"] if base else {}), **entry.get("set", {})}
         steps.append({"inherited": flags, "flags": {**flags, **entry.get("measure", {}), "ladder_step": number,
                                                     "ladder_lever": entry["lever"], "ladder_base": base}})
@@ -134,62 +213,111 @@ def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
     return configs
 
 
-def recorded_statuses(csv: Path) -> list[tuple[str, str]]:
-    """(normalized command, status) of every row in the CSV, in order."""
+def check_configs(configs: list[Config], csv: Path, on_this_machine: bool) -> None:
+    """Raise UsageError (one line) naming the first configuration its script would refuse, so that bad flags or
+    values never launch a process or write a row. `on_this_machine` runs the script's own checks, which look at
+    this machine (its devices and their free memory, the hub); without it, only the script's parser reads the
+    flags, as a dry run on another machine than the GPU one must."""
+    if not configs:
+        return
+    if on_this_machine:
+        # In a process of its own: asking CUDA (for free memory) opens a context, which must not stay in the sweep's
+        # process, on a GPU, through every measurement.
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_stderr) as pool:
+            refusal = pool.submit(first_refusal, configs, csv, True).result()
+    else:
+        refusal = first_refusal(configs, csv, False)
+    if refusal:
+        raise UsageError(refusal)
+
+
+def quiet_stderr() -> None:
+    """Silence a checking process's stderr (warnings its imports print): bad input is reported in one line."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+
+def first_refusal(configs: list[Config], csv: Path, on_this_machine: bool) -> str | None:
+    for number, config in enumerate(configs, start=1):
+        module = script_module(config.script)
+        refusal = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(refusal):
+                if on_this_machine:
+                    module.parse_config(config.argv(csv))
+                else:
+                    module.build_parser().parse_args(config.argv(csv))
+        except SystemExit as exit_info:
+            if exit_info.code:
+                reason = (refusal.getvalue().strip().splitlines() or [f"exit code {exit_info.code}"])[-1]
+                return f"configuration {number} of {len(configs)} ({config.command()}) is refused: {reason}"
+    return None
+
+
+def recorded_statuses(csv: Path, script: str) -> list[tuple[object, str]]:
+    """(configuration key, status) of every row in the CSV, in order."""
     if not csv.exists():
         return []
     frame = read_rows(csv)
-    return [(normalize_command(str(command)), str(status)) for command, status in zip(frame.command, frame.status)]
+    return [(configuration_key(str(command), script), str(status))
+            for command, status in zip(frame.command, frame.status)]
 
 
-def completed_commands(csv: Path) -> set[str]:
-    return {command for command, status in recorded_statuses(csv) if status == "ok"}
+def completed_keys(csv: Path, script: str) -> set:
+    return {key for key, status in recorded_statuses(csv, script) if status == "ok"}
 
 
 def failure_row(config: Config, status: str, message: str):
     """The row for a configuration whose process died before writing its own (timeout, crash, kill, bad input): the
     script reads its flags as it would have (aliases and derived flags land where they would)."""
-    row = importlib.import_module(config.module).blank_row(config.argv(Path("-")))
+    module = script_module(config.script)
+    try:
+        row = module.blank_row(config.argv(Path("-")))
+    except (SystemExit, Exception):  # noqa: BLE001 - flags it cannot read: the row of the defaults still says why
+        row = module.blank_row([])
     row.command, row.status, row.error = config.command(), status, message[:500]
     return row
 
 
 def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log_dir: Path,
-               shared_compile_cache: bool = False) -> str:
-    """Run one configuration in its own process; returns its status. The script appends its own row; if the process
-    is killed or dies without one, we append a row saying so. Unless `shared_compile_cache`, the process gets empty
-    inductor and Triton cache directories of its own (removed afterwards), so its compile_s does not depend on which
-    configurations ran before it on this machine."""
+               cache_root: Path | None, children: Children) -> str | None:
+    """Run one configuration in its own process; returns its status (None if the sweep stopped before it started).
+    The script appends its own row; if the process is killed or dies without one, we append a row saying so.
+    Unless `cache_root` is None (a shared compile cache), the process gets empty inductor and Triton cache
+    directories of its own under it (removed afterwards), so its compile_s does not depend on which configurations
+    ran before it on this machine."""
     env = dict(os.environ)
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     log_dir.mkdir(parents=True, exist_ok=True)
-    command = config.command()
+    command, key = config.command(), config.key()
     log_path = log_dir / f"{hashlib.sha1(command.encode()).hexdigest()[:12]}.log"
-    rows_before = sum(recorded == command for recorded, _ in recorded_statuses(csv))
-    # A killed configuration's compile workers may still write into its directory: never let that end the sweep.
-    fresh_cache = (contextlib.nullcontext() if shared_compile_cache
-                   else tempfile.TemporaryDirectory(prefix="inductor-", ignore_cleanup_errors=True))
+    rows_before = sum(recorded == key for recorded, _ in recorded_statuses(csv, config.script))
+    fresh_cache = (contextlib.nullcontext() if cache_root is None
+                   else tempfile.TemporaryDirectory(prefix="inductor-", dir=cache_root, ignore_cleanup_errors=True))
     with open(log_path, "w") as log, fresh_cache as cache_dir:
         if cache_dir is not None:  # Triton keeps its kernels apart when TRITON_CACHE_DIR is set: point it here too
             env.update(TORCHINDUCTOR_CACHE_DIR=cache_dir, TRITON_CACHE_DIR=str(Path(cache_dir) / "triton"))
         log.write(command + "\n")
         log.flush()
-        try:
-            result = subprocess.run([sys.executable, "-m", config.module, *config.argv(csv)], cwd=REPO_ROOT,
-                                    env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            append_row(csv, failure_row(config, "timeout", f"killed after {timeout_s:.0f} s; log {log_path}"))
-            return "timeout"
-    if result.returncode == 2:
-        append_row(csv, failure_row(config, "error", f"rejected as bad input (exit 2); log {log_path}"))
-        return "error"
+        process = children.start([sys.executable, "-m", config.module, *config.argv(csv)], cwd=REPO_ROOT, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT)
+        if process is None:
+            return None
+        returncode = children.wait(process, timeout_s)
     # Other GPUs' workers append to the same CSV, so look for this configuration's own new row.
-    statuses = [status for recorded, status in recorded_statuses(csv) if recorded == command]
-    if len(statuses) <= rows_before:
-        append_row(csv, failure_row(config, "crash", f"exit code {result.returncode} and no row; log {log_path}"))
-        return "crash"
-    return statuses[-1]
+    statuses = [status for recorded, status in recorded_statuses(csv, config.script) if recorded == key]
+    if len(statuses) > rows_before:
+        return statuses[-1]
+    if children.stopped:
+        status, message = "interrupted", f"the sweep was interrupted (SIGINT/SIGTERM) and killed it; log {log_path}"
+    elif returncode is None:
+        status, message = "timeout", f"killed after {timeout_s:.0f} s; log {log_path}"
+    elif returncode == 2:
+        status, message = "error", f"rejected as bad input (exit 2); log {log_path}"
+    else:
+        status, message = "crash", f"exit code {returncode} and no row; log {log_path}"
+    append_row_or_save_aside(csv, failure_row(config, status, message))
+    return status
 
 
 def visible_gpus() -> list[str | None]:
@@ -206,10 +334,11 @@ def visible_gpus() -> list[str | None]:
     return ids[:count]
 
 
-def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path,
-              shared_compile_cache: bool = False) -> dict[str, int]:
+def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path, cache_root: Path | None,
+              children: Children) -> dict[str, int]:
     """Run every configuration, one per visible GPU at a time (in order on one GPU); returns how many ended in each
-    status."""
+    status. On KeyboardInterrupt the running configurations are killed and recorded as interrupted, none starts
+    after, and the KeyboardInterrupt goes on up."""
     gpus = queue.Queue()
     for gpu in visible_gpus():
         gpus.put(gpu)
@@ -219,13 +348,20 @@ def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path,
         def worker(config: Config) -> None:
             gpu = gpus.get()
             try:
-                status = run_config(config, csv, timeout_s, gpu, log_dir, shared_compile_cache)
+                status = run_config(config, csv, timeout_s, gpu, log_dir, cache_root, children)
             finally:
                 gpus.put(gpu)
-            counts[status] = counts.get(status, 0) + 1
-            bar.set_postfix(counts)
-            bar.update()
+            if status is not None:
+                counts[status] = counts.get(status, 0) + 1
+                bar.set_postfix(counts)
+                bar.update()
 
         with ThreadPoolExecutor(max_workers=gpus.qsize()) as pool:
-            list(pool.map(worker, configs))
+            try:
+                for future in [pool.submit(worker, config) for config in configs]:
+                    future.result()
+            except KeyboardInterrupt:
+                children.stop()
+                pool.shutdown(cancel_futures=True)  # the workers record what they were running
+                raise
     return counts
