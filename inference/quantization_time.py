@@ -37,6 +37,7 @@ from utils.quant import QUANTIZATIONS, unsupported_reason
 from utils.quantization_time import METHODS, measure, new_row
 from utils.report import render_file
 from utils.results import QuantTimeRow, append_row_or_save_aside, check_csv_target
+from utils.sweep_processes import die_with_parent
 
 PROG = "inference/quantization_time.py"
 DEFAULT_CSV = RESULTS_DIR / "quantization-time.csv"
@@ -121,7 +122,7 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
                    "--weights", config.weights]  # argparse keeps the last value of a repeated flag
         print(f"=== {method}: {METHODS[method]}", flush=True)
         try:
-            returncode = subprocess.run(command, timeout=config.timeout_s,
+            returncode = subprocess.run(command, timeout=config.timeout_s, preexec_fn=die_with_parent(),
                                         cwd=Path(__file__).resolve().parents[1]).returncode
         except subprocess.TimeoutExpired:
             returncode = None

@@ -37,6 +37,7 @@ from utils.cli import (
 from utils.errors import UsageError
 from utils.fidelity import psnr_db, relative_l2
 from utils.levers.base import off_as
+from utils.levers.quantization import check_skip_pattern
 from utils.load_measure import (
     measure_loading,
     path_matches,
@@ -156,6 +157,8 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
     """Raises UsageError before any model is built."""
     check_device(args.device)
     quantization = getattr(args, "quantization", None)
+    if getattr(args, "quant_skip_pattern", None) is not None:
+        check_skip_pattern(args.quant_skip_pattern)
     if quantization not in (None, "None"):
         reason = unsupported_reason(quantization, args.device)
         if reason:

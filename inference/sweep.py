@@ -20,7 +20,9 @@ from pathlib import Path
 
 from utils.cli import Parser, positive_int
 from utils.errors import UsageError
+from utils.path_checks import check_output_dir
 from utils.paths import REPO_ROOT
+from utils.results import check_csv_target
 from utils.sweep import (
     check_configs,
     completed_keys,
@@ -133,14 +135,16 @@ def main(argv=None) -> int:
         except UsageError as error:
             parser.error(str(error))
         except KeyboardInterrupt:
-            print(f"interrupted: a configuration that was running is recorded as interrupted in {args.csv}; run the "
-                  "same command again to resume", file=sys.stderr)
+            print(f"interrupted: a configuration that was running is recorded as interrupted in {args.csv} (if one "
+                  "had started); run the same command again to resume", file=sys.stderr)
             return 130
 
 
 def sweep(args) -> int:
     spec = grid_spec(args)
     log_dir = args.log_dir or args.csv.parent / "logs" / args.csv.stem
+    check_output_dir("--log_dir", log_dir)
+    check_csv_target(args.csv, type(script_module(spec["script"]).blank_row([])))
     configs = [config for config in expand(spec, log_dir) if not args.only or args.only.search(config.command())]
     check_configs(configs, args.csv, on_this_machine=not args.dry_run)
     if args.dry_run:

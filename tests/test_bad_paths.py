@@ -45,12 +45,18 @@ def corrupt_files(tmp_path) -> dict:
     (tmp_path / "plain.txt").write_text("not a model\n")
     (tmp_path / "plan.json").write_text('{"version": ')
     (tmp_path / "cache.bin").write_bytes(b"\x00garbage")
-    cut = tmp_path / "cut"
-    (cut / "transformer").mkdir(parents=True)
-    (cut / "model_index.json").write_text("{}")
-    (cut / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes((1000).to_bytes(8, "little") + b"{}")
+    (tmp_path / "list-plan.json").write_text("[1, 2]")
+    for name, header in (("cut", b"{}"), ("odd", b'{"w": 5}')):  # a cut-off file; a header of the wrong shape
+        (tmp_path / name / "transformer").mkdir(parents=True)
+        (tmp_path / name / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
+        weights = tmp_path / name / "transformer" / "diffusion_pytorch_model.safetensors"
+        weights.write_bytes((1000 if name == "cut" else len(header)).to_bytes(8, "little") + header)
+    (tmp_path / "list-index").mkdir()
+    (tmp_path / "list-index" / "model_index.json").write_text("[1]")
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "nowhere" / "r.csv")
     names = {"folder": "folder", "empty_dir": "empty_dir", "plain": "plain.txt", "plan": "plan.json",
-             "cache": "cache.bin", "cut": "cut"}
+             "cache": "cache.bin", "cut": "cut", "odd": "odd", "list_plan": "list-plan.json",
+             "list_index": "list-index", "dangling": "dangling.csv"}
     return {key: str(tmp_path / name) for key, name in names.items()}
 
 
@@ -72,6 +78,16 @@ BENCHMARK_PATHS = {
     "a million steps": (["--num_inference_steps", "1000000"], "at most 1000"),
     "NaN guidance": (["--guidance_scale", "nan"], "finite number"),
     "prompt longer than T5 takes": (["--max_sequence_length", "100000"], "at most 512 tokens"),
+    "CSV that links to nothing": (["--csv", "{dangling}"], "link to nothing"),
+    "autoquant plan not an object": (["--quantization", "autoquant", "--autoquant_plan", "{list_plan}"],
+                                     "not an autoquant plan"),
+    "safetensors header of the wrong shape": (["--ckpt_id", "{odd}"], "malformed safetensors header"),
+    "model_index.json not an object": (["--ckpt_id", "{list_index}"], "not a diffusers pipeline index"),
+    "checkpoint path that does not exist": (["--ckpt_id", "{folder}/missing/model"], "no such folder"),
+    "seed beyond 64 bits": (["--seed", "18446744073709551616"], "--seed: must be within"),
+    "device the suite does not run on": (["--device", "meta"], "runs on cpu or cuda"),
+    "skip pattern without a quantization": (["--quant_skip_pattern", "proj"], "needs --quantization"),
+    "a batch too large to hold": (["--batch_size", "100000000"], "the decoded output alone"),
 }
 
 
@@ -82,6 +98,7 @@ def test_benchmark_refuses_bad_paths_before_building(flags, message, tmp_path, c
     argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "out" / "rows.csv"),
             "--reference_dir", str(tmp_path / "out" / "refs"), *[flag.format(**paths) for flag in flags]]
     expect_exit_2(benchmark_image.main, argv, message, capsys)
+    assert not (tmp_path / "nowhere").exists()
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
 
 
@@ -207,3 +224,41 @@ def test_the_filter_keeps_other_warnings(caplog):
         logging.getLogger("torchao").warning("Failed to load something")
         logging.getLogger("torchao").warning("a real problem")
     assert [record.getMessage() for record in caplog.records] == ["a real problem"]
+
+
+TRAINING_INPUTS = {
+    "NaN guidance": (["--guidance_scale", "nan"], "finite number"),
+    "a side beyond the limit": (["--resolution", "65536"], "at most 8192"),
+    "a prompt longer than T5 takes": (["--max_sequence_length", "100000"], "at most 512 tokens"),
+    "a deeper copy than the model": (["--num_layers", "100000", "--weights", "random"], "shallower copy"),
+    "a dataset too large to hold": (["--num_images", "1000000000"], "the training images alone"),
+}
+
+
+@pytest.mark.parametrize("flags,message", TRAINING_INPUTS.values(), ids=TRAINING_INPUTS.keys())
+def test_training_limits(flags, message, tmp_path, capsys, no_model):
+    argv = ["--device", "cpu", "--csv", str(tmp_path / "t.csv"), "--output_dir", str(tmp_path / "lora"), *flags]
+    expect_exit_2(train_fp8.main, argv, message, capsys)
+
+
+def test_training_files_are_read_before_building(tmp_path, capsys, no_model):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.png").write_text("not an image")
+    (tmp_path / "lora").mkdir()
+    (tmp_path / "lora" / "pytorch_lora_weights.safetensors").write_bytes(b"junk")
+    base = ["--device", "cpu", "--csv", str(tmp_path / "t.csv"), "--no_save"]
+    expect_exit_2(train_fp8.main, [*base, "--dataset_dir", str(tmp_path / "data")], "not an image", capsys)
+    expect_exit_2(train_fp8.main, [*base, "--resume_lora", str(tmp_path / "lora")], "safetensors", capsys)
+
+
+def test_serialize_checks_its_regex_before_building(tmp_path, capsys, no_model):
+    expect_exit_2(serialize.main, ["save", "--device", "cpu", "--output", str(tmp_path / "m"),
+                                   "--quant_skip_pattern", "["], "not a valid regex", capsys)
+
+
+def test_overwrite_keeps_a_folder_the_user_added(tmp_path, capsys):
+    argv = ["save", "--device", "cpu", "--output", str(tmp_path / "m"), "--quantization", "None"]
+    assert serialize.main(argv) == 0
+    (tmp_path / "m" / "notes" / "sub").mkdir(parents=True)
+    expect_exit_2(serialize.main, [*argv, "--overwrite"], "files or folders this tool did not write", capsys)
+    assert (tmp_path / "m" / "notes" / "sub").is_dir()

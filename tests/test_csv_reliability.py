@@ -1,6 +1,7 @@
 """Appending to results CSVs: damaged files are repaired (a missing last newline) or refused with one line naming the
 file and the line, modes survive, concurrent writers keep whole rows, and a finished row is never lost."""
 
+import csv
 import logging
 import multiprocessing
 import os
@@ -14,7 +15,7 @@ from utils.errors import UsageError
 from utils.files import atomic_path
 from utils.results import COLUMNS, CsvError, Row, TrainRow, append_row, read_rows
 
-OLD_HEADER = "timestamp,model,quantization,time_median_s,status"  # a schema append_row migrates
+OLD_HEADER = "timestamp,git_sha,command,model,quantization,time_median_s,status"  # one append_row migrates
 
 
 def skip_unless_permissions_apply(tmp_path):
@@ -103,13 +104,14 @@ def test_binary_and_undecodable_files_are_refused(tmp_path, data, problem):
     assert path.read_bytes() == data
 
 
-@pytest.mark.parametrize("text", ["name,age\nbob,3\n", "hello world\n", "model,colour\nm,red\n"])
+@pytest.mark.parametrize("text", ["name,age\nbob,3\n", "hello world\n", "model,colour\nm,red\n",
+                                  "model,status\nmine,ok\n"])  # the last: every column is one of ours
 def test_foreign_csvs_are_refused(tmp_path, text):
     path = tmp_path / "r.csv"
     path.write_text(text)
     with pytest.raises(CsvError) as error:
         append_row(path, Row())
-    assert_one_line(error.value, str(path), "line 1", "columns this version does not know")
+    assert_one_line(error.value, str(path), "line 1", "not one of our results CSVs")
     assert path.read_text() == text
 
 
@@ -124,7 +126,7 @@ def test_rows_of_another_kind_are_refused(tmp_path):
 def test_migration_keeps_the_mode(tmp_path):
     for kept in (0o644, 0o640):
         path = tmp_path / f"old-{kept:o}.csv"
-        path.write_text(f"{OLD_HEADER}\n2025-01-01,m,int8wo,1.5,ok\n")
+        path.write_text(f"{OLD_HEADER}\n2025-01-01,abc,python x,m,int8wo,1.5,ok\n")
         path.chmod(kept)
         with umask(0o077):  # the file's own mode wins over the umask
             append_row(path, Row(model="n"))
@@ -150,7 +152,7 @@ def test_concurrent_appends_to_a_file_without_a_last_newline(tmp_path, schema):
     stays whole."""
     path = tmp_path / "r.csv"
     if schema == "older":
-        path.write_text(f"{OLD_HEADER}\n2025-01-01,old,int8wo,1.5,ok")
+        path.write_text(f"{OLD_HEADER}\n2025-01-01,abc,python x,old,int8wo,1.5,ok")
     else:
         append_row(path, Row(model="old", time_median_s=1.5))
         path.write_text(path.read_text().rstrip("\r\n"))
@@ -171,7 +173,7 @@ def test_check_csv_target_accepts_good_targets_and_creates_nothing(tmp_path):
     results.check_csv_target(tmp_path / "new" / "deeper" / "r.csv", Row)
     assert not (tmp_path / "new").exists()
     old = tmp_path / "old.csv"
-    old.write_text(f"{OLD_HEADER}\n2025-01-01,m,int8wo,1.5,ok\n")
+    old.write_text(f"{OLD_HEADER}\n2025-01-01,abc,python x,m,int8wo,1.5,ok\n")
     results.check_csv_target(old, Row)
     empty = tmp_path / "empty.csv"
     empty.touch()
@@ -248,3 +250,30 @@ def test_a_damaged_or_impossible_target_falls_back_too(tmp_path, monkeypatch):
     saved = results.append_row_or_save_aside(impossible, Row(model="kept"))
     assert saved.parent == tmp_path / "cwd" and list(read_rows(saved).model) == ["kept"]
     assert results.append_row_or_save_aside(tmp_path / "ok.csv", Row(model="fine")) == tmp_path / "ok.csv"
+
+
+def test_a_failed_append_takes_its_partial_row_back(tmp_path, monkeypatch):
+    path = tmp_path / "r.csv"
+    append_row(path, Row(model="kept", time_median_s=1.0))
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        append_row(path, Row(model="lost", time_median_s=2.0))
+    assert path.read_bytes() == before
+
+
+def test_numbers_that_are_not_numbers_are_refused(tmp_path):
+    path = tmp_path / "r.csv"
+    append_row(path, Row(model="m", time_median_s=1.0))
+    header, line = path.read_text().splitlines()
+    cells = next(csv.reader([line]))
+    cells[header.split(",").index("time_median_s")] = "fast"
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows([header.split(","), cells])
+    with pytest.raises(CsvError) as error:
+        results.read_rows(path)
+    assert_one_line(error.value, "line 2", "time_median_s holds 'fast'")

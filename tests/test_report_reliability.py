@@ -67,8 +67,9 @@ def test_a_configuration_measured_again_shows_its_newest_run_and_is_never_compar
 
 def test_old_rows_spelling_bfloat16_are_the_same_configuration(tmp_path):
     path = tmp_path / "flux.csv"
-    path.write_text("model,gpu,weights,batch_size,height,width,num_inference_steps,dtype,quantization,time_median_s,"
-                    "status\nm,H100,random,1,1024,1024,28,bfloat16,None,4.0,ok\n")
+    path.write_text("timestamp,git_sha,command,model,gpu,weights,batch_size,height,width,num_inference_steps,dtype,"
+                    "quantization,time_median_s,status\n,abc,python x,m,H100,random,1,1024,1024,28,bfloat16,None,4.0,"
+                    "ok\n")
     append_row(path, Row(**COMMON, time_median_s=5.0))
     append_row(path, Row(**COMMON, quantization="int8wo", time_median_s=4.5))
     assert report.main([str(path)]) == 0
@@ -125,3 +126,12 @@ def test_the_header_names_the_command_that_regenerates_it(tmp_path):
     assert f"`python -m utils.report {path.resolve()}`" in path.with_suffix(".md").read_text()
     assert report.regenerate_command(REPO_ROOT / "results" / "flux-dev.csv") == ("python -m utils.report "
                                                                                   "results/flux-dev.csv")
+
+
+def test_a_file_that_is_not_a_csv_is_never_overwritten(tmp_path, capsys):
+    path = tmp_path / "table.md"
+    append_row(tmp_path / "r.csv", Row(**COMMON, time_median_s=1.0))
+    path.write_bytes((tmp_path / "r.csv").read_bytes())
+    before = path.read_bytes()
+    assert report.main([str(path)]) == 2 and "not a .csv file" in capsys.readouterr().err
+    assert path.read_bytes() == before

@@ -30,7 +30,8 @@ def test_appending_to_a_csv_with_unknown_columns_fails(tmp_path):
 
 def test_appending_to_an_older_csv_migrates_it(tmp_path):
     path = tmp_path / "r.csv"
-    path.write_text("timestamp,model,quantization,time_median_s,status\n2025-01-01,m,int8wo,1.5,ok\n")
+    path.write_text("timestamp,git_sha,command,model,quantization,time_median_s,status\n"
+                    "2025-01-01,abc,python x,m,int8wo,1.5,ok\n")
     append_row(path, Row(model="n", quantization="fp8dqrow", time_median_s=2.5))
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
     frame = read_rows(path)
@@ -100,7 +101,8 @@ def test_labels_name_the_autoquant_plan_and_compiled_text_encoders(tmp_path):
 
 def test_older_csvs_with_fewer_columns_still_load(tmp_path):
     path = tmp_path / "old.csv"
-    path.write_text("timestamp,model,quantization,time_median_s,status\n2025-01-01,m,int8wo,1.5,ok\n")
+    path.write_text("timestamp,git_sha,command,model,quantization,time_median_s,status\n"
+                    "2025-01-01,abc,python x,m,int8wo,1.5,ok\n")
     frame = read_rows(path)
     assert list(frame.columns) == COLUMNS and frame.time_median_s[0] == 1.5 and frame.compile.isna().all()
 

@@ -160,6 +160,12 @@ SPEC = {"script": "inference/benchmark_image.py", "fixed": {"ckpt_id": "tiny-flu
     ("script: [inference/benchmark_image.py\n", ".yaml", "not valid YAML"),
     (json.dumps([SPEC]), ".json", "expected a mapping"),
     ("", ".yaml", "expected a mapping"),
+    (json.dumps({**SPEC, "ladder": [{"lever": "a", "set": {}}, {"lever": "b", "base": "x", "set": {}}]}), ".json",
+     "base must be an earlier step"),
+    (json.dumps({**SPEC, "configs": [{"name": "a", "set": ["seed", 1]}]}), ".json", "'set' must be a mapping"),
+    (json.dumps({**SPEC, "grid": {"seed": [1]}, "when": [{"if": "seed", "set": {}}]}), ".json",
+     "'if' must be a mapping"),
+    (json.dumps({**SPEC, "grid": {"seed": [1]}, "timeout_s": 0}), ".json", "timeout_s must be a positive"),
 ])
 def test_bad_grid_files_are_refused_in_one_line(tmp_path, capfd, text, suffix, message):
     err = bad_input(capfd, ["--grid", grid_file(tmp_path, text, suffix), "--csv", str(tmp_path / "r.csv"),
@@ -173,7 +179,7 @@ def test_bad_grid_files_are_refused_in_one_line(tmp_path, capfd, text, suffix, m
     (["--grid", "inference/grids/cogvideox-latency.json", "--vary", "seed=1,2"], "--vary crosses a grid"),
     ([*TINY, "--vary", "quantisation=None,int8wo"], "configuration 1 of 2"),
     ([*TINY, "--vary", "quantization=None,int8w0"], "configuration 2 of 2"),
-    ([*TINY, "--set", "seed=one"], "invalid int value: 'one'"),
+    ([*TINY, "--set", "seed=one"], "invalid seed value: 'one'"),
     ([*TINY, "--set", "compile=yes"], "unrecognized arguments: yes"),
     (["--script", "README.md"], "no such script"),
 ])
@@ -231,3 +237,23 @@ def test_a_temp_folder_without_our_marker_is_left_alone(tmp_path, monkeypatch):
     with utils.sweep_processes.compile_cache_root(csv) as second:
         assert second != foreign and second.is_dir()
     assert (foreign / "theirs").is_dir() and not second.exists()
+
+
+def test_a_log_dir_that_is_a_file_is_refused(tmp_path, capfd):
+    (tmp_path / "logs").write_text("mine")
+    argv = ["--script", "inference/benchmark_image.py", "--set", "device=cpu", "--vary", "seed=1",
+            "--csv", str(tmp_path / "r.csv"), "--log_dir", str(tmp_path / "logs"), "--dry-run"]
+    assert "is a file" in bad_input(capfd, argv) and (tmp_path / "logs").read_text() == "mine"
+
+
+def test_a_user_file_named_like_the_lock_is_kept(tmp_path):
+    csv = tmp_path / "r.csv"
+    user_file = tmp_path / "r.csv.sweep.lock"
+    user_file.write_text("my notes")
+    with utils.sweep_processes.csv_lock(csv):
+        pass
+    assert user_file.read_text() == "my notes"
+    user_file.unlink()
+    with utils.sweep_processes.csv_lock(csv):
+        assert user_file.exists()
+    assert not user_file.exists()  # the lock file it made itself is gone

@@ -23,7 +23,9 @@ from utils.cli import (
     Parser,
     add_model_args,
     check_device,
+    check_generation,
     check_memory,
+    check_output_memory,
     check_weights,
     parse_checked,
     positive_int,
@@ -38,8 +40,10 @@ from utils.plots import plot_losses
 from utils.presets import get_preset
 from utils.provenance import provenance
 from utils.results import TrainRow, append_row_or_save_aside, check_csv_target
+from utils.serialization import check_safetensors_file
 from utils.training.data import (
     IMAGE_SUFFIXES,
+    check_images,
     image_files,
 )
 from utils.training.float8 import RECIPES
@@ -155,6 +159,14 @@ def build_config(args, argv: list[str]) -> TrainConfig:
     width, height = args.resolution or (side, side)
     if width % 16 or height % 16:
         raise UsageError(f"--resolution must be multiples of 16, got {width}x{height}")
+    check_generation(argparse.Namespace(height=height, width=width, guidance_scale=args.guidance_scale,
+                                        max_sequence_length=args.max_sequence_length), preset)
+    for flag, value, limit in (("--num_layers", args.num_layers, "num_layers"),
+                               ("--num_single_layers", args.num_single_layers, "num_single_layers")):
+        most = preset.config("transformer").get(limit) if preset else None
+        if value is not None and most is not None and value > most:
+            raise UsageError(f"{flag} makes a shallower copy: at most {most} for {args.ckpt_id}, got {value}")
+    check_output_memory(max(args.num_images, args.batch_size), height, width, what="the training images")
     if not 0 <= args.warmup_steps < args.max_steps:
         raise UsageError(f"--warmup_steps must be >= 0 and below --max_steps ({args.max_steps}), got "
                          f"{args.warmup_steps}")
@@ -173,13 +185,17 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--use_8bit_adam needs bitsandbytes, which is not installed")
     if args.full_finetune and (args.resume_lora or args.check_reload):
         raise UsageError("--resume_lora and --check_reload are for LoRA training, not --full_finetune")
-    if args.resume_lora is not None and not (args.resume_lora / "pytorch_lora_weights.safetensors").is_file():
-        raise UsageError(f"--resume_lora {args.resume_lora}: no pytorch_lora_weights.safetensors there")
+    if args.resume_lora is not None:
+        lora_file = args.resume_lora / "pytorch_lora_weights.safetensors"
+        if not lora_file.is_file():
+            raise UsageError(f"--resume_lora {args.resume_lora}: no pytorch_lora_weights.safetensors there")
+        check_safetensors_file(lora_file)
     if args.dataset_dir is not None:
         if not args.dataset_dir.is_dir():
             raise UsageError(f"--dataset_dir {args.dataset_dir} is not a directory")
         if not image_files(args.dataset_dir):
             raise UsageError(f"--dataset_dir {args.dataset_dir} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        check_images(args.dataset_dir)
     csv = args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-")
     check_csv_target(csv, TrainRow)
     check_output_file("--plot", args.plot, (".png", ".pdf", ".svg"))

@@ -300,7 +300,7 @@ def load_plan(path: Path) -> Plan:
             raise ValueError(f"plan version {data.get('version')}, expected {PLAN_VERSION}")
         groups = [LayerGroup(**group) for group in data.pop("groups")]
         return Plan(**data, groups=groups)
-    except (OSError, ValueError, TypeError, KeyError) as error:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise ValueError(f"{path} is not an autoquant plan this version can read ({error})") from error
 
 

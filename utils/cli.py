@@ -61,6 +61,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+SEED_LIMIT = 2**63 - 2**16  # torch seeds are 64-bit; the models' components take seed + their index
+
+
+def seed(text: str) -> int:
+    value = int(text)
+    if not -SEED_LIMIT <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be within ±{SEED_LIMIT}, got {value}")
+    return value
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -74,7 +84,7 @@ def add_model_args(parser: Parser, default_ckpt: str) -> None:
                             "random weights (timing and memory are real, images are noise). auto: pretrained if the "
                             "checkpoint is a local directory, cached or downloadable, else random")
     group.add_argument("--device", default=default_device(), help="torch device to run on")
-    group.add_argument("--seed", type=int, default=0, help="seed for the random weights and the initial noise")
+    group.add_argument("--seed", type=seed, default=0, help="seed for the random weights and the initial noise")
 
 
 def add_generation_args(parser: Parser) -> None:
@@ -121,8 +131,12 @@ def check_device(text: str) -> torch.device:
         device = torch.device(text)
     except RuntimeError:
         raise UsageError(f"--device {text!r} is not a torch device") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {text}: the suite runs on cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {text}: CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {text}: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
 
 
@@ -132,8 +146,13 @@ def check_weights(ckpt_id: str, requested: str) -> str:
         from utils.serialization import check_pipeline_dir
 
         check_pipeline_dir(Path(ckpt_id))
-    weights = resolve_weights(ckpt_id, requested)
     preset = get_preset(ckpt_id)
+    if preset is None and requested == "auto" and not Path(ckpt_id).exists():
+        available, reason = checkpoint_available(ckpt_id)
+        if not available:  # random weights need a preset's configs: nothing to fall back to
+            raise UsageError(f"{ckpt_id}: {reason}, and no kept configs to build it with random weights; presets: "
+                             f"{', '.join(preset_names())}")
+    weights = resolve_weights(ckpt_id, requested)
     if weights == "pretrained" and requested == "pretrained" and (preset is None or preset.hub_id):
         available, reason = checkpoint_available(ckpt_id)
         if not available:
@@ -182,6 +201,17 @@ def check_generation(flags, preset: Preset | None) -> None:
     length, limit = getattr(flags, "max_sequence_length", None), text_length_limit(preset)
     if length is not None and length > limit:
         raise UsageError(f"--max_sequence_length must be at most {limit} tokens for this model, got {length}")
+
+
+def check_output_memory(batch_size: int, height: int, width: int, num_frames: int | None = None,
+                        what: str = "the decoded output") -> None:
+    """`what` alone (float32 frames, as the pipelines return them to the host) against the host's free memory: a
+    batch or video that large cannot be held, whatever the GPU holds."""
+    need_GiB = batch_size * (num_frames or 1) * height * width * 3 * 4 / GiB
+    free_GiB = available_GiB(torch.device("cpu"))
+    if free_GiB is not None and need_GiB > free_GiB:
+        raise UsageError(f"{what} alone ({batch_size} x {num_frames or 1} frames of {height}x{width}) needs "
+                         f"{need_GiB:.1f} GiB on the host; it has {free_GiB:.1f} GiB free")
 
 
 @functools.cache

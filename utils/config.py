@@ -17,6 +17,7 @@ from utils.cli import (
     check_device,
     check_generation,
     check_memory,
+    check_output_memory,
     check_weights,
 )
 from utils.distributed import launched_world_size, rank_device
@@ -116,10 +117,13 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
     for lever in LEVERS:
         lever.check(config)
     check_output_paths(config, f"--{flags.sample_flag}", SAMPLE_SUFFIXES[flags.sample_flag])
-    # last: resolving --weights auto may ask the hub, which can take seconds
-    config = dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
     check_memory(preset, config.base_dtype, config.device, config.offload)
-    return config
+    defaults = preset.call_defaults if preset else {}
+    size = {name: getattr(config, name) or defaults.get(name) for name in ("height", "width", "num_frames")}
+    if size["height"] and size["width"]:
+        check_output_memory(config.batch_size, size["height"], size["width"], size["num_frames"])
+    # last: resolving --weights auto may ask the hub, which can take seconds
+    return dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
 
 
 def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tuple[str, ...]) -> None:

@@ -30,6 +30,8 @@ def check_output_file(flag: str, path: Path | None, suffixes: tuple[str, ...] = 
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{flag} {path}: is a folder; give a file path")
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"{flag} {path}: is a link to nothing")
     if suffixes and path.suffix.lower() not in suffixes:
         raise UsageError(f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; use {', '.join(suffixes)}")
     if path.exists() and not os.access(path, os.W_OK):

@@ -28,7 +28,11 @@ def checkpoint_available(ckpt_id: str) -> tuple[bool, str]:
         return True, ""
     import huggingface_hub
 
-    if huggingface_hub.try_to_load_from_cache(ckpt_id, "model_index.json") is not None:
+    try:
+        cached = huggingface_hub.try_to_load_from_cache(ckpt_id, "model_index.json")
+    except ValueError:  # huggingface_hub's HFValidationError: neither a folder here nor a valid hub id
+        return False, "no such folder, and not a valid hub id"
+    if cached is not None:
         return True, ""
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         return False, "not in the Hugging Face cache and HF_HUB_OFFLINE is set"

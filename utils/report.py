@@ -12,13 +12,13 @@ a configuration with itself; rows of an interrupted sweep (status interrupted) s
 malformed or foreign CSV is refused with one line and exit code 2, before anything is written.
 """
 
-import argparse
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
+from utils.cli import Parser
 from utils.errors import UsageError
 from utils.files import atomic_path
 from utils.levers import compilation
@@ -349,12 +349,16 @@ def render_file(csv_path: Path, plot_dir: Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Render results CSVs into markdown tables and plots.")
-    parser.add_argument("csv", nargs="+", type=Path, help="results CSV files")
+    parser = Parser(prog="report", description="Render results CSVs into markdown tables and plots.")
+    parser.add_argument("csv", nargs="+", type=Path, help="results CSV files (the tables go beside each, as .md)")
     args = parser.parse_args(argv)
     missing = [str(path) for path in args.csv if not path.is_file()]
     if missing:
         print(f"report: error: no such CSV: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    not_csv = [str(path) for path in args.csv if path.suffix != ".csv"]
+    if not_csv:  # its .md would be the file itself, or sit where a user does not expect it
+        print(f"report: error: not a .csv file: {', '.join(not_csv)}", file=sys.stderr)
         return 2
     try:
         for path in args.csv:  # every file is checked before any is rendered

@@ -246,6 +246,18 @@ def _parse(path: Path, text: str) -> tuple[list[str] | None, list[tuple[int, lis
     return header, records
 
 
+ESSENTIAL_COLUMNS = ("timestamp", "git_sha", "command", "status")  # every version of ours wrote them
+
+
+def check_ours(path: Path, header: list[str]) -> None:
+    """Before a CSV is rewritten with today's columns: a header that lacks what every version of ours wrote belongs
+    to someone else's file, even if its columns happen to be names we use too."""
+    missing = [name for name in ESSENTIAL_COLUMNS if name not in header]
+    if missing:
+        raise CsvError(f"{path} line 1: no {', '.join(missing)} column: not one of our results CSVs, so it is not "
+                       "rewritten")
+
+
 def _kind(path: Path, header: list[str], records: list[tuple[int, list[str]]]) -> str:
     """The one kind of row a parsed CSV holds; a foreign CSV (or a newer version's) raises CsvError."""
     column = header.index("kind") if "kind" in header else None
@@ -290,6 +302,8 @@ def check_csv_target(path: Path, row_class) -> None:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"--csv {path} is a directory, not a file")
+    if path.is_symlink() and not path.exists():
+        raise UsageError(f"--csv {path} is a link to nothing ({os.readlink(path)})")
     folder = nearest_existing(path.parent)
     if not folder.is_dir():
         raise UsageError(f"--csv {path}: cannot create its folder, {folder} is not a directory")
@@ -302,6 +316,11 @@ def check_csv_target(path: Path, row_class) -> None:
         except CsvError as error:
             raise CsvError(f"--csv {error}; repair the file, move it aside or pass another --csv") from None
         rewrite = header is None or header != columns_of(row_class)
+        if header is not None and rewrite:
+            try:
+                check_ours(path, header)
+            except CsvError as error:
+                raise CsvError(f"--csv {error}; pass another --csv") from None
     if rewrite and not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"--csv {path}: cannot write in {folder} (permission denied)")
 
@@ -323,12 +342,17 @@ def append_row(path: Path, row) -> None:
             data = file.read()
             header, records, _ = _check(path, data, type(row))
             if header is not None and header != columns:
+                check_ours(path, header)
                 _migrate(path, header, records, type(row))
                 continue
             text = ("" if header else ",".join(columns) + "\n") + format_csv_line(row)
-            file.write((("\n" if data and not data.endswith(b"\n") else "") + text).encode())
-            file.flush()
-            os.fsync(file.fileno())
+            try:
+                file.write((("\n" if data and not data.endswith(b"\n") else "") + text).encode())
+                file.flush()
+                os.fsync(file.fileno())
+            except OSError:  # a full disk: take back the part of the row that got written, the file stays whole
+                file.truncate(len(data))
+                raise
             return
 
 
@@ -355,13 +379,29 @@ def append_row_or_save_aside(path: Path, row) -> Path:
     for folder in (path.parent, Path.cwd(), Path(tempfile.gettempdir())):
         try:
             with open(folder / name, "x", newline="") as file:
-                file.write(",".join(columns_of(type(row))) + "\n" + format_csv_line(row))
+                try:
+                    file.write(",".join(columns_of(type(row))) + "\n" + format_csv_line(row))
+                    file.flush()
+                except OSError:
+                    Path(file.name).unlink()  # ours (opened with "x"): half a row helps nobody
+                    raise
         except OSError:
             continue
         logger.warning("could not append the row to %s (%s); it is in %s", path, failure, folder / name)
         return folder / name
     raise OSError(f"could not append the row to {path} ({failure}) nor write it anywhere; the row: "
                   f"{format_csv_line(row).strip()}")
+
+
+def check_numbers(path: Path, frame: pd.DataFrame, row_class) -> None:
+    """Every number column of the kind holds numbers (or nothing): a hand-edited "fast" would break every ratio."""
+    numeric = [field.name for field in fields(row_class) if field.type in (int, float, int | None, float | None)]
+    for name in numeric:
+        if name in frame and not pd.api.types.is_numeric_dtype(frame[name]):
+            values = pd.to_numeric(frame[name], errors="coerce")
+            bad = frame[name][values.isna() & frame[name].notna()]
+            if len(bad):  # + 2: the header is line 1 and lines count from 1
+                raise CsvError(f"{path} line {bad.index[0] + 2}: column {name} holds {bad.iloc[0]!r}, not a number")
 
 
 def read_rows(path: Path) -> pd.DataFrame:
@@ -375,6 +415,7 @@ def read_rows(path: Path) -> pd.DataFrame:
         raise CsvError(f"{path} line 1: the file is empty (no header)")
     frame = pd.read_csv(io.StringIO(_decode(path, data)), keep_default_na=False, na_values=[""])
     frame["kind"] = kind
+    check_numbers(path, frame, KINDS[kind])
     columns = columns_of(KINDS[kind])
     return frame.reindex(columns=[*columns, *(column for column in frame.columns if column not in columns)])
 

@@ -100,10 +100,12 @@ def check_output_directory(directory: Path, overwrite: bool) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         raise CheckpointError(f"{directory}: not written by this tool (no {MANIFEST}); refusing to replace "
                               "it") from None
-    foreign = sorted(set(files_in(directory)) - set(written) - {MANIFEST})
+    ours = {MANIFEST, *written, *(parent.as_posix() for name in written for parent in Path(name).parents)}
+    everything = {path.relative_to(directory).as_posix() for path in directory.rglob("*")}
+    foreign = sorted(everything - ours)  # files and folders: an empty folder of the user's would go too
     if foreign:
-        raise CheckpointError(f"{directory}: holds files this tool did not write ({', '.join(foreign[:3])}); "
-                              "refusing to replace it")
+        raise CheckpointError(f"{directory}: holds files or folders this tool did not write "
+                              f"({', '.join(foreign[:3])}); refusing to replace it")
 
 
 def save_transformer(model: torch.nn.Module, directory, quantization: str, fmt: str = "auto",
@@ -177,7 +179,11 @@ def check_safetensors_file(path: Path) -> None:
             header = json.loads(file.read(header_length))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise CheckpointError(f"{path}: corrupt safetensors header ({one_line(error)})") from error
-    data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    try:
+        data_end = max((int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"),
+                       default=0)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        raise CheckpointError(f"{path}: malformed safetensors header (no tensor table with data offsets)") from None
     expected = 8 + header_length + data_end
     if size != expected:
         raise CheckpointError(f"{path}: truncated: {size} bytes, its header describes {expected}")
@@ -197,7 +203,11 @@ def weight_files(directory: Path) -> list[Path]:
         if single.is_file():
             paths = [single]
         elif index.is_file():
-            paths = [directory / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+            try:
+                shards = json.loads(index.read_text())["weight_map"].values()
+                paths = [directory / shard for shard in sorted(set(shards))]
+            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+                raise CheckpointError(f"{index}: not a shard index (JSON with a weight_map)") from None
         else:
             continue
         for path in paths:
@@ -217,9 +227,11 @@ def check_pipeline_dir(directory: Path) -> None:
     if not index.is_file():
         raise CheckpointError(f"{directory}: no model_index.json; not a diffusers pipeline folder")
     try:
-        json.loads(index.read_text())
+        pipeline = json.loads(index.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{index}: not valid JSON ({one_line(error)})") from error
+    if not isinstance(pipeline, dict) or "_class_name" not in pipeline:
+        raise CheckpointError(f"{index}: has no _class_name; not a diffusers pipeline index")
     for path in sorted(directory.rglob("*.safetensors")):
         check_safetensors_file(path)
 

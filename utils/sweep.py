@@ -22,6 +22,7 @@ import importlib
 import io
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import queue
@@ -161,6 +162,17 @@ def check_spec(spec, source: str) -> None:
             if not isinstance(entry, dict) or any(name not in entry for name in needed):
                 raise UsageError(f"{source}: every {key} entry must be a mapping with {', '.join(needed) or 'set'}, "
                                  f"got {entry!r}")
+            for part in ("if", "set", "measure"):
+                if part in entry and not isinstance(entry[part], dict):
+                    raise UsageError(f"{source}: a {key} entry's {part!r} must be a mapping of flags, got "
+                                     f"{entry[part]!r}")
+    for step, entry in enumerate(spec.get("ladder", []), start=1):
+        base = entry.get("base")
+        if base is not None and (not isinstance(base, int) or isinstance(base, bool) or not 1 <= base < step):
+            raise UsageError(f"{source}: ladder step {step}'s base must be an earlier step number, got {base!r}")
+    timeout_s = spec.get("timeout_s")
+    if timeout_s is not None and not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise UsageError(f"{source}: timeout_s must be a positive number of seconds, got {timeout_s!r}")
 
 
 def same_value(given, wanted) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from utils.errors import UsageError
 
+LOCK_MARK = "held by inference/sweep.py while it writes the CSV beside it\n"
 LOCK_WAIT_S = 10  # a configuration process killed with its sweep takes a moment to exit
 
 
@@ -29,7 +30,10 @@ def csv_lock(csv: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
-        file = open(path, "a")
+        with contextlib.suppress(FileExistsError):  # a new lock file gets our mark: only marked files are removed
+            with open(path, "x") as new:
+                new.write(LOCK_MARK)
+        file = open(path, "a+")
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,7 +50,9 @@ def csv_lock(csv: Path):
     try:
         yield file.fileno()
     finally:
-        path.unlink(missing_ok=True)
+        file.seek(0)
+        if file.read() == LOCK_MARK:
+            path.unlink(missing_ok=True)
         file.close()
 
 

@@ -58,10 +58,16 @@ def check(config) -> None:
     if reason:
         raise UsageError(reason)
     if config.quant_skip_pattern is not None:
-        try:
-            re.compile(config.quant_skip_pattern)
-        except re.error as error:
-            raise UsageError(f"--quant_skip_pattern is not a valid regex: {error}") from error
+        check_skip_pattern(config.quant_skip_pattern)
+        if config.quantization == "None":
+            raise UsageError("--quant_skip_pattern keeps layers out of a quantization: it needs --quantization")
+
+
+def check_skip_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise UsageError(f"--quant_skip_pattern is not a valid regex: {error}") from None
 
 
 def columns(config) -> dict:

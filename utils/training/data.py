@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from utils.errors import UsageError
 from utils.training import WEIGHT_DTYPE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -61,6 +62,18 @@ def make_synthetic_dataset(count: int, resolution: tuple[int, int], seed: int) -
 
 def image_files(folder: Path) -> list[Path]:
     return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def check_images(folder: Path) -> None:
+    """Every image file of the dataset opens as an image (read before any model is built)."""
+    from PIL import Image, UnidentifiedImageError
+
+    for path in image_files(folder):
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
+            raise UsageError(f"--dataset_dir: {path} is not an image PIL can read ({type(error).__name__})") from None
 
 
 def load_image_folder(folder: Path, resolution: tuple[int, int],
