@@ -157,13 +157,18 @@ def read_checkpoint_config(directory: Path) -> dict:
     path = directory / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; {directory} is not a model saved with save_pretrained")
+    return read_class_json(path, "a diffusers model config")
+
+
+def read_class_json(path: Path, what: str) -> dict:
+    """A diffusers JSON file that names its class (a model's config.json, a pipeline's model_index.json)."""
     try:
-        config = json.loads(path.read_text())
+        content = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({one_line(error)})") from error
-    if not isinstance(config, dict) or "_class_name" not in config:
-        raise CheckpointError(f"{path}: has no _class_name; not a diffusers model config")
-    return config
+    if not isinstance(content, dict) or "_class_name" not in content:
+        raise CheckpointError(f"{path}: has no _class_name; not {what}")
+    return content
 
 
 def check_safetensors_file(path: Path) -> None:
@@ -226,12 +231,7 @@ def check_pipeline_dir(directory: Path) -> None:
     index = directory / "model_index.json"
     if not index.is_file():
         raise CheckpointError(f"{directory}: no model_index.json; not a diffusers pipeline folder")
-    try:
-        pipeline = json.loads(index.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{index}: not valid JSON ({one_line(error)})") from error
-    if not isinstance(pipeline, dict) or "_class_name" not in pipeline:
-        raise CheckpointError(f"{index}: has no _class_name; not a diffusers pipeline index")
+    read_class_json(index, "a diffusers pipeline index")
     for path in sorted(directory.rglob("*.safetensors")):
         check_safetensors_file(path)
 
