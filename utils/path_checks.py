@@ -48,15 +48,3 @@ def check_output_dir(flag: str, path: Path | None) -> None:
         raise UsageError(f"{flag} {path}: is a file; give a folder")
     check_creatable_dir(flag, path)
 
-
-def check_input_file(flag: str, path: Path | None) -> None:
-    """A file the run reads."""
-    if path is None:
-        return
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{flag} {path}: no such file")
-    if not path.is_file():
-        raise UsageError(f"{flag} {path}: not a file")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{flag} {path}: not readable")

@@ -88,7 +88,8 @@ def copy_into(static, value) -> None:
 
 
 def cloned(value):
-    """The output with every tensor copied out of the graph's memory, which the next replay overwrites."""
+    """`value` with every tensor cloned, same nesting: outputs copied out of the graph's memory (the next replay
+    overwrites it), and the inputs' buffers the graph is recorded on."""
     if isinstance(value, torch.Tensor):
         return value.clone()
     if isinstance(value, tuple) and hasattr(value, "_fields"):
@@ -97,16 +98,6 @@ def cloned(value):
         return type(value)(cloned(item) for item in value)
     if isinstance(value, dict):
         return type(value)({key: cloned(item) for key, item in value.items()})
-    return value
-
-
-def static_copy(value):
-    if isinstance(value, torch.Tensor):
-        return value.clone()
-    if isinstance(value, (list, tuple)):
-        return type(value)(static_copy(item) for item in value)
-    if isinstance(value, dict):
-        return {key: static_copy(item) for key, item in value.items()}
     return value
 
 
@@ -134,7 +125,7 @@ class GraphedForward:
         return self.record(key, args, kwargs)
 
     def record(self, key, args, kwargs):
-        static_args, static_kwargs = static_copy(args), static_copy(kwargs)
+        static_args, static_kwargs = cloned(args), cloned(kwargs)  # the graph's own input buffers
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):  # one call on a side stream first, as torch.cuda.graph's docs ask
