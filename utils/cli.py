@@ -142,16 +142,18 @@ def check_device(text: str) -> torch.device:
 
 def check_weights(ckpt_id: str, requested: str) -> str:
     """--weights resolved to pretrained or random, or a UsageError if that cannot be built here."""
-    if Path(ckpt_id).exists():
+    local = Path(ckpt_id).exists()
+    if local:
         from utils.serialization import check_pipeline_dir
 
         check_pipeline_dir(Path(ckpt_id))
     preset = get_preset(ckpt_id)
-    if preset is None and requested == "auto" and not Path(ckpt_id).exists():
+    if preset is None and requested == "auto" and not local:
         available, reason = checkpoint_available(ckpt_id)
         if not available:  # random weights need a preset's configs: nothing to fall back to
             raise UsageError(f"{ckpt_id}: {reason}, and no kept configs to build it with random weights; presets: "
                              f"{', '.join(preset_names())}")
+        return "pretrained"  # what resolve_weights would say, without asking the hub a second time
     weights = resolve_weights(ckpt_id, requested)
     if weights == "pretrained" and requested == "pretrained" and (preset is None or preset.hub_id):
         available, reason = checkpoint_available(ckpt_id)
