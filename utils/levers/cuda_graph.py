@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from utils.errors import UsageError
-from utils.levers.base import is_set
+from utils.levers.base import is_set, same_named
 from utils.pipelines import denoiser
 
 WARMUP_CALLS = 2  # eager (or compiling) calls per input signature before recording: compilation must be done first
@@ -53,7 +53,7 @@ def check(config) -> None:
 
 
 def columns(config) -> dict:
-    return {"cuda_graph": config.cuda_graph}
+    return same_named(config, Columns)
 
 
 def label(row) -> str | None:

@@ -9,6 +9,7 @@ import torch
 
 from utils.cli import positive_int
 from utils.errors import UsageError
+from utils.levers.base import same_named
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +40,7 @@ def check(config) -> None:
 
 
 def columns(config) -> dict:
-    return {"persistent_reductions_up_to": config.persistent_reductions_up_to}
+    return same_named(config, Columns)
 
 
 def label(row) -> str | None:
