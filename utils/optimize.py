@@ -1,8 +1,8 @@
 """optimize(): the levers a run config selects, applied to a pipeline in their one right order: fuse ->
-channels_last -> sparsify -> quantize -> int8 autotuner -> VAE tiling/slicing -> CPU offload -> attention backend ->
-context parallel -> step cache -> inductor reductions -> compile -> CUDA graph. Each lever is a module of
-utils/levers; LEVERS is their list (their flags, config fields, results columns and report labels come from it, in
-this order)."""
+channels_last -> one-pass GELU fp8 -> sparsify -> quantize -> int8 autotuner -> VAE tiling/slicing -> CPU offload ->
+attention backend -> context parallel -> step cache -> inductor reductions -> compile -> CUDA graph. Each lever is a
+module of utils/levers; LEVERS is their list (their flags, config fields, results columns and report labels come from
+it, in this order)."""
 
 from utils.levers import (
     attention,
@@ -12,6 +12,7 @@ from utils.levers import (
     context_parallel,
     cuda_graph,
     fusion,
+    gelu_fp8,
     memory,
     quantization,
     reductions,
@@ -19,8 +20,8 @@ from utils.levers import (
     step_cache,
 )
 
-LEVERS = (quantization, autoquant, autotune, sparsity, fusion, compilation, attention, context_parallel, memory,
-          step_cache, reductions, cuda_graph)
+LEVERS = (quantization, autoquant, autotune, sparsity, fusion, gelu_fp8, compilation, attention, context_parallel,
+          memory, step_cache, reductions, cuda_graph)
 
 
 def describe(row) -> str:
@@ -44,12 +45,16 @@ def optimize(pipe, config, sample_call=None) -> dict:
         fusion.fuse_qkv(pipe)
     if config.channels_last:
         fusion.vae_channels_last(pipe)
+    if config.gelu_fp8_one_pass:  # before torchao, which then leaves these layers alone
+        one_pass = gelu_fp8.apply(pipe, config)
     if config.sparsify:
         applied |= sparsity.apply(pipe, config)
     if config.quantization == "autoquant":
         applied |= autoquant.apply(pipe, config, sample_call)
     elif config.quantization != "None":
         applied |= quantization.apply(pipe, config)
+    if config.gelu_fp8_one_pass:
+        applied["n_layers_quantized"] += one_pass["n_layers_quantized"]
     if config.autotune:  # process-wide, so before the first int8dq call
         applied |= autotune.apply(config)
     memory.apply(pipe, config)

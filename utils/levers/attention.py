@@ -1,4 +1,5 @@
-"""The attention kernel of the denoiser: one of diffusers' attention backends (set_attention_backend)."""
+"""The attention kernel of the denoiser: one of diffusers' attention backends (set_attention_backend), or FLUX's
+attention in fp8 through FlashAttention-3 (utils/fp8_attention.py)."""
 
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ from utils.levers.base import same_named, text
 from utils.pipelines import denoiser
 
 BACKENDS = ("default", "native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math")
+FP8 = "fa3_fp8"  # ours, not a diffusers backend: the benchmarks' denoiser only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,10 +25,12 @@ class Columns:
 
 def add_flags(parser) -> None:
     group = parser.add_argument_group("attention")
-    group.add_argument("--attention_backend", choices=BACKENDS, default="default",
+    group.add_argument("--attention_backend", choices=(*BACKENDS, FP8), default="default",
                        help="diffusers attention backend of the denoiser (set_attention_backend); default keeps "
                             "diffusers' choice (torch SDPA). _native_cudnn, _native_flash and _native_efficient "
-                            "pick one SDPA kernel and need CUDA")
+                            f"pick one SDPA kernel and need CUDA. {FP8}: FLUX attention in fp8 (e4m3, one scale per "
+                            "head) with FlashAttention-3's forward from the fa3-fwd wheel, Hopper only; it changes "
+                            "the numbers, see the fidelity columns")
 
 
 def settings(flags, run) -> Settings:
@@ -41,7 +45,18 @@ def check_backend(backend: str, device) -> None:
 
 
 def check(config) -> None:
-    check_backend(config.attention_backend, config.device)
+    if config.attention_backend != FP8:
+        check_backend(config.attention_backend, config.device)
+        return
+    if torch.device(config.device).type != "cuda":
+        raise UsageError(f"--attention_backend {FP8} is a Hopper GPU kernel; this run is on {config.device}")
+    if config.preset is not None and config.preset.pipeline_class != "FluxPipeline":
+        raise UsageError(f"--attention_backend {FP8} replaces FLUX's attention processor; "
+                         f"{config.preset.name} is not a FLUX model")
+    from utils.fp8_attention import missing_reason
+
+    if reason := missing_reason():
+        raise UsageError(reason)
 
 
 def columns(config) -> dict:
@@ -55,4 +70,11 @@ def label(row) -> str | None:
 
 def apply(pipe, config) -> None:
     """Route the denoiser's attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
-    denoiser(pipe).set_attention_backend(config.attention_backend)
+    if config.attention_backend == FP8:
+        from utils.fp8_attention import set_fp8_attention
+
+        if not set_fp8_attention(denoiser(pipe)):
+            raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in "
+                             f"{type(denoiser(pipe)).__name__}")
+    else:
+        denoiser(pipe).set_attention_backend(config.attention_backend)

@@ -1,0 +1,106 @@
+"""The one-pass GELU -> fp8 layers (utils/fp8_kernels.py, --gelu_fp8_one_pass): the PyTorch reference they run on
+the CPU quantizes exactly as torchao's fp8dqrow does, and the pipeline keeps its output close to bf16 with them.
+The Triton kernel itself needs a GPU; it is checked against this reference there."""
+
+import numpy as np
+import pytest
+import torch
+
+from inference import benchmark_image
+from tests.conftest import TINY
+from utils.fp8_kernels import FP8, Fp8RowLinear, quantize_weight_rows, reference_rows_to_fp8, rows_to_fp8
+from utils.levers import gelu_fp8
+from utils.pipelines import build_pipeline
+
+
+def image(pipe):
+    generator = torch.Generator("cpu").manual_seed(0)
+    return pipe(prompt="a", num_inference_steps=2, height=64, width=64, generator=generator, output_type="np").images
+
+
+def test_rows_are_gelu_then_concatenated_then_quantized_per_row():
+    plain, pre = torch.randn(16, 32, dtype=torch.bfloat16), 3 * torch.randn(16, 64, dtype=torch.bfloat16)
+    rows, scale = rows_to_fp8(plain, pre)
+    assert rows.dtype == FP8 and rows.shape == (16, 96) and scale.shape == (16, 1)
+    expected = torch.cat([plain, torch.nn.functional.gelu(pre, approximate="tanh")], dim=-1).float()
+    torch.testing.assert_close(scale, expected.abs().amax(dim=-1, keepdim=True) / 448)
+    assert rows.float().abs().amax(dim=-1).eq(448).all()  # each row's largest value lands on e4m3's max
+    assert ((rows.float() * scale - expected).norm() / expected.norm()) < 0.05
+    only_gelu, _ = reference_rows_to_fp8(None, pre)
+    assert only_gelu.shape == (16, 64)
+
+
+def test_the_weights_are_quantized_like_fp8dqrow_and_the_layer_matches_bf16():
+    linear = torch.nn.Linear(96, 48).to(torch.bfloat16)
+    weight, scale = quantize_weight_rows(linear.weight)
+    assert weight.dtype == FP8 and scale.shape == (48, 1)
+    layer = Fp8RowLinear.from_linear(linear)
+    plain, pre = torch.randn(2, 8, 32, dtype=torch.bfloat16), torch.randn(2, 8, 64, dtype=torch.bfloat16)
+    expected = linear(torch.cat([plain, torch.nn.functional.gelu(pre, approximate="tanh")], dim=-1)).float()
+    out = layer(pre, plain=plain)
+    assert out.shape == (2, 8, 48) and out.dtype == torch.bfloat16
+    assert ((out.float() - expected).norm() / expected.norm()) < 0.06
+    torch._dynamo.reset()
+    torch.testing.assert_close(torch.compile(layer)(pre, plain=plain), out)  # the custom op traces
+    torch._dynamo.reset()
+
+
+def test_the_flux_layers_after_a_gelu_are_replaced_and_the_image_stays_close():
+    pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
+    bf16 = image(pipe)
+    applied = gelu_fp8.apply(pipe, None)
+    one_pass = [module for module in pipe.transformer.modules() if isinstance(module, Fp8RowLinear)]
+    # tiny-flux: one double block (ff, ff_context) and one single block (proj_out)
+    assert applied == {"n_layers_quantized": 3} and len(one_pass) == 3
+    assert not any(hasattr(block, "act_mlp") for block in pipe.transformer.single_transformer_blocks)
+    fp8 = image(pipe)
+    assert fp8.shape == bf16.shape
+    psnr = 10 * np.log10(1 / np.mean((fp8.astype(np.float64) - bf16) ** 2))
+    assert psnr > 25
+
+
+@pytest.mark.parametrize("quantization", ["None", "int8wo"])
+def test_the_flag_needs_fp8dqrow(quantization, run_args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_image.parse_config([*run_args, "--quantization", quantization, "--gelu_fp8_one_pass"])
+    assert exit_info.value.code == 2
+    assert "needs --quantization fp8dqrow" in capsys.readouterr().err
+
+
+def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
+    """Wiring only: with the fp8 kernel swapped for bf16 SDPA the processor gives diffusers' own output, bit for bit
+    (FA3 itself needs a Hopper GPU and is checked there)."""
+    from utils import fp8_attention
+
+    def sdpa(query, key, value):
+        return torch.nn.functional.scaled_dot_product_attention(
+            *(x.transpose(1, 2) for x in (query, key, value))).transpose(1, 2)
+
+    pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
+    expected = image(pipe)
+    monkeypatch.setattr(fp8_attention, "fp8_attention", sdpa)
+    assert fp8_attention.set_fp8_attention(pipe.transformer) == 2  # one double and one single block
+    np.testing.assert_array_equal(image(pipe), expected)
+
+
+def test_per_head_scales_put_each_heads_largest_value_on_the_fp8_max():
+    from utils.fp8_attention import to_fp8_per_head
+
+    x = torch.randn(2, 40, 3, 16, dtype=torch.bfloat16) * torch.tensor([1.0, 10.0, 100.0]).view(1, 1, 3, 1)
+    values, scale = to_fp8_per_head(x)
+    assert values.dtype == FP8 and scale.shape == (2, 3)
+    assert values.float().abs().amax(dim=(1, 3)).eq(448).all()
+    back = values.float() * scale[:, None, :, None]
+    assert ((back - x.float()).norm() / x.float().norm()) < 0.05
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--attention_backend", "fa3_fp8"], "Hopper GPU kernel"),
+    (["--attention_backend", "fa3_fp8", "--device", "cuda"], "fa3-fwd"),
+])
+def test_fp8_attention_is_refused_where_it_cannot_run(flags, message, run_args, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_image.parse_config([*run_args, *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""--gelu_fp8_one_pass: the Linear layers that read a GELU output (the feed-forward out-projections; FLUX's single
+blocks' proj_out, whose input is [attention output, GELU(MLP branch)]) get their fp8 input from one kernel that does
+GELU (+ the concatenation) + row amax + cast with the row on chip, instead of torchao quantizing an input inductor
+has already written out in bf16. Same fp8dqrow numerics (row-wise e4m3 scales); the kernel is utils/fp8_kernels.py."""
+
+import types
+from dataclasses import dataclass
+
+import torch
+from diffusers.models.attention import FeedForward
+from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock
+
+from utils.errors import UsageError
+from utils.fp8_kernels import Fp8RowLinear
+from utils.levers.base import is_set, same_named
+from utils.pipelines import denoiser
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    gelu_fp8_one_pass: bool = False
+
+
+@dataclass
+class Columns:
+    gelu_fp8_one_pass: bool = False
+
+
+def add_flags(parser) -> None:
+    group = parser.add_argument_group("one-pass fp8 activations")
+    group.add_argument("--gelu_fp8_one_pass", action="store_true",
+                       help="with --quantization fp8dqrow: the layers after a GELU take their fp8 input from one "
+                            "Triton kernel (GELU + row amax + cast) instead of torchao's separate quantization")
+
+
+def settings(flags, run) -> Settings:
+    return Settings(gelu_fp8_one_pass=flags.gelu_fp8_one_pass)
+
+
+def check(config) -> None:
+    if config.gelu_fp8_one_pass and config.quantization != "fp8dqrow":
+        raise UsageError("--gelu_fp8_one_pass hands fp8dqrow layers an already quantized input: it needs "
+                         "--quantization fp8dqrow")
+
+
+def columns(config) -> dict:
+    return same_named(config, Columns)
+
+
+def label(row) -> str | None:
+    return "one-pass GELU→fp8" if is_set(row.get("gelu_fp8_one_pass")) else None
+
+
+def is_tanh_gelu_feed_forward(module) -> bool:
+    """diffusers' FeedForward as FLUX builds it: [GELU(tanh) with its projection, Dropout, Linear(, Dropout)]."""
+    if not isinstance(module, FeedForward):
+        return False
+    first, *rest = module.net
+    return (getattr(first, "approximate", None) == "tanh" and isinstance(getattr(first, "proj", None), torch.nn.Linear)
+            and len(rest) >= 2 and isinstance(rest[1], torch.nn.Linear)
+            and all(isinstance(layer, torch.nn.Dropout) for layer in rest[:1] + rest[2:]))
+
+
+def single_block_forward(self, hidden_states, encoder_hidden_states, temb, image_rotary_emb=None,
+                         joint_attention_kwargs=None):
+    """FluxSingleTransformerBlock.forward (diffusers 0.42) with the MLP's GELU and the concatenation moved into
+    proj_out's one-pass quantization."""
+    text_length = encoder_hidden_states.shape[1]
+    hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
+    normed, gate = self.norm(hidden_states, emb=temb)
+    attention = self.attn(hidden_states=normed, image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {}))
+    hidden_states = hidden_states + gate.unsqueeze(1) * self.proj_out(self.proj_mlp(normed), plain=attention)
+    return hidden_states[:, :text_length], hidden_states[:, text_length:]
+
+
+def apply(pipe, config) -> dict:
+    """Before torchao's quantization (which then skips these layers: they are no longer nn.Linear). Returns how many
+    layers now take a one-pass fp8 input."""
+    model = denoiser(pipe)
+    replaced = 0
+    for module in list(model.modules()):
+        if is_tanh_gelu_feed_forward(module):
+            module.net = torch.nn.ModuleList([module.net[0].proj, Fp8RowLinear.from_linear(module.net[2])])
+            replaced += 1
+        elif isinstance(module, FluxSingleTransformerBlock):
+            module.proj_out = Fp8RowLinear.from_linear(module.proj_out)
+            del module.act_mlp
+            module.forward = types.MethodType(single_block_forward, module)
+            replaced += 1
+    if not replaced:
+        raise UsageError(f"--gelu_fp8_one_pass found no GELU feed-forward in {type(model).__name__}")
+    return {"n_layers_quantized": replaced}
