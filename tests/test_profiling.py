@@ -42,4 +42,15 @@ def test_benchmark_profile_flag_writes_the_summary(run_args, tmp_path):
     path = tmp_path / "profile.md"
     assert benchmark_image.main([*run_args, "--num_inference_steps", "2", "--profile", str(path)]) == 0
     text = path.read_text()
-    assert "| gemm |" in text and "Top 15 kernels" in text
+    assert "| gemm |" in text and "Top 15 kernels" in text and "| denoiser | 2 |" in text
+
+
+def test_a_call_splits_into_its_stages(tiny_pipe):
+    from utils.profiling import time_stages
+
+    generator = torch.Generator("cpu").manual_seed(0)
+    stages, call_ms = time_stages(tiny_pipe, lambda: tiny_pipe(prompt="a", num_inference_steps=3, height=64,
+                                                                width=64, generator=generator), "cpu")
+    assert stages["text encoders"][0] == 2 and stages["denoiser"][0] == 3 and stages["VAE decode"][0] == 1
+    assert 0 < sum(ms for _, ms in stages.values()) < call_ms
+    assert "decode" not in vars(tiny_pipe.vae)  # the class's decode again

@@ -159,7 +159,8 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
         if config.compile_cache and rank == 0:
             compilation.save_compile_cache(config.compile_cache)
         if config.profile and rank == 0:
-            write_profile(call, config.device, config.profile, f"Where one call's time goes: {config.command}")
+            write_profile(call, config.device, config.profile, f"Where one call's time goes: {config.command}",
+                          pipe=pipe)
             logger.info("profile written to %s", config.profile)
         # 5. fidelity
         if reference is not None:

@@ -4,7 +4,10 @@ and the rest, written as a short markdown summary (the top kernels and each cate
 On CUDA the summary counts the device time of the kernel events only (the CPU op that launched a kernel carries the
 same time, so counting both would double it); on the CPU it counts the self CPU time of aten ops."""
 
+import contextlib
 import re
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +61,6 @@ def kernel_times(profiler, device: str) -> list[KernelTime]:
 
 def profile_call(call: Callable[[], object], device: str):
     """The profiler of one call, and the call's wall time (measured inside the profiler, without its start/stop)."""
-    import time
-
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.device(device).type == "cuda" else [])
@@ -93,14 +94,88 @@ def render_profile(kernels: list[KernelTime], title: str, wall_s: float | None =
     return "\n".join(lines) + "\n"
 
 
-def write_profile(call: Callable[[], object], device: str, path: Path, title: str) -> Path:
-    """Profile one call and write the markdown summary to `path` (and the raw table next to it as .txt)."""
+# pipeline component -> stage; the VAE's decode method is timed apart (it is not its forward)
+STAGE_OF = {"text_encoder": "text encoders", "text_encoder_2": "text encoders", "text_encoder_3": "text encoders",
+            "transformer": "denoiser", "transformer_2": "denoiser"}
+
+
+def clock(device: str):
+    """A point in time on the device's own stream (a recorded CUDA event), or the host clock on the CPU."""
+    if torch.device(device).type != "cuda":
+        return time.perf_counter()
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
+
+
+def elapsed_ms(start, end) -> float:
+    return start.elapsed_time(end) if isinstance(start, torch.cuda.Event) else (end - start) * 1e3
+
+
+@contextlib.contextmanager
+def stage_clocks(pipe, device: str):
+    """While open, every forward of the text encoders and the denoiser and every VAE decode of `pipe` records a
+    (start, end) pair in the yielded dict, under its stage."""
+    spans = defaultdict(list)
+    handles = []
+    for component, stage in STAGE_OF.items():
+        module = getattr(pipe, component, None)
+        if isinstance(module, torch.nn.Module):
+            handles += [
+                module.register_forward_pre_hook(lambda *_, stage=stage: spans[stage].append([clock(device)])),
+                module.register_forward_hook(lambda *_, stage=stage: spans[stage][-1].append(clock(device)))]
+    vae = getattr(pipe, "vae", None)
+    decode = getattr(vae, "decode", None)
+    if decode is not None:
+        def timed_decode(*args, **kwargs):
+            spans["VAE decode"].append([clock(device)])
+            output = decode(*args, **kwargs)
+            spans["VAE decode"][-1].append(clock(device))
+            return output
+
+        vae.decode = timed_decode
+    try:
+        yield spans
+    finally:
+        for handle in handles:
+            handle.remove()
+        if decode is not None:
+            del vae.decode  # the class's method again
+
+
+def time_stages(pipe, call: Callable[[], object], device: str) -> tuple[dict[str, tuple[int, float]], float]:
+    """One call split into stages: {stage: (calls, ms)} and the whole call's ms; what no stage covers (prompt and
+    latent preparation, the scheduler, image post-processing) is the call minus their sum."""
+    with stage_clocks(pipe, device) as spans:
+        start = clock(device)
+        call()
+        end = clock(device)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+    stages = {stage: (len(pairs), sum(elapsed_ms(*pair) for pair in pairs)) for stage, pairs in spans.items()}
+    return stages, elapsed_ms(start, end)
+
+
+def render_stages(stages: dict[str, tuple[int, float]], call_ms: float) -> str:
+    lines = ["Stages of one call (CUDA events around each component's calls, outside the profiler):", "",
+             "| stage | calls | ms | share |", "|---|---:|---:|---:|"]
+    for stage, (calls, ms) in stages.items():
+        lines.append(f"| {stage} | {calls} | {ms:.1f} | {ms / call_ms:.1%} |")
+    rest = call_ms - sum(ms for _, ms in stages.values())
+    lines += [f"| everything else | | {rest:.1f} | {rest / call_ms:.1%} |", f"| the whole call | | {call_ms:.1f} | |"]
+    return "\n".join(lines) + "\n"
+
+
+def write_profile(call: Callable[[], object], device: str, path: Path, title: str, pipe=None) -> Path:
+    """Profile one call and write the markdown summary to `path` (and the raw table next to it as .txt); with `pipe`,
+    one more call is split into its stages first."""
+    stages = render_stages(*time_stages(pipe, call, device)) if pipe is not None else ""
     profiler, wall_s = profile_call(call, device)
     kernels = kernel_times(profiler, device)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as partial:
-        partial.write_text(render_profile(kernels, title, wall_s))
+        partial.write_text(render_profile(kernels, title, wall_s) + ("\n" + stages if stages else ""))
     sort_by = "self_cuda_time_total" if torch.device(device).type == "cuda" else "self_cpu_time_total"
     with atomic_path(path.with_suffix(".txt")) as partial:
         partial.write_text(profiler.key_averages().table(sort_by=sort_by, row_limit=60))
