@@ -104,3 +104,16 @@ def test_fp8_attention_is_refused_where_it_cannot_run(flags, message, run_args, 
         benchmark_image.parse_config([*run_args, *flags])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_recipe_is_its_flags_and_flags_beside_it_win(run_args, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: (9, 0))
+    monkeypatch.setattr("utils.fp8_attention.missing_reason", lambda: None)
+    config = benchmark_image.parse_config([*run_args, "--device", "cuda", "--recipe", "fastest", "--runs", "7"])
+    assert (config.quantization, config.gelu_fp8_one_pass, config.cuda_graph, config.attention_backend) == (
+        "fp8dqrow", True, True, "fa3_fp8")
+    assert config.regional_compile and config.compile_vae and config.persistent_reductions_up_to == 16384
+    assert config.runs == 7 and "--recipe" in config.command
+    lossless = benchmark_image.parse_config([*run_args, "--device", "cuda", "--recipe", "fastest-lossless"])
+    assert lossless.attention_backend == "default" and lossless.gelu_fp8_one_pass
