@@ -12,6 +12,7 @@ from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 from utils.fp8_kernels import FP8, FP8_MAX, MIN_AMAX
 
 PACKAGE = "fa3-fwd"
+flash_attn_func = None  # fa3_fwd_interface.flash_attn_func once load_kernel() ran (an import is no op to trace)
 
 
 def missing_reason() -> str | None:
@@ -23,6 +24,11 @@ def missing_reason() -> str | None:
     return None
 
 
+def load_kernel() -> None:
+    global flash_attn_func
+    from fa3_fwd_interface import flash_attn_func
+
+
 def to_fp8_per_head(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, S, H, D) -> e4m3 values and the float32 (B, H) scales FA3 takes as descales."""
     scale = x.abs().amax(dim=(1, 3)).float().clamp(min=MIN_AMAX) / FP8_MAX
@@ -31,8 +37,6 @@ def to_fp8_per_head(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fp8_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """Softmax attention of (B, S, H, D) bf16 tensors computed in fp8; returns (B, S, H, D) in the inputs' dtype."""
-    from fa3_fwd_interface import flash_attn_func
-
     (q, q_scale), (k, k_scale), (v, v_scale) = map(to_fp8_per_head, (query, key, value))
     out = flash_attn_func(q, k, v, q_descale=q_scale, k_descale=k_scale, v_descale=v_scale)
     return out.to(query.dtype)

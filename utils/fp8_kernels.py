@@ -50,17 +50,17 @@ def triton_kernel():
         activated = x * tl.sigmoid(1.5957691216057308 * (x + 0.044715 * x * x * x))
         activated = activated.to(gelu_ptr.dtype.element_ty).to(tl.float32)
         amax = tl.max(tl.abs(activated), axis=0)
+        out_row = out_ptr + row * out_stride
         if BLOCK_PLAIN > 0:
             plain_cols = tl.arange(0, BLOCK_PLAIN)
             plain_mask = plain_cols < n_plain
             plain = tl.load(plain_ptr + row * plain_stride + plain_cols, mask=plain_mask, other=0.0).to(tl.float32)
-            amax = tl.maximum(amax, tl.max(tl.abs(plain), axis=0))
-        scale = tl.maximum(amax, 1e-12) / 448.0
-        tl.store(scale_ptr + row, scale)
-        out_row = out_ptr + row * out_stride
-        if BLOCK_PLAIN > 0:
+            scale = tl.maximum(tl.maximum(amax, tl.max(tl.abs(plain), axis=0)), 1e-12) / 448.0
             tl.store(out_row + plain_cols, tl.clamp(plain / scale, -448.0, 448.0).to(out_ptr.dtype.element_ty),
                      mask=plain_mask)
+        else:
+            scale = tl.maximum(amax, 1e-12) / 448.0
+        tl.store(scale_ptr + row, scale)
         tl.store(out_row + n_plain + gelu_cols,
                  tl.clamp(activated / scale, -448.0, 448.0).to(out_ptr.dtype.element_ty), mask=gelu_mask)
 

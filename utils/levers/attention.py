@@ -71,8 +71,9 @@ def label(row) -> str | None:
 def apply(pipe, config) -> None:
     """Route the denoiser's attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
     if config.attention_backend == FP8:
-        from utils.fp8_attention import set_fp8_attention
+        from utils.fp8_attention import load_kernel, set_fp8_attention
 
+        load_kernel()
         if not set_fp8_attention(denoiser(pipe)):
             raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in "
                              f"{type(denoiser(pipe)).__name__}")
