@@ -1,11 +1,12 @@
 import json
+import re
 
 import pytest
 import torch
 
 from utils.pipelines import build_random_component
 from utils.presets import get_preset
-from utils.quant import PER_IMAGE_LAYERS, QUANTIZATIONS, apply_quantization, unsupported_reason
+from utils.quant import PER_IMAGE_LAYERS, QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason
 
 RUNS_ON_CPU = ["int8wo", "int8dq", "int4dq", "fp8wo"]
 CUDA_ONLY = ["int4wo", "fp8dq", "fp8dqrow"]
@@ -57,13 +58,19 @@ def test_quantization_replaces_linear_weights_and_stays_close_to_bf16(name):
     assert error < {"int8wo": 0.02, "int8dq": 0.05, "int4dq": 0.15, "fp8wo": 0.1}[name]
 
 
-def test_int8dq_keeps_per_image_layers_in_bf16():
+def test_int8dq_gives_per_image_layers_int8_weights_only():
+    """torch._int_mm needs more than 16 rows: the layers fed one row per image get int8 weight-only (a GEMV that
+    reads half the bytes) instead of bf16; a layer the user skips stays bf16."""
     transformer = tiny_transformer()
-    apply_quantization(transformer, "int8dq")
+    linears = sum(isinstance(module, torch.nn.Linear) for module in transformer.modules())
+    assert apply_quantization(transformer, "int8dq", skip_pattern=r"^proj_out$") == linears - 1
+    assert type(transformer.proj_out.weight) is torch.nn.Parameter
     for fqn, module in transformer.named_modules():
-        if isinstance(module, torch.nn.Linear):
-            skipped = bool(__import__("re").search(PER_IMAGE_LAYERS, fqn))
-            assert type(module.weight).__module__.startswith("torchao") != skipped, fqn
+        if isinstance(module, torch.nn.Linear) and fqn != "proj_out":
+            per_image = bool(re.search(PER_IMAGE_LAYERS, fqn))
+            int8dq = getattr(module.weight, "act_quant_kwargs", None) is not None
+            assert int8dq != per_image, fqn
+    assert bf16_layers_pattern("int8dq", None) is None and bf16_layers_pattern("int8dq", "x") == "x"
 
 
 def test_skip_pattern_keeps_named_layers_in_bf16():

@@ -18,7 +18,8 @@ class QuantMethod:
     cuda_only: bool = False
     min_capability: tuple[int, int] | None = None
     removed: str | None = None  # why the name no longer works
-    always_skip: str | None = None  # regex of layer names this method cannot handle, kept in bf16
+    always_skip: str | None = None  # regex of layer names this method cannot handle: kept in bf16, or given...
+    always_skip_as: Callable | None = None  # ...this config instead (same signature as make_config)
     in_features_multiple: int = 16  # group size of grouped methods; 16 is what the int8/fp8 kernels need
     bf16_only: bool = False  # the config rejects other weight dtypes (fp16) when it quantizes
     planned: bool = False  # chosen per layer by utils.autoquant, not one config for every layer
@@ -81,7 +82,8 @@ QUANTIZATIONS = {
         QuantMethod("None", "no quantization: bf16 weights"),
         QuantMethod("int8wo", "int8 weights (per row), bf16 activations", _int8wo),
         QuantMethod("int8dq", "int8 weights and dynamically quantized int8 activations (per row); per-image "
-                    "layers (adaLN, embedders) stay bf16", _int8dq, always_skip=PER_IMAGE_LAYERS),
+                    "layers (adaLN, embedders) get int8 weights only", _int8dq, always_skip=PER_IMAGE_LAYERS,
+                    always_skip_as=_int8wo),
         QuantMethod("int4wo", "int4 weights (groups of 128, tinygemm layout), bf16 activations", _int4wo,
                     cuda_only=True, in_features_multiple=128),
         QuantMethod("int4dq", "int4 weights (groups of 32) and dynamically quantized int8 activations", _int4dq,
@@ -152,6 +154,11 @@ def effective_skip_pattern(name: str, skip_pattern: str | None) -> str | None:
     return "|".join(f"(?:{pattern})" for pattern in patterns) or None
 
 
+def bf16_layers_pattern(name: str, skip_pattern: str | None) -> str | None:
+    """The layers a quantization leaves in bf16: the skipped ones, less those the method quantizes another way."""
+    return skip_pattern if QUANTIZATIONS[name].always_skip_as else effective_skip_pattern(name, skip_pattern)
+
+
 def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str | None = None,
                        set_inductor_config: bool = False) -> int:
     """Quantize the Linear layers of `model` in place with the registry's config; return how many were replaced.
@@ -165,8 +172,13 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
         raise ValueError(f"{name} chooses a config per layer: use utils.autoquant.autoquant, not apply_quantization")
     if method.make_config is None:
         return 0
-    skip_pattern = effective_skip_pattern(name, skip_pattern)
-    pattern = re.compile(skip_pattern) if skip_pattern else None
+    skipped = effective_skip_pattern(name, skip_pattern)
+    pattern = re.compile(skipped) if skipped else None
     quantize_(model, method.make_config(set_inductor_config),
               filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern, method.in_features_multiple))
+    if method.always_skip_as:  # the layers the method skips get the fallback config (not those the user skips)
+        own = re.compile(method.always_skip)
+        user = re.compile(skip_pattern) if skip_pattern else None
+        quantize_(model, method.always_skip_as(set_inductor_config),
+                  filter_fn=lambda module, fqn: bool(own.search(fqn)) and quantizable_linear(module, fqn, user))
     return count_quantized_linears(model)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from utils.errors import UsageError
 from utils.levers.base import is_set, off_as, same_named, text
 from utils.pipelines import TEXT_ENCODERS, denoiser
-from utils.quant import QUANTIZATIONS, apply_quantization, effective_skip_pattern, unsupported_reason
+from utils.quant import QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason
 from utils.timing import synchronize
 
 
@@ -73,7 +73,7 @@ def check_skip_pattern(pattern: str) -> None:
 def columns(config) -> dict:
     values = same_named(config, Columns)
     if config.quantization != "None":
-        values["quant_skip_pattern"] = effective_skip_pattern(config.quantization, config.quant_skip_pattern) or ""
+        values["quant_skip_pattern"] = bf16_layers_pattern(config.quantization, config.quant_skip_pattern) or ""
     elif config.quant_skip_pattern is None:
         values["quant_skip_pattern"] = ""
     return values
