@@ -73,10 +73,9 @@ def single_block_forward(self, hidden_states, encoder_hidden_states, temb, image
     return hidden_states[:, :text_length], hidden_states[:, text_length:]
 
 
-def apply(pipe, config) -> dict:
-    """Before torchao's quantization (which then skips these layers: they are no longer nn.Linear). Returns how many
-    layers now take a one-pass fp8 input."""
-    model = denoiser(pipe)
+def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
+    """Replace the Linear layers that read a GELU output with Fp8RowLinear layers fed by the one-pass kernel; call it
+    before torchao's quantize_ (which then skips them: they are no longer nn.Linear). Returns how many it replaced."""
     replaced = 0
     for module in list(model.modules()):
         if is_tanh_gelu_feed_forward(module):
@@ -87,6 +86,11 @@ def apply(pipe, config) -> dict:
             del module.act_mlp
             module.forward = types.MethodType(single_block_forward, module)
             replaced += 1
+    return replaced
+
+
+def apply(pipe, config) -> dict:
+    replaced = use_one_pass_gelu_fp8(denoiser(pipe))
     if not replaced:
-        raise UsageError(f"--gelu_fp8_one_pass found no GELU feed-forward in {type(model).__name__}")
+        raise UsageError(f"--gelu_fp8_one_pass found no GELU feed-forward in {type(denoiser(pipe)).__name__}")
     return {"n_layers_quantized": replaced}
