@@ -2,6 +2,8 @@
 the CPU quantizes exactly as torchao's fp8dqrow does, and the pipeline keeps its output close to bf16 with them.
 The Triton kernel itself needs a GPU; it is checked against this reference there."""
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch
 from inference import benchmark_image
 from tests.conftest import TINY
 from utils.fp8_kernels import FP8, Fp8RowLinear, quantize_weight_rows, reference_rows_to_fp8, rows_to_fp8
-from utils.levers import gelu_fp8
+from utils.levers import fusion, gelu_fp8
 from utils.pipelines import build_pipeline
 
 
@@ -50,13 +52,38 @@ def test_the_flux_layers_after_a_gelu_are_replaced_and_the_image_stays_close():
     bf16 = image(pipe)
     applied = gelu_fp8.apply(pipe, None)
     one_pass = [module for module in pipe.transformer.modules() if isinstance(module, Fp8RowLinear)]
-    # tiny-flux: one double block (ff, ff_context) and one single block (proj_out)
+    # tiny-flux: one double block (ff, ff_context) and one single block (proj_out); unfused: nothing merged
     assert applied == {"n_layers_quantized": 3} and len(one_pass) == 3
     assert not any(hasattr(block, "act_mlp") for block in pipe.transformer.single_transformer_blocks)
     fp8 = image(pipe)
     assert fp8.shape == bf16.shape
     psnr = 10 * np.log10(1 / np.mean((fp8.astype(np.float64) - bf16) ** 2))
     assert psnr > 25
+
+
+def test_with_fused_qkv_the_single_blocks_project_once_and_compute_the_same():
+    pipe = build_pipeline(TINY, "random", "cpu", torch.float32, seed=0)
+    block = pipe.transformer.single_transformer_blocks[0]
+    width = block.proj_out.in_features - block.mlp_hidden_dim
+    inputs = dict(hidden_states=torch.randn(1, 16, width), encoder_hidden_states=torch.randn(1, 8, width),
+                  temb=torch.randn(1, width))
+    expected = block(**inputs)
+    fusion.fuse_qkv(pipe)
+    assert gelu_fp8.merge_single_block_inputs(block) and not hasattr(block, "proj_mlp")
+    assert isinstance(block.attn.to_qkv, torch.nn.Identity)
+    block.forward = types.MethodType(gelu_fp8.single_block_forward, block)
+    block.proj_out = _Plain(block.proj_out)  # the float32 layer, fed the way the fp8 one is
+    for got, want in zip(block(**inputs), expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+class _Plain(torch.nn.Module):
+    def __init__(self, linear):
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, gelu_input, plain=None):
+        return self.linear(torch.cat([plain, torch.nn.functional.gelu(gelu_input, approximate="tanh")], dim=-1))
 
 
 @pytest.mark.parametrize("quantization", ["None", "int8wo"])

@@ -1,7 +1,8 @@
 """--gelu_fp8_one_pass: the Linear layers that read a GELU output (the feed-forward out-projections; FLUX's single
 blocks' proj_out, whose input is [attention output, GELU(MLP branch)]) get their fp8 input from one kernel that does
 GELU (+ the concatenation) + row amax + cast with the row on chip, instead of torchao quantizing an input inductor
-has already written out in bf16. Same fp8dqrow numerics (row-wise e4m3 scales); the kernel is utils/fp8_kernels.py."""
+has already written out in bf16. Same fp8dqrow numerics (row-wise e4m3 scales); the kernel is utils/fp8_kernels.py.
+With --fuse_attn_projections, each single block's to_qkv and proj_mlp also become one GEMM (one quantized input)."""
 
 import types
 from dataclasses import dataclass
@@ -64,13 +65,36 @@ def is_tanh_gelu_feed_forward(module) -> bool:
 def single_block_forward(self, hidden_states, encoder_hidden_states, temb, image_rotary_emb=None,
                          joint_attention_kwargs=None):
     """FluxSingleTransformerBlock.forward (diffusers 0.42) with the MLP's GELU and the concatenation moved into
-    proj_out's one-pass quantization."""
+    proj_out's one-pass quantization, and (after merge_single_block_inputs) one GEMM for Q/K/V and the MLP branch."""
     text_length = encoder_hidden_states.shape[1]
     hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
     normed, gate = self.norm(hidden_states, emb=temb)
-    attention = self.attn(hidden_states=normed, image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {}))
-    hidden_states = hidden_states + gate.unsqueeze(1) * self.proj_out(self.proj_mlp(normed), plain=attention)
+    if hasattr(self, "proj_qkv_mlp"):  # attn.to_qkv is now the identity: it receives q/k/v already projected
+        qkv, mlp = self.proj_qkv_mlp(normed).split([self.proj_qkv_mlp.out_features - self.mlp_hidden_dim,
+                                                    self.mlp_hidden_dim], dim=-1)
+    else:
+        qkv, mlp = normed, self.proj_mlp(normed)
+    attention = self.attn(hidden_states=qkv, image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {}))
+    hidden_states = hidden_states + gate.unsqueeze(1) * self.proj_out(mlp, plain=attention)
     return hidden_states[:, :text_length], hidden_states[:, text_length:]
+
+
+def merge_single_block_inputs(block) -> bool:
+    """With fused Q/K/V, the single block's two layers on the normed input (attn.to_qkv and proj_mlp) become one
+    Linear, so that input is read, and quantized, once. Returns whether it merged."""
+    attention = block.attn
+    if not getattr(attention, "fused_projections", False) or not isinstance(attention.to_qkv, torch.nn.Linear):
+        return False
+    layers = (attention.to_qkv, block.proj_mlp)
+    merged = torch.nn.Linear(layers[0].in_features, sum(layer.out_features for layer in layers),
+                             device=layers[0].weight.device, dtype=layers[0].weight.dtype)
+    with torch.no_grad():
+        merged.weight.copy_(torch.cat([layer.weight for layer in layers]))
+        merged.bias.copy_(torch.cat([layer.bias for layer in layers]))
+    block.proj_qkv_mlp = merged
+    attention.to_qkv = torch.nn.Identity()
+    del block.proj_mlp
+    return True
 
 
 def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
@@ -84,6 +108,7 @@ def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
         elif isinstance(module, FluxSingleTransformerBlock):
             module.proj_out = Fp8RowLinear.from_linear(module.proj_out)
             del module.act_mlp
+            merge_single_block_inputs(module)
             module.forward = types.MethodType(single_block_forward, module)
             replaced += 1
     return replaced
