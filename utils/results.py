@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Provenance:
     """Where a row came from: the first columns of every kind."""
-    timestamp: str = ""
+    timestamp: str = ""  # UTC, when the run began (a sweep's row for a process that wrote none: when it ended)
     git_sha: str = ""
     command: str = ""  # reproduces the row
     gpu: str = ""  # the device's name (a CPU is named with its thread count)
@@ -86,6 +86,9 @@ class Measurements:
     step: int | None = None  # position in a cumulative ladder (sweep.py, ladder grid files)
     lever: str = ""  # what that ladder step adds to its base step
     base_step: int | None = None  # the ladder step this one builds on
+    # Why this row no longer stands (written by hand: a changed grid, a combination the flags now refuse); the report
+    # leaves it out of tables and plots and says why. Empty for every row a run writes.
+    superseded_by: str = ""
 
 
 # Field order is column order: the later a base is listed, the earlier its columns.
@@ -147,6 +150,7 @@ class TrainRow(Provenance):
     saved_to: str = ""
     status: str = "ok"  # ok | error | oom | nan
     error: str = ""
+    superseded_by: str = ""  # why this row no longer stands (written by hand; the report leaves it out)
 
 
 @dataclass
