@@ -178,8 +178,8 @@ def enable(cache_path, search_space: str = "baseline") -> str:
 def time_config_search(intmm_triton) -> None:
     """Count the seconds torchao's kernels spend in get_best_config_fn (the search, or a dictionary read once a shape
     is tuned), so that the tuning inside the first call is reported as plan_s rather than as compile time."""
-    search = intmm_triton.get_best_config_fn
-    if getattr(search, "timed", False):
+    search = getattr(intmm_triton, "get_best_config_fn", None)
+    if search is None or getattr(search, "timed", False):  # nothing to time, or timed already
         return
 
     def timed_search(*args, **kwargs):
