@@ -12,12 +12,14 @@ as `interrupted` and exits with 130; a sweep killed outright takes its configura
 
 import argparse
 import contextlib
+import os
 import re
 import signal
 import sys
 import time
 from pathlib import Path
 
+from utils.campaign import CAMPAIGN_ENV, new_campaign_id
 from utils.cli import Parser, positive_int
 from utils.errors import UsageError
 from utils.path_checks import check_output_dir
@@ -153,14 +155,17 @@ def sweep(args) -> int:
         for config in configs:
             print(("run   " if config in todo else "skip  ") + config.command())
         return 0
+    # One campaign for every configuration this run starts (the rows' campaign column; the report takes ratios only
+    # within one); a BENCH_CAMPAIGN already set (a job script's) is kept.
+    campaign = os.environ.get(CAMPAIGN_ENV) or new_campaign_id()
     with contextlib.ExitStack() as held:
         lock_fd = held.enter_context(csv_lock(args.csv))
         cache_root = None if args.shared_compile_cache else held.enter_context(compile_cache_root(args.csv))
         todo = still_to_run(configs, args.csv)  # read under the lock: no other sweep is adding rows
-        print(plan(configs, todo, args.csv))
+        print(plan(configs, todo, args.csv) + f"; campaign {campaign}")
         start = time.perf_counter()
         counts = run_sweep(todo, args.csv, args.timeout or spec.get("timeout_s", DEFAULT_TIMEOUT_S), log_dir,
-                           cache_root, Children(inherited_fds=(lock_fd,)))
+                           cache_root, Children(inherited_fds=(lock_fd,)), campaign=campaign)
     print(f"done in {time.perf_counter() - start:.0f} s: {counts or 'nothing to run'}; rows in {args.csv}")
     return 0 if set(counts) <= {"ok"} else 1
 

@@ -22,3 +22,20 @@ def run_args(tmp_path):
     """Arguments for one fast tiny-flux benchmark run writing only under tmp_path."""
     return ["--ckpt_id", TINY, "--device", "cpu", "--warmup", "1", "--runs", "2",
             "--csv", str(tmp_path / "results.csv"), "--reference_dir", str(tmp_path / "references")]
+
+
+def markdown_tables(markdown: str) -> list[list[dict[str, str]]]:
+    """Every table of a rendered report after its campaigns table, as rows of {header: cell} (cells stripped)."""
+    body = markdown.split("\n## ", 1)[1] if "\n## " in markdown else markdown
+    tables, current, header = [], [], None
+    for line in body.splitlines() + [""]:
+        if line.startswith("|"):
+            cells = [cell.strip() for cell in line.split("|")[1:-1]]
+            if header is None:
+                header = cells
+            elif not set("".join(cells)) <= set(":-"):
+                current.append(dict(zip(header, cells)))
+        elif header is not None:
+            tables.append(current)
+            current, header = [], None
+    return tables

@@ -160,4 +160,5 @@ def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path,
     assert list(rows.status) == ["ok", "ok"]
     assert rows.autoquant[0].startswith("planned: ") and rows.autoquant[1].startswith("reused: ")
     assert rows.n_layers_quantized[0] == rows.n_layers_quantized[1]
+    assert rows.plan_s[0] > 0 and pd.isna(rows.plan_s[1])  # planning has its own column; reusing plans nothing
     assert rows.latent_rel_l2.max() < 0.05

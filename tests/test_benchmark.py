@@ -55,6 +55,7 @@ def test_regional_compile_runs_on_the_cpu(run_args, tmp_path):
     row = rows(tmp_path).iloc[0]
     assert row.compile and row.regional_compile and row.compile_mode == "default"
     assert row.status == "ok" and row.compile_s > 0 and row.psnr_db > 25
+    assert row.compile_start in ("cold", "shared") and row.campaign and row.host  # how its caches started
 
 
 def test_compiled_quantized_text_encoders_run_on_the_cpu(run_args, tmp_path):

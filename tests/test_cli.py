@@ -90,6 +90,20 @@ def test_autotuner_check_names_what_is_missing(monkeypatch):
     assert "no longer calls torchao.kernel.intmm.int_scaled_matmul" in autotune.unavailable_reason()
 
 
+def test_the_int8_autotuners_config_search_is_timed_as_planning():
+    import time
+    import types
+
+    from utils.levers import autotune
+
+    fake = types.SimpleNamespace(get_best_config_fn=lambda *args: time.sleep(0.05) or "config")
+    before = autotune.tuning_seconds()
+    autotune.time_config_search(fake)
+    autotune.time_config_search(fake)  # wrapped once only
+    assert fake.get_best_config_fn("fn", [], []) == "config" and fake.get_best_config_fn.timed
+    assert 0.04 < autotune.tuning_seconds() - before < 1
+
+
 def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_path):
     """With a stand-in for Triton (the CPU torch has none), the switch and the cache path land in torchao's globals."""
     import types

@@ -3,17 +3,17 @@ run), keeps interrupted rows out and names the command that regenerates it."""
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, markdown_tables
 from utils import report
 from utils.results import QuantTimeRow, Row, TrainRow, append_row, read_rows
 
 COMMON = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024, num_inference_steps=28,
-              dtype="bf16")
+              dtype="bf16", campaign="run-1")
 
 
-def table_rows(markdown: str) -> list[list[str]]:
-    lines = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
-    return [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
+def table_rows(markdown: str) -> list[dict[str, str]]:
+    """The rows of the first table after the campaigns table."""
+    return markdown_tables(markdown)[0]
 
 
 def refused(path, capsys) -> str:
@@ -59,23 +59,24 @@ def test_a_configuration_measured_again_shows_its_newest_run_and_is_never_compar
     assert report.main([str(path)]) == 0
     text = path.with_suffix(".md").read_text()
     rows = table_rows(text)
-    assert [(row[0], row[1], row[10]) for row in rows] == [("**bf16** (fastest)", "5.000", "ok"),
-                                                          ("int8wo", "6.000", "ok"), ("int8wo", "", "oom")]
-    assert "fastest: bf16 (5.000 s, the bf16 eager baseline)" in text and "x bf16 eager" not in text
-    assert "Left out: 2 older runs" in text and "older failure" not in text
+    assert [(row["configuration"], row["median s"], row["status"]) for row in rows] == [
+        ("**bf16** (fastest in C1)", "5.000", "ok"), ("int8wo", "6.000", "ok"), ("int8wo", "", "oom")]
+    assert "fastest: bf16 (5.000 s, the bf16 eager baseline)" in text and "x C1's bf16 eager" not in text
+    assert text.count("measured again later in the same campaign") == 2 and "older failure" not in text
 
 
 def test_old_rows_spelling_bfloat16_are_the_same_configuration(tmp_path):
     path = tmp_path / "flux.csv"
     path.write_text("timestamp,git_sha,command,model,gpu,weights,batch_size,height,width,num_inference_steps,dtype,"
-                    "quantization,time_median_s,status\n,abc,python x,m,H100,random,1,1024,1024,28,bfloat16,None,4.0,"
-                    "ok\n")
+                    "quantization,time_median_s,status,campaign\n,abc,python x,m,H100,random,1,1024,1024,28,bfloat16,"
+                    "None,4.0,ok,run-1\n")
     append_row(path, Row(**COMMON, time_median_s=5.0))
     append_row(path, Row(**COMMON, quantization="int8wo", time_median_s=4.5))
     assert report.main([str(path)]) == 0
     text = path.with_suffix(".md").read_text()
-    assert [row[:2] for row in table_rows(text)] == [["**int8wo** (fastest)", "4.500"], ["bf16", "5.000"]]
-    assert "1.11x bf16 eager" in text
+    assert [(row["configuration"], row["median s"]) for row in table_rows(text)] == [
+        ("**int8wo** (fastest in C1)", "4.500"), ("bf16", "5.000")]
+    assert "1.11x C1's bf16 eager" in text
 
 
 def test_interrupted_rows_stay_out_of_tables_picks_and_plots(tmp_path):
@@ -105,18 +106,22 @@ def test_interrupted_training_and_quantization_time_rows_are_left_out(tmp_path):
 
 def test_training_rows_of_the_same_configuration(tmp_path):
     path = tmp_path / "train.csv"
-    common = dict(model="m", method="lora", rank=4, resolution="64x64", compile=True)
+    common = dict(model="m", method="lora", rank=4, resolution="64x64", compile=True, campaign="run-1")
     append_row(path, TrainRow(**common, timestamp="2026-01-01T10:00:00+00:00", max_steps=20, step_median_s=0.9))
     append_row(path, TrainRow(**common, timestamp="2026-01-01T11:00:00+00:00", max_steps=20, step_median_s=1.0))
     append_row(path, TrainRow(**common, timestamp="2026-01-01T11:00:00+00:00", max_steps=8, step_median_s=2.0))
     append_row(path, TrainRow(**common, timestamp="2026-01-01T12:00:00+00:00", max_steps=20, fp8="rowwise",
                               step_median_s=0.8))
+    append_row(path, TrainRow(**{**common, "campaign": "run-2"}, timestamp="2026-01-01T13:00:00+00:00", max_steps=8,
+                              fp8="rowwise", step_median_s=1.6, compile_start="cold"))
     assert report.main([str(path)]) == 0
     text = path.with_suffix(".md").read_text()
-    rows = [(row[0], row[3], row[4], row[7]) for row in table_rows(text)]  # fp8, steps, median, speedup
-    assert rows == [("rowwise", "20", "0.800", "1.250"), ("off", "20", "1.000", "1.000"),
-                    ("off", "8", "2.000", "1.000")]
-    assert "Left out: 1 older run" in text
+    rows = [(row["campaign"], row["fp8"], row["steps"], row["step median s"], row["speedup"], row["cache"])
+            for row in table_rows(text)]
+    assert rows == [("C1", "rowwise", "20", "0.800", "1.250", "?"), ("C1", "off", "20", "1.000", "1.000", "?"),
+                    ("C1", "off", "8", "2.000", "1.000", "?"),
+                    ("C2", "rowwise", "8", "1.600", "—", "cold")]  # its bf16 row is of another campaign
+    assert "measured again later in the same campaign" in text
 
 
 def test_the_header_names_the_command_that_regenerates_it(tmp_path):

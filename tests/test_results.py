@@ -3,6 +3,7 @@ import multiprocessing
 import pandas as pd
 import pytest
 
+from tests.conftest import markdown_tables
 from utils import report
 from utils.levers.step_cache import SECTION_TITLE
 from utils.results import COLUMNS, Row, append_row, read_rows, render_row
@@ -65,30 +66,94 @@ def test_markdown_rendering(tmp_path):
 def test_report_groups_ranks_and_picks(tmp_path):
     path = tmp_path / "flux.csv"
     common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
-                  num_inference_steps=28, dtype="bf16")
-    # an older bf16 eager run, a bit faster than the later one: the table shows the newer run only, the speedups use it
+                  num_inference_steps=28, dtype="bf16", campaign="run-1")
+    # an older bf16 eager run of the same campaign, a bit faster: the table shows the newer run only, speedups use it
     append_row(path, Row(**common, time_median_s=4.95, compile_s=-0.05, inference_memory_GiB=34.0,
                          psnr_db=float("inf")))
     append_row(path, Row(**common, time_median_s=5.0, compile_s=-0.04, inference_memory_GiB=34.0,
                          psnr_db=float("inf")))
     append_row(path, Row(**common, quantization="int8wo", compile=True, time_median_s=4.0, compile_s=21.5,
-                         inference_memory_GiB=22.0, psnr_db=47.0))
+                         compile_start="cold", inference_memory_GiB=22.0, psnr_db=47.0))
     append_row(path, Row(**common, quantization="fp8dqrow", compile=True, time_median_s=3.9,
                          inference_memory_GiB=24.0, psnr_db=43.0))
     append_row(path, Row(**{**common, "batch_size": 4}, quantization="fp8dq", status="oom", error="CUDA out of memory"))
     assert report.main([str(path)]) == 0
     text = (tmp_path / "flux.md").read_text()
     batch1, batch4 = text.split("## m · batch 1")[1].split("## m · batch 4")
-    lines = [line for line in batch1.splitlines() if line.startswith("| ")][1:]  # rows, without the header
-    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
-    assert [row[0] for row in cells] == ["**fp8dqrow, compile** (fastest)", "int8wo, compile", "bf16"]
-    assert cells[0][4] == "1.282" and cells[2][1:5] == ["5.000", "", "", "1.000"]  # against the newest bf16 eager run
-    assert [row[5] for row in cells[1:]] == ["21.500", ""]  # compile s only where something was compiled
-    assert "Left out: 1 older run of configurations measured again" in batch1
+    rows = markdown_tables(batch1)[0]
+    assert [row["configuration"] for row in rows] == ["**fp8dqrow, compile** (fastest in C1)", "int8wo, compile",
+                                                      "bf16"]
+    assert {row["campaign"] for row in rows} == {"C1"} and "`run-1`" in text  # the campaigns table names it
+    assert rows[0]["speedup"] == "1.282" and [rows[2][name] for name in ("median s", "speedup")] == ["5.000", "1.000"]
+    assert [(row["compile s"], row["cache"]) for row in rows[1:]] == [("21.500", "cold"), ("", "")]
+    assert rows[0]["cache"] == "?"  # compiled, but the row does not say how its caches started
+    assert "bf16 (C1, 4.950 s): measured again later in the same campaign" in batch1
+    assert "What to pick in C1 — fastest: fp8dqrow, compile (3.900 s, 1.28x C1's bf16 eager)" in batch1
     assert "least peak memory within 5% of the fastest: int8wo, compile (22.00 GiB)" in batch1
     assert "closest to bf16 among configurations faster than bf16 eager: int8wo" in batch1
-    assert "No configuration finished" in batch4 and "oom" in batch4
+    assert "What to pick" not in batch4 and "oom" in batch4
     assert (tmp_path / "plots" / "flux-0.png").stat().st_size > 10_000
+
+
+def test_ratios_and_picks_stay_within_one_campaign(tmp_path):
+    """Two campaigns on one GPU model: each row's speedup divides by its own campaign's bf16 eager row (— where the
+    campaign has none), each campaign gets its own pick line, and a configuration measured in both keeps both rows;
+    a failure that a later campaign ran to the end is left out."""
+    path = tmp_path / "flux.csv"
+    common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
+                  num_inference_steps=28, dtype="bf16")
+    early = dict(common, campaign="early", timestamp="2026-01-01T10:00:00+00:00")
+    late = dict(common, campaign="late", timestamp="2026-01-01T12:00:00+00:00")
+    append_row(path, Row(**early, time_median_s=5.0))
+    append_row(path, Row(**early, quantization="fp8dqrow", compile=True, time_median_s=4.0))
+    append_row(path, Row(**early, quantization="int8dq", compile=True, status="error", error="int_mm"))
+    append_row(path, Row(**late, quantization="fp8dqrow", compile=True, time_median_s=3.0))
+    append_row(path, Row(**late, quantization="int8dq", compile=True, time_median_s=3.5))
+    assert report.main([str(path)]) == 0
+    text = path.with_suffix(".md").read_text()
+    rows = markdown_tables(text)[0]
+    assert [(row["campaign"], row["configuration"].split("**")[-2 if "**" in row["configuration"] else 0],
+             row["speedup"]) for row in rows] == [("C1", "fp8dqrow, compile", "1.250"), ("C1", "bf16", "1.000"),
+                                                 ("C2", "fp8dqrow, compile", "—"), ("C2", "int8dq, compile", "—")]
+    assert "What to pick in C1 — fastest: fp8dqrow, compile (4.000 s, 1.25x C1's bf16 eager)" in text
+    assert "What to pick in C2 — fastest: fp8dqrow, compile (3.000 s, no bf16 eager in C2)" in text
+    assert "No bf16 eager row in C2: its speedup is —." in text and "1.67" not in text  # never 5.0 / 3.0
+    assert "int8dq, compile (C1, error): measured again, and finished, in C2" in text
+
+
+def test_rows_without_a_campaign_get_one_by_the_legacy_rule(tmp_path):
+    """One sha, GPU and output file within 10 minutes is one campaign; a gap over that, or another output file (a run
+    beside it on another GPU), is another."""
+    path = tmp_path / "flux.csv"
+    common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
+                  num_inference_steps=28, dtype="bf16", git_sha="abc1234")
+    for minute, output, quantization, median in [(0, "a", "None", 5.0), (2, "a", "int8wo", 4.0),
+                                                 (1, "b", "fp8dqrow", 3.0), (30, "a", "fp8dq", 3.5)]:
+        append_row(path, Row(**common, timestamp=f"2026-01-01T10:{minute:02d}:00+00:00", quantization=quantization,
+                             command=f"python inference/benchmark_image.py --csv /out/{output}.csv",
+                             time_median_s=median))
+    assert report.main([str(path)]) == 0
+    text = path.with_suffix(".md").read_text()
+    assert "`abc1234:a:0101T1000`" in text and "`abc1234:b:0101T1001`" in text and "`abc1234:a:0101T1030`" in text
+    speedups = {row["configuration"].strip("*").split("**")[0]: row["speedup"] for row in markdown_tables(text)[0]}
+    assert speedups == {"int8wo": "1.250", "bf16": "1.000", "fp8dqrow": "—", "fp8dq": "—"}
+
+
+def test_memory_runs_get_memory_tables_and_no_speedup_or_pick(tmp_path):
+    path = tmp_path / "video.csv"
+    common = dict(model="THUDM/CogVideoX-5b", gpu="H100", weights="random", batch_size=1, height=480, width=720,
+                  num_frames=49, num_inference_steps=2, dtype="bf16", campaign="mem", memory_only=True)
+    append_row(path, Row(**common, time_median_s=6.3, model_memory_GiB=19.7, inference_memory_GiB=34.5))
+    append_row(path, Row(**common, quantization="int8wo", quantize_text_encoders=True, quantize_vae=True,
+                         time_median_s=6.7, model_memory_GiB=10.2, inference_memory_GiB=25.0))
+    assert report.main([str(path)]) == 0
+    text = path.with_suffix(".md").read_text()
+    assert "memory measurements" in text and "What to pick" not in text
+    rows = markdown_tables(text)[0]
+    assert "speedup" not in rows[0] and "model GiB" in rows[0]
+    assert [(row["configuration"], row["seed peak GB"]) for row in rows] == [("bf16", "31.70"),
+                                                                            ("int8wo, +text enc, +VAE", "22.20")]
+    assert (tmp_path / "plots" / "video-0.png").is_file()
 
 
 def test_labels_name_the_autoquant_plan_and_compiled_text_encoders(tmp_path):
@@ -117,7 +182,7 @@ def test_ladder_report_shows_each_step_against_its_base(tmp_path):
     step has none), speedup against bf16 eager, step-cached rows apart."""
     path = tmp_path / "perf-ladder.csv"
     common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
-                  num_inference_steps=28, dtype="bf16")
+                  num_inference_steps=28, dtype="bf16", campaign="ladder")
     steps = [dict(step=1, lever="bf16 eager", time_median_s=5.0),
              dict(step=2, lever="regional compile", base_step=1, compile=True, regional_compile=True,
                   compile_mode="default", time_median_s=4.0),
@@ -128,12 +193,12 @@ def test_ladder_report_shows_each_step_against_its_base(tmp_path):
     for step in reversed(steps):  # rows in any order: the table follows the steps
         append_row(path, Row(**common, **step))
     assert report.main([str(path)]) == 0
-    lines = [line for line in (tmp_path / "perf-ladder.md").read_text().splitlines() if line.startswith("| ")][1:]
-    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines]
-    assert [row[:3] for row in cells] == [["1", "bf16 eager", ""], ["2", "regional compile", "1"],
-                                          ["3", "CUDA graphs", "2"], ["4", "fp8dqrow", "2"], ["5", "on step 3", "3"]]
-    assert cells[3][5:7] == ["1.250", "1.562"]  # gain over step 2, speedup over bf16 eager
-    assert cells[4][5] == ""  # its base failed: no gain
+    rows = markdown_tables((tmp_path / "perf-ladder.md").read_text())[0]
+    assert [[row["step"], row["lever"], row["base"]] for row in rows] == [
+        ["1", "bf16 eager", ""], ["2", "regional compile", "1"], ["3", "CUDA graphs", "2"], ["4", "fp8dqrow", "2"],
+        ["5", "on step 3", "3"]]
+    assert [rows[3]["gain"], rows[3]["speedup"]] == ["1.250", "1.562"]  # gain over step 2, speedup over bf16 eager
+    assert rows[4]["gain"] == "—"  # its base failed: no gain
 
     append_row(path, Row(**common, step_cache="first_block", time_median_s=2.5, psnr_db=30.0))
     assert report.main([str(path)]) == 0

@@ -64,14 +64,15 @@ def test_sweep_runs_and_resumes(tmp_path, capsys):
     assert sweep.main(args) == 0
     frame = read_rows(tmp_path / "sweep.csv")
     assert dict(zip(frame.quantization, frame.status)) == {"None": "ok", "int8wo": "ok"}
-    capsys.readouterr()
+    assert frame.campaign.nunique() == 1 and frame.campaign[0] in capsys.readouterr().out  # one sweep, one campaign
+    assert frame.host.nunique() == 1 and frame.compile_start.isna().all()  # nothing compiled: no cache state
     assert sweep.main(sweep_args(tmp_path, "--vary", "quantization=None,int8wo,int8dq", "--dry-run")) == 0
     out = capsys.readouterr().out
     assert "2 already ok" in out and out.count("\nskip  ") == 2 and out.count("\nrun   ") == 1
 
 
 def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_path, monkeypatch):
-    seen, triton_dirs = [], []
+    seen, triton_dirs, campaigns = [], [], []
     real_popen = subprocess.Popen
 
     def fake_popen(argv, **kwargs):  # the benchmark process (python -m ...) replaced by one that writes no row
@@ -79,6 +80,7 @@ def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_
             return real_popen(argv, **kwargs)  # git, asked for the failure row's provenance
         cache_dir = kwargs["env"].get("TORCHINDUCTOR_CACHE_DIR")
         seen.append((cache_dir, cache_dir is not None and utils.sweep.Path(cache_dir).is_dir()))
+        campaigns.append(kwargs["env"].get("BENCH_CAMPAIGN"))
         triton_dirs.append(kwargs["env"].get("TRITON_CACHE_DIR"))
         return real_popen([sys.executable, "-c", ""], **kwargs)
 
@@ -90,7 +92,9 @@ def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_
     assert first_existed and second_existed and first != second
     assert [triton_dir.startswith(cache_dir) for triton_dir, (cache_dir, _) in zip(triton_dirs, seen)] == [True, True]
     assert not list((tmp_path / "tmp").iterdir())  # every cache directory removed after its run, and their folder
-    assert list(read_rows(tmp_path / "sweep.csv").status) == ["crash", "crash"]
+    rows = read_rows(tmp_path / "sweep.csv")
+    assert list(rows.status) == ["crash", "crash"]
+    assert campaigns[0] and set(campaigns) == set(rows.campaign)  # the failure rows are the sweep's campaign too
     seen.clear()
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "shared"))
     sweep.main(sweep_args(tmp_path, "--vary", "seed=3", "--shared_compile_cache"))

@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from utils import fidelity
+from utils.campaign import caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
 from utils.errors import failure_status, is_out_of_memory, one_line
-from utils.levers import compilation
+from utils.levers import autotune, compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
 from utils.presets import DTYPES
@@ -111,7 +112,8 @@ def new_row(config) -> Row:
     row = Row(**provenance(config.command, config.device), model=config.ckpt_id, weights=config.weights,
               device=config.device, dtype=config.base_dtype, batch_size=config.batch_size, seed=config.seed,
               prompt=config.prompt, world_size=config.world_size, warmup=config.warmup, runs=config.runs,
-              step=config.ladder_step, lever=config.ladder_lever or "", base_step=config.ladder_base)
+              memory_only=config.memory_only, step=config.ladder_step, lever=config.ladder_lever or "",
+              base_step=config.ladder_base)
     record(row, {name: getattr(config, name) for name in CALL_FIELDS if getattr(config, name) is not None})
     for lever in LEVERS:
         record(row, lever.columns(config))
@@ -130,6 +132,7 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
     processes that record nothing: under torchrun every rank makes the same calls (the collectives inside the
     transformer keep them in lockstep) and only rank 0 records."""
     configure_torch()
+    caches_at_launch()  # before anything compiles: whether this run's compile starts cold
     rank = init_distributed(config.device, config.world_size)
     row = new_row(config)
     output = None
@@ -147,6 +150,8 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
         record(row, optimize(pipe, config, sample_call=call))
         if config.compile_cache:
             row.compile_cache = compilation.start_from_cache(config)
+        row.compile_start = compile_start(compilation.compiles_anything(config),
+                                          loaded_cache=row.compile_cache == "warm")
         row.inductor_config = compilation.inductor_config()
         row.model_memory_GiB = allocated_GiB(config.device)
         # 4. warm up, then time
@@ -154,6 +159,9 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
                                    label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
                                    show_progress=rank == 0)
         record(row, times.summary())
+        if config.autotune:  # the autotuner's config search ran inside the first call: planning, not compiling
+            row.plan_s = autotune.tuning_seconds()
+            row.compile_s -= row.plan_s
         record(row, output_size(output))
         row.inference_memory_GiB = peak_allocated_GiB(config.device)
         if config.compile_cache and rank == 0:

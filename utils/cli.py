@@ -104,6 +104,9 @@ def add_measurement_args(parser: Parser, sample_flag: str) -> None:
     group.add_argument("--warmup", type=positive_int, default=2,
                        help="untimed calls first; the first one's extra time is reported as compile_s")
     group.add_argument("--runs", type=positive_int, default=5, help="timed calls (median, min and max reported)")
+    group.add_argument("--memory_only", action="store_true",
+                       help="this run measures memory (e.g. with fewer denoising steps): the row says so and the "
+                            "report shows its memory only, with no speedup, pick or latency plot")
     group.add_argument("--csv", type=Path, default=None, help="CSV to append the row to (default results/<model>.csv)")
     group.add_argument("--reference_dir", type=Path, default=CACHE_DIR / "references",
                        help="where the bf16 eager reference outputs for the fidelity columns are cached")

@@ -57,6 +57,7 @@ class RunConfig(*(lever.Settings for lever in reversed(LEVERS)), RunContext):  #
     # measurement
     warmup: int = 2
     runs: int = 5
+    memory_only: bool = False
     csv: Path
     reference_dir: Path
     no_fidelity: bool = False
@@ -79,8 +80,8 @@ def _check_unique_fields() -> None:
 _check_unique_fields()
 CALL_FIELDS = ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length")
 SAMPLE_SUFFIXES = {"save_image": (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff"), "save_video": (".mp4",)}
-OWN_FIELDS = ("seed", "prompt", "batch_size", *CALL_FIELDS, "warmup", "runs", "reference_dir", "no_fidelity",
-              "sample_path", "profile", "ladder_step", "ladder_lever", "ladder_base")
+OWN_FIELDS = ("seed", "prompt", "batch_size", *CALL_FIELDS, "warmup", "runs", "memory_only", "reference_dir",
+              "no_fidelity", "sample_path", "profile", "ladder_step", "ladder_lever", "ladder_base")
 
 
 def add_benchmark_flags(parser: Parser, default_ckpt: str, sample_flag: str) -> None:

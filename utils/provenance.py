@@ -1,4 +1,5 @@
-"""Where a result came from: the commit, the device and the package versions, recorded in every row."""
+"""Where a result came from: the commit, the campaign, the host and device and the package versions, recorded in every
+row."""
 
 import os
 import platform
@@ -8,6 +9,7 @@ from importlib import metadata
 
 import torch
 
+from utils.campaign import provenance_columns
 from utils.paths import REPO_ROOT
 
 VERSIONED_PACKAGES = ("diffusers", "torchao", "transformers", "accelerate")
@@ -50,5 +52,5 @@ def provenance(command: str, device) -> dict:
     """The values of utils.results.Provenance for a row made now, by `command`, on `device`."""
     found = versions()
     return dict(timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), git_sha=git_sha(),
-                command=command, gpu=device_name(device), torch_version=found["torch"],
+                command=command, gpu=device_name(device), **provenance_columns(device), torch_version=found["torch"],
                 **{f"{name}_version": found[name] for name in VERSIONED_PACKAGES})

@@ -28,10 +28,13 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Provenance:
     """Where a row came from: the first columns of every kind."""
-    timestamp: str = ""
+    timestamp: str = ""  # UTC, when the run began (a sweep's row for a process that wrote none: when it ended)
     git_sha: str = ""
     command: str = ""  # reproduces the row
     gpu: str = ""  # the device's name (a CPU is named with its thread count)
+    gpu_index: str = ""  # the CUDA device's physical index (as CUDA_VISIBLE_DEVICES names it); empty on the CPU
+    host: str = ""  # a stable id of the machine (utils.campaign.host_id); empty in rows written before it existed
+    campaign: str = ""  # the sweep, ladder or job-script run that wrote the row: ratios are taken only within one
     torch_version: str = ""
     diffusers_version: str = ""
     torchao_version: str = ""
@@ -62,11 +65,14 @@ class RunColumns:
 class Measurements:
     warmup: int = 0
     runs: int = 0
+    memory_only: bool = False  # a memory measurement (--memory_only): its times are not latencies
     time_median_s: float | None = None
     time_min_s: float | None = None
     time_max_s: float | None = None
     first_call_s: float | None = None
-    compile_s: float | None = None  # first call minus the median
+    compile_s: float | None = None  # first call minus the median, less the planning inside it (plan_s)
+    compile_start: str = ""  # cold | warm | shared: the compile caches at the start (utils.campaign); "" if none
+    plan_s: float | None = None  # autoquant's planning, the int8 autotuner's config search (not in compile_s)
     load_s: float | None = None
     model_memory_GiB: float | None = None  # allocated after load + fuse + quantize
     inference_memory_GiB: float | None = None  # peak allocated during the timed runs
@@ -80,6 +86,9 @@ class Measurements:
     step: int | None = None  # position in a cumulative ladder (sweep.py, ladder grid files)
     lever: str = ""  # what that ladder step adds to its base step
     base_step: int | None = None  # the ladder step this one builds on
+    # Why this row no longer stands (written by hand: a changed grid, a combination the flags now refuse); the report
+    # leaves it out of tables and plots and says why. Empty for every row a run writes.
+    superseded_by: str = ""
 
 
 # Field order is column order: the later a base is listed, the earlier its columns.
@@ -125,6 +134,7 @@ class TrainRow(Provenance):
     cache_s: float | None = None  # text embeddings and VAE latents, once
     first_step_s: float | None = None
     compile_s: float | None = None  # first step minus the median
+    compile_start: str = ""  # cold | warm | shared (utils.campaign); "" when nothing is compiled
     step_median_s: float | None = None  # steps after warmup_steps
     step_min_s: float | None = None
     step_max_s: float | None = None
@@ -140,6 +150,7 @@ class TrainRow(Provenance):
     saved_to: str = ""
     status: str = "ok"  # ok | error | oom | nan
     error: str = ""
+    superseded_by: str = ""  # why this row no longer stands (written by hand; the report leaves it out)
 
 
 @dataclass

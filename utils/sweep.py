@@ -36,6 +36,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from utils.campaign import CAMPAIGN_ENV
 from utils.errors import UsageError
 from utils.paths import REPO_ROOT
 from utils.results import append_row_or_save_aside, read_rows
@@ -278,26 +279,33 @@ def completed_keys(csv: Path, script: str) -> set:
     return {key for key, status in recorded_statuses(csv, script) if status == "ok"}
 
 
-def failure_row(config: Config, status: str, message: str):
+def failure_row(config: Config, status: str, message: str, gpu: str | None = None, campaign: str | None = None):
     """The row for a configuration whose process died before writing its own (timeout, crash, kill, bad input): the
-    script reads its flags as it would have (aliases and derived flags land where they would)."""
+    script reads its flags as it would have (aliases and derived flags land where they would); `gpu` is the GPU the
+    sweep gave it (CUDA_VISIBLE_DEVICES), if it chose one, `campaign` the sweep's."""
     module = script_module(config.script)
     try:
         row = module.blank_row(config.argv(Path("-")))
     except (SystemExit, Exception):  # noqa: BLE001 - flags it cannot read: the row of the defaults still says why
         row = module.blank_row([])
     row.command, row.status, row.error = config.command(), status, message[:500]
+    if gpu is not None:
+        row.gpu_index = gpu
+    if campaign:
+        row.campaign = campaign
     return row
 
 
 def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log_dir: Path,
-               cache_root: Path | None, children: Children) -> str | None:
+               cache_root: Path | None, children: Children, campaign: str | None = None) -> str | None:
     """Run one configuration in its own process; returns its status (None if the sweep stopped before it started).
     The script appends its own row; if the process is killed or dies without one, we append a row saying so.
     Unless `cache_root` is None (a shared compile cache), the process gets empty inductor and Triton cache
     directories of its own under it (removed afterwards), so its compile_s does not depend on which configurations
-    ran before it on this machine."""
+    ran before it on this machine. `campaign` goes to the process in BENCH_CAMPAIGN (its row's campaign)."""
     env = dict(os.environ)
+    if campaign:
+        env[CAMPAIGN_ENV] = campaign
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +336,7 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
         status, message = "error", f"rejected as bad input (exit 2); log {log_path}"
     else:
         status, message = "crash", f"exit code {returncode} and no row; log {log_path}"
-    append_row_or_save_aside(csv, failure_row(config, status, message))
+    append_row_or_save_aside(csv, failure_row(config, status, message, gpu, campaign))
     return status
 
 
@@ -347,7 +355,7 @@ def visible_gpus() -> list[str | None]:
 
 
 def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path, cache_root: Path | None,
-              children: Children) -> dict[str, int]:
+              children: Children, campaign: str | None = None) -> dict[str, int]:
     """Run every configuration, one per visible GPU at a time (in order on one GPU); returns how many ended in each
     status. On KeyboardInterrupt the running configurations are killed and recorded as interrupted, none starts
     after, and the KeyboardInterrupt goes on up."""
@@ -360,7 +368,7 @@ def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path,
         def worker(config: Config) -> None:
             gpu = gpus.get()
             try:
-                status = run_config(config, csv, timeout_s, gpu, log_dir, cache_root, children)
+                status = run_config(config, csv, timeout_s, gpu, log_dir, cache_root, children, campaign)
             finally:
                 gpus.put(gpu)
             if status is not None:

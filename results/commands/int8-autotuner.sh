@@ -7,6 +7,7 @@
 # run's compiled graphs.
 # Usage: bash results/commands/int8-autotuner.sh OUT_CSV [LOG_DIR]   (the pickle goes to LOG_DIR)
 set -u
+source "$(dirname "$0")/lib.sh"  # the campaign id
 csv=${1:?usage: int8-autotuner.sh OUT_CSV [LOG_DIR]}
 logs=${2:-$(dirname "$csv")}
 mkdir -p "$logs"

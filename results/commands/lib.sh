@@ -1,5 +1,10 @@
 # Shared by the scripts in this folder: run each configuration in its own process, with a timeout, so a crash or hang
 # in one never ends the others.
+
+# One run of a job script is one campaign (utils/campaign.py): every row it writes gets this id, unless the caller set
+# BENCH_CAMPAIGN already. Same spelling as utils.campaign.new_campaign_id: UTC start time and 4 hex digits.
+export BENCH_CAMPAIGN=${BENCH_CAMPAIGN:-$(date -u +%Y%m%dT%H%M%SZ)-$(printf '%04x' "$RANDOM")}
+
 # run_configs SCRIPT CSV LOG_DIR TIMEOUT_S "COMMON FLAGS" "name|flags" ...   (ONLY=regex runs a subset)
 run_configs() {
   local script=$1 csv=$2 logs=$3 timeout_s=$4 common=$5 entry name flags cache

@@ -5,6 +5,7 @@
 # Usage: bash results/commands/serialization.sh OUT_DIR [WORKDIR]   (ONLY=regex runs a subset; WORKDIR needs room for
 # a bf16 and a quantized FLUX.1-dev transformer)
 set -u
+source "$(dirname "$0")/lib.sh"  # the campaign id
 out=${1:?usage: serialization.sh OUT_DIR [WORKDIR]}
 work=${2:-/tmp/serialization}
 mkdir -p "$out" "$work"
@@ -27,14 +28,18 @@ for entry in None int8wo fp8dqrow fp8dqrow-aot; do
   # that it did not write), and then nothing is deleted.
   [ "$status" -le 1 ] && rm -rf "${work:?}/$quantization" "$work/$quantization.pt2"
 done
-# Each process gets an empty inductor cache directory, so the warm run's speed-up comes from the artifacts alone.
+# Each process gets empty inductor and Triton cache directories, so the warm run's speed-up comes from the artifacts
+# alone.
 compiled="--quantization fp8dqrow --fuse_attn_projections --regional_compile --compile_mode default --warmup 1 --runs 3"
 for phase in cold warm; do
   name="compile-cache-$phase"
   [[ -n "${ONLY:-}" && ! "$name" =~ ${ONLY} ]] && continue
   echo "=== $name"
+  rm -rf "$work/inductor-$phase"  # empty, whatever an earlier run left
+  [ "$phase" = cold ] && rm -f "$work/fp8dqrow-compile-cache.bin"  # the cold run writes it, the warm run loads it
   # shellcheck disable=SC2086
-  TORCHINDUCTOR_CACHE_DIR="$work/inductor-$phase" timeout "${CONFIG_TIMEOUT_S:-400}" python3 inference/benchmark_image.py \
+  TORCHINDUCTOR_CACHE_DIR="$work/inductor-$phase" TRITON_CACHE_DIR="$work/inductor-$phase/triton" \
+    timeout "${CONFIG_TIMEOUT_S:-400}" python3 inference/benchmark_image.py \
     $flux $compiled --compile_cache "$work/fp8dqrow-compile-cache.bin" --csv "$out/compile-cache.csv" > "$out/$name.log" 2>&1
   echo "exit $? after ${SECONDS}s"; grep -E '^\| black|Error' "$out/$name.log" | tail -2 | cut -c1-300
 done

@@ -90,5 +90,6 @@ def apply(pipe, config, sample_call) -> dict:
     synchronize(pipe.device)
     summary = f"{'reused' if reused else 'planned'}: {plan.summary()}"
     logger.info("autoquant %s%s", summary, f" (plan {config.autoquant_plan})" if config.autoquant_plan else "")
-    return {"n_layers_quantized": count_quantized_linears(denoiser(pipe)), "quant_s": time.perf_counter() - start,
-            "autoquant": summary}
+    seconds = time.perf_counter() - start
+    return {"n_layers_quantized": count_quantized_linears(denoiser(pipe)), "quant_s": seconds,
+            "plan_s": None if reused else seconds, "autoquant": summary}

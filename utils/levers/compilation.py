@@ -105,7 +105,8 @@ def label(row) -> str | None:
         words.append("compiled VAE")
     if is_set(row.get("compile_text_encoders")):
         words.append("compiled text enc")
-    cache = {"cold": "cold start, compile cache written", "warm": "warm start from the compile cache"}
+    # the compile cache file (--compile_cache), not the caches' state at start (the row's compile_start)
+    cache = {"cold": "compile cache file written", "warm": "compile cache file loaded"}
     if text(row.get("compile_cache")) in cache:
         words.append(cache[row.compile_cache])
     return ", ".join(words) or None

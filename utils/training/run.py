@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from utils.campaign import compile_start
 from utils.errors import failure_status, is_out_of_memory, one_line
 from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
@@ -180,6 +181,8 @@ def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tu
     recorded by `record(row)` when it ends, failed or not. Returns the rows and the loss curves by run label."""
     recipes = ["off", config.fp8] if config.compare else [config.fp8]
     rows = [new_row(config, fp8) for fp8 in recipes]
+    for index, row in enumerate(rows):  # the second run of --compare compiles after the first, in this process
+        row.compile_start = compile_start(config.compile, first_in_process=index == 0)
     transformer, data, curves = None, None, {}
     try:
         transformer, data = build_and_cache(config, rows)
