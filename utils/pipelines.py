@@ -15,11 +15,20 @@ logger = logging.getLogger(__name__)
 
 WEIGHTS_CHOICES = ("auto", "pretrained", "random")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+DENOISERS = ("transformer", "transformer_2", "unet")
 
 
 def denoiser(pipe) -> torch.nn.Module:
-    """The model that runs every step: `transformer` (Flux, CogVideoX, SD3) or `unet` (SDXL and older)."""
-    return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
+    """The model that runs the first step: `transformer` (Flux, CogVideoX, Wan, Qwen-Image) or `unet` (SDXL and
+    older)."""
+    return denoisers(pipe)[0]
+
+
+def denoisers(pipe) -> list[torch.nn.Module]:
+    """Every model that runs denoising steps: the transformer, plus `transformer_2` in pipelines that switch experts
+    by timestep (Wan 2.2 A14B), or the unet. The levers apply to each of them."""
+    models = [getattr(pipe, name, None) for name in DENOISERS]
+    return [model for model in models if model is not None]
 
 
 def checkpoint_available(ckpt_id: str) -> tuple[bool, str]:
@@ -85,9 +94,19 @@ def build_random_component(class_name: str, config: dict, device: str, dtype: to
     with _creation_defaults(device, dtype):
         if hasattr(cls, "from_config"):  # diffusers model
             model = cls.from_config(config)
+            keep_in_fp32(model)
         else:  # transformers model
             model = cls(cls.config_class(**config))
     return model.eval().requires_grad_(False)
+
+
+def keep_in_fp32(model: torch.nn.Module) -> None:
+    """What diffusers' from_pretrained does for any other precision: the weights of the modules a model class names
+    in _keep_in_fp32_modules stay fp32 (Wan: its time embedder, modulation tables and norms)."""
+    names = getattr(model, "_keep_in_fp32_modules", None) or []
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.is_floating_point() and any(part in names for part in name.split(".")):
+            tensor.data = tensor.data.float()
 
 
 def build_tokenizer(class_name: str, max_length: int):

@@ -6,7 +6,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import same_named, text
-from utils.pipelines import denoiser
+from utils.pipelines import denoisers
 
 BACKENDS = ("default", "native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math")
 
@@ -54,5 +54,6 @@ def label(row) -> str | None:
 
 
 def apply(pipe, config) -> None:
-    """Route the denoiser's attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
-    denoiser(pipe).set_attention_backend(config.attention_backend)
+    """Route the denoisers' attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
+    for model in denoisers(pipe):
+        model.set_attention_backend(config.attention_backend)

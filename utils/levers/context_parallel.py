@@ -8,7 +8,7 @@ import torch
 from utils.cli import positive_int
 from utils.errors import UsageError
 from utils.levers.base import off_as, same_named
-from utils.pipelines import denoiser
+from utils.pipelines import denoisers
 
 MODES = ("none", "ulysses", "ring")
 # Ring attention merges the partial attentions of the K/V chunks by their log-sum-exp, which the default "native"
@@ -111,10 +111,10 @@ def apply(pipe, config) -> None:
     weights), before compile."""
     from diffusers import ContextParallelConfig
 
-    model = denoiser(pipe)
-    if ATTENTION[config.context_parallel]:
-        model.set_attention_backend(ATTENTION[config.context_parallel])
-    degree = config.cp_degree
-    parallel = (ContextParallelConfig(ulysses_degree=degree) if config.context_parallel == "ulysses"
-                else ContextParallelConfig(ring_degree=degree))
-    model.enable_parallelism(config=parallel)
+    for model in denoisers(pipe):  # both experts of Wan 2.2 A14B
+        if ATTENTION[config.context_parallel]:
+            model.set_attention_backend(ATTENTION[config.context_parallel])
+        degree = config.cp_degree
+        parallel = (ContextParallelConfig(ulysses_degree=degree) if config.context_parallel == "ulysses"
+                    else ContextParallelConfig(ring_degree=degree))
+        model.enable_parallelism(config=parallel)
