@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from utils.presets import Preset, get_preset
+from utils.presets import COMPONENT_DTYPES, Preset, get_preset
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +109,43 @@ def keep_in_fp32(model: torch.nn.Module) -> None:
             tensor.data = tensor.data.float()
 
 
+# Whole-word tokens of the Qwen2 vocabulary we build: the words of QwenImagePipeline's prompt template, so that its
+# system prefix is 34 tokens long as with the real vocabulary (the pipeline drops the first 34 hidden states), and of
+# the default prompt, so that it is as many tokens as with the real one. Other words are split into bytes.
+QWEN_WORDS = ("the image by detailing color shape size texture quantity text spatial relationships of objects and "
+              "background photo an astronaut riding a horse on moon").split()  # after a space
+QWEN_FIRST_WORDS = ("system", "user", "assistant", "Describe", "A")  # where a line starts
+QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+
+def build_qwen2_tokenizer(max_length: int):
+    """A byte-level BPE tokenizer of the Qwen2 class: the 256 byte symbols, merges that build the words above from
+    them, and Qwen's chat tokens; ids stay below 520. The merges of the words after a space come first: BPE applies
+    the lowest-ranked merge first, so a word is built from its start and no merge of another word cuts into it."""
+    from transformers import Qwen2Tokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    vocab = {symbol: index for index, symbol in enumerate(bytes_to_unicode().values())}
+    merges = []
+    for word in ["\u0120" + word for word in QWEN_WORDS] + list(QWEN_FIRST_WORDS):  # \u0120: a space's symbol
+        for end in range(2, len(word) + 1):
+            if word[:end] not in vocab:
+                merges.append((word[:end - 1], word[end - 1]))
+                vocab[word[:end]] = len(vocab)
+    for token in QWEN_SPECIAL_TOKENS:
+        vocab[token] = len(vocab)
+    return Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=max_length,
+                          additional_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]))
+
+
 def build_tokenizer(class_name: str, max_length: int):
     """Tokenizers without downloaded files. T5 builds a minimal vocabulary by itself; CLIP gets a one-character
-    vocabulary written to a temporary folder (the file form works on every transformers 5.x). Token ids stay
-    small, so they are valid for any embedding size; the compute does not depend on which tokens a prompt gets."""
+    vocabulary written to a temporary folder (the file form works on every transformers 5.x); Qwen2 a byte-level
+    one (build_qwen2_tokenizer). Token ids stay small, so they are valid for any embedding size; the compute depends
+    on how many tokens a prompt gets (where the pipeline does not pad it to a fixed length), not on which."""
     cls = _component_class(class_name)
+    if class_name == "Qwen2Tokenizer":
+        return build_qwen2_tokenizer(max_length)
     if not class_name.startswith("CLIP"):
         return cls(model_max_length=max_length)
     letters = [chr(code) for code in range(ord("a"), ord("z") + 1)]
@@ -126,12 +158,19 @@ def build_tokenizer(class_name: str, max_length: int):
 
 
 def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed: int):
+    """`dtype` is the base precision; components the preset keeps in another (component_dtypes) get theirs."""
     components = {}
     for index, (name, class_name) in enumerate(preset.components.items()):
-        components[name] = build_random_component(class_name, preset.config(name), device, dtype, seed + index)
+        component_dtype = COMPONENT_DTYPES[preset.component_dtypes.get(name, dtype_name(dtype))]
+        components[name] = build_random_component(class_name, preset.config(name), device, component_dtype,
+                                                   seed + index)
     for name, (class_name, max_length) in preset.tokenizers.items():
         components[name] = build_tokenizer(class_name, max_length)
-    return _component_class(preset.pipeline_class)(**components)
+    return _component_class(preset.pipeline_class)(**components, **preset.pipeline_config)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in COMPONENT_DTYPES.items() if value == dtype)
 
 
 def build_random_transformer(preset: Preset, device: str, dtype: torch.dtype, seed: int, **config_overrides):
@@ -175,9 +214,12 @@ def build_transformer(ckpt_id: str, weights: str, device: str, dtype: torch.dtyp
 
 
 def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):
+    """`dtype` for every component, except those a preset keeps in another precision (Wan's VAE in fp32)."""
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.from_pretrained(ckpt_id, dtype=dtype).to(device)
+    preset = get_preset(ckpt_id)
+    own = {name: COMPONENT_DTYPES[value] for name, value in preset.component_dtypes.items()} if preset else {}
+    return DiffusionPipeline.from_pretrained(ckpt_id, dtype={"default": dtype, **own} if own else dtype).to(device)
 
 
 def build_pipeline(ckpt_id: str, weights: str, device: str, dtype: torch.dtype, seed: int):

@@ -12,6 +12,7 @@ CONFIG_ROOT = Path(__file__).parent / "configs"
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions a model's weights are built or loaded in
+COMPONENT_DTYPES = {**DTYPES, "fp32": torch.float32}  # what a preset may keep one component in (Wan's VAE: fp32)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class Preset:
     call_defaults: dict = field(default_factory=dict)  # keyword arguments of the pipeline call
     hub_id: str | None = None  # where `--weights pretrained` loads from; None for models with no checkpoint
     base_dtype: str = "bf16"  # the precision the model is meant to run in
+    component_dtypes: dict[str, str] = field(default_factory=dict)  # components kept in another precision
+    pipeline_config: dict = field(default_factory=dict)  # the pipeline's own settings (its model_index.json's)
+    guidance_argument: str = "guidance_scale"  # the pipeline-call argument --guidance_scale sets
+    size_multiple: int = 16  # height and width must be multiples of this (VAE downsampling x patch size)
+    fps: int = 8  # frames per second of a saved sample video
 
     @property
     def config_dir(self) -> Path:
@@ -32,6 +38,10 @@ class Preset:
     def config(self, component: str) -> dict:
         """The kept architecture config of one component."""
         return json.loads((self.config_dir / f"{component}.json").read_text())
+
+    def dtype(self, component: str, base_dtype: str) -> torch.dtype:
+        """The precision `component` is built or loaded in: its own (component_dtypes), else the run's base one."""
+        return COMPONENT_DTYPES[self.component_dtypes.get(component, base_dtype)]
 
 
 FLUX_COMPONENTS = {
