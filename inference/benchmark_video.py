@@ -1,10 +1,12 @@
-"""Benchmark a diffusers text-to-video pipeline (CogVideoX-2b / 5b) with torchao quantization, torch.compile, CPU
-offload and VAE tiling/slicing. One configuration per run: load -> fuse -> quantize -> offload -> compile -> warm up
--> time -> record, through the same runner as the image benchmark.
+"""Benchmark a diffusers text-to-video pipeline (CogVideoX-2b / 5b, Wan 2.2 T2V-A14B / TI2V-5B) with torchao
+quantization, torch.compile, CPU offload and VAE tiling/slicing. One configuration per run: load -> fuse -> quantize
+-> offload -> compile -> warm up -> time -> record, through the same runner as the image benchmark.
 
     python inference/benchmark_video.py                                      # tiny-cogvideox on the CPU, offline
     python inference/benchmark_video.py --model_id THUDM/CogVideoX-5b --dtype int8wo \\
         --quantize_text_encoder --quantize_vae --offload model --vae_tiling
+    python inference/benchmark_video.py --model_id Wan-AI/Wan2.2-T2V-A14B-Diffusers --quantization fp8dqrow \\
+        --regional_compile                               # both experts (transformer, transformer_2) quantized, compiled
 
 `--dtype` takes the seed's vocabulary: fp16 or bf16 (no quantization), or a quantization name applied on the
 model's base precision (fp16 for CogVideoX-2b, bf16 for 5b; --base_dtype overrides it).
@@ -33,7 +35,8 @@ def build_parser() -> Parser:
                        help="fp16/bf16: base precision, no quantization; any other name: that --quantization on the "
                             "model's base precision")
     group.add_argument("--base_dtype", choices=list(DTYPES), default=None,
-                       help="base precision of the weights (default: the preset's: fp16 for 2b, bf16 otherwise)")
+                       help="base precision of the weights (default: the preset's: fp16 for CogVideoX-2b, bf16 "
+                            "otherwise; Wan keeps its VAE in fp32 as its model cards do)")
     return parser
 
 

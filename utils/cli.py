@@ -98,7 +98,7 @@ def add_generation_args(parser: Parser) -> None:
     group.add_argument("--width", type=positive_int, default=None,
                        help="output width in pixels, multiple of 16 (or of the model's own step)")
     group.add_argument("--guidance_scale", type=float, default=None,
-                       help="guidance scale (the preset's guidance argument)")
+                       help="guidance scale (for Qwen-Image its true CFG scale, true_cfg_scale)")
     group.add_argument("--max_sequence_length", type=positive_int, default=None, help="T5 prompt length in tokens")
 
 
