@@ -1,4 +1,4 @@
-"""Benchmark a diffusers text-to-image pipeline (FLUX.1-dev / schnell) with torchao quantization and
+"""Benchmark a diffusers text-to-image pipeline (FLUX.1-dev / schnell, Qwen-Image) with torchao quantization and
 torch.compile. One configuration per run: load -> fuse -> quantize -> compile -> warm up -> time -> record.
 
     python inference/benchmark_image.py                                       # tiny-flux on the CPU, offline

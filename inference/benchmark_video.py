@@ -1,15 +1,18 @@
-"""Benchmark a diffusers text-to-video pipeline (CogVideoX-2b / 5b) with torchao quantization, torch.compile, CPU
-offload and VAE tiling/slicing. One configuration per run: load -> fuse -> quantize -> offload -> compile -> warm up
--> time -> record, through the same runner as the image benchmark.
+"""Benchmark a diffusers text-to-video pipeline (CogVideoX-2b / 5b, Wan 2.2 T2V-A14B / TI2V-5B) with torchao
+quantization, torch.compile, CPU offload and VAE tiling/slicing. One configuration per run: load -> fuse -> quantize
+-> offload -> compile -> warm up -> time -> record, through the same runner as the image benchmark.
 
     python inference/benchmark_video.py                                      # tiny-cogvideox on the CPU, offline
     python inference/benchmark_video.py --model_id THUDM/CogVideoX-5b --dtype int8wo \\
         --quantize_text_encoder --quantize_vae --offload model --vae_tiling
+    python inference/benchmark_video.py --model_id Wan-AI/Wan2.2-T2V-A14B-Diffusers --quantization fp8dqrow \\
+        --regional_compile                               # both experts (transformer, transformer_2) quantized, compiled
 
 `--dtype` takes the seed's vocabulary: fp16 or bf16 (no quantization), or a quantization name applied on the
 model's base precision (fp16 for CogVideoX-2b, bf16 for 5b; --base_dtype overrides it).
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -27,19 +30,20 @@ def build_parser() -> Parser:
     add_benchmark_flags(parser, default_ckpt="tiny-cogvideox", sample_flag="save_video")
     group = parser.add_argument_group("video")
     group.add_argument("--num_frames", type=positive_int, default=None,
-                       help="frames per video, 4k+1 (CogVideoX compresses time 4x); preset default 49")
+                       help="frames per video, 4k+1 (the video VAEs compress time 4x); default: the preset's")
     group.add_argument("--dtype", choices=[*DTYPES, *QUANTIZATIONS], default=None,
                        help="fp16/bf16: base precision, no quantization; any other name: that --quantization on the "
                             "model's base precision")
     group.add_argument("--base_dtype", choices=list(DTYPES), default=None,
-                       help="base precision of the weights (default: the preset's: fp16 for 2b, bf16 otherwise)")
+                       help="base precision of the weights (default: the preset's: fp16 for CogVideoX-2b, bf16 "
+                            "otherwise; Wan keeps its VAE in fp32 as its model cards do)")
     return parser
 
 
 def dtype_overrides(parser: Parser, args) -> dict:
     """The seed's --dtype as --base_dtype or --quantization."""
     if args.num_frames is not None and (args.num_frames - 1) % 4:
-        parser.error(f"--num_frames must be 4k+1 (CogVideoX compresses time 4x), got {args.num_frames}")
+        parser.error(f"--num_frames must be 4k+1 (the video VAEs compress time 4x), got {args.num_frames}")
     if args.dtype in DTYPES:
         if args.base_dtype not in (None, args.dtype):
             parser.error(f"--dtype {args.dtype} contradicts --base_dtype {args.base_dtype}")
@@ -74,7 +78,8 @@ def save_video(frames, path: Path, fps: int = 8) -> None:
 def main(argv=None) -> int:
     setup_logging()
     config = parse_config(argv)
-    return run_and_print(config, save_sample=save_video)
+    fps = config.preset.fps if config.preset else 8
+    return run_and_print(config, save_sample=functools.partial(save_video, fps=fps))
 
 
 if __name__ == "__main__":

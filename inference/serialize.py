@@ -164,6 +164,9 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
         if reason:
             raise UsageError(reason)
     preset = get_preset(args.ckpt_id)
+    if preset is not None and "transformer_2" in preset.components:
+        raise UsageError(f"{args.ckpt_id} denoises with two transformers (transformer, transformer_2); this script "
+                         "saves, loads and compiles one")
     check_generation(args, preset)
     check_paths(args)
     if getattr(args, "aot", False) and quantization == "int8wo" and torch.device(args.device).type == "cpu":

@@ -116,6 +116,17 @@ def test_context_parallel_on_cpu_gloo_with_the_device_lookup_patched(tmp_path):
     assert_equal_to_one_process(run_two_ranks("device-lookup-patched", tmp_path), tmp_path)
 
 
+def test_context_parallel_splits_both_wan_experts(tmp_path):
+    """Wan 2.2 A14B's two experts, each split across the two gloo processes (the device lookup patched as above):
+    the output is the one process's, and the second block of each expert sees half of the 3 x 2 x 2 video tokens."""
+    row = run_two_ranks("wan-two-experts", tmp_path)
+    assert (row["status"], row["model"], row["context_parallel"]) == ("ok", "tiny-wan22-a14b", "ulysses"), row["error"]
+    assert row["psnr_db"] == float("inf") and row["latent_rel_l2"] == 0
+    for rank in (0, 1):
+        tokens = json.loads((tmp_path / f"rank{rank}-tokens.json").read_text())
+        assert set(tokens["whole"]) == {12} and set(tokens["per_block"]) == set(tokens["per_block_2"]) == {6}, tokens
+
+
 def assert_equal_to_one_process(row: dict, out: Path) -> None:
     """Rank 0's fidelity columns compare the parallel output with the eager output the same rank computed as one
     process before the transformer was split: bit-identical images and latents, from half-length sequences."""
@@ -128,30 +139,40 @@ def assert_equal_to_one_process(row: dict, out: Path) -> None:
 
 
 def worker(scenario: str, out: Path) -> int:
-    """One torchrun rank: the tiny-flux benchmark with Ulysses over two processes, recording how many image tokens
-    the transformer gets and how many its first block sees, in every parallel call."""
+    """One torchrun rank: the tiny-flux benchmark (tiny-wan22-a14b for "wan-two-experts") with Ulysses over two
+    processes, recording how many image tokens the transformer gets and how many its first block sees (each expert's
+    first block for Wan), in every parallel call."""
     import dataclasses
 
     from utils.benchmark import run_benchmark
     from utils.levers import context_parallel
 
-    if scenario == "device-lookup-patched":
+    if scenario != "as-installed":
         torch.accelerator.device_count = lambda: 1
     rank = int(os.environ["RANK"])
-    config = benchmark_image.parse_config(["--ckpt_id", "tiny-flux", "--device", "cpu", "--warmup", "1", "--runs", "1",
-                                       "--csv", str(out / "results.csv"), "--reference_dir", str(out / "references"),
-                                       "--save_image", str(out / ("sample.png" if rank == 0 else "rank1-sample.png"))])
+    wan = scenario == "wan-two-experts"
+    script, model = (benchmark_video, "tiny-wan22-a14b") if wan else (benchmark_image, "tiny-flux")
+    sample = [] if wan else ["--save_image", str(out / ("sample.png" if rank == 0 else "rank1-sample.png"))]
+    config = script.parse_config(["--ckpt_id", model, "--device", "cpu", "--warmup", "1", "--runs", "1",
+                                  "--csv", str(out / "results.csv"), "--reference_dir", str(out / "references"),
+                                  *sample])
     # validation refuses context parallelism on the CPU (the device lookup above), so it is switched on after it
     config = dataclasses.replace(config, context_parallel="ulysses", cp_degree=2)
-    tokens = {"whole": [], "per_block": []}
+    tokens = {"whole": [], "per_block": [], "per_block_2": []}
     apply = context_parallel.apply
 
     def watch(module, name):  # torch's pre-hooks run before diffusers' split, which wraps forward
-        module.register_forward_pre_hook(lambda _, args, kwargs: tokens[name].append(kwargs["hidden_states"].shape[1]),
-                                         with_kwargs=True)
+        module.register_forward_pre_hook(
+            lambda _, args, kwargs: tokens[name].append((args[0] if args else kwargs["hidden_states"]).shape[1]),
+            with_kwargs=True)
 
     def apply_and_watch(pipe, config):
         apply(pipe, config)
+        if wan:  # diffusers splits the tokens entering blocks.0 (a wrapped forward, after this pre-hook)
+            watch(pipe.transformer.blocks[0], "whole")
+            watch(pipe.transformer.blocks[1], "per_block")
+            watch(pipe.transformer_2.blocks[1], "per_block_2")
+            return
         watch(pipe.transformer, "whole")
         watch(pipe.transformer.transformer_blocks[0], "per_block")
 

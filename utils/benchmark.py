@@ -34,18 +34,33 @@ def configure_torch() -> None:
 
 def call_kwargs(pipe, config) -> dict:
     """The pipeline-call arguments: the config's (its preset, prompt, batch size and any of CALL_FIELDS it sets),
-    else the preset's defaults; only those the pipeline accepts."""
+    else the preset's defaults; only those the pipeline accepts. --guidance_scale sets the preset's guidance argument
+    (Qwen-Image: true_cfg_scale)."""
     defaults = dict(config.preset.call_defaults) if config.preset else {}
     # A list of prompts rather than num_*_per_prompt: CogVideoX ignores num_videos_per_prompt in diffusers 0.42.
     kwargs = {**defaults, "prompt": [config.prompt] * config.batch_size}
+    if isinstance(kwargs.get("negative_prompt"), str):  # one per prompt: Qwen-Image pairs a lone one with the first
+        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * config.batch_size
     for name in CALL_FIELDS:
         if getattr(config, name, None) is not None:
-            kwargs[name] = getattr(config, name)
+            kwargs[call_argument(name, config.preset)] = getattr(config, name)
     accepted = inspect.signature(pipe.__call__).parameters
-    for name in CALL_FIELDS:  # the pipeline's own defaults, so that the row records what the call used
+    for field in CALL_FIELDS:  # the pipeline's own defaults, so that the row records what the call used
+        name = call_argument(field, config.preset)
         if name not in kwargs and name in accepted and accepted[name].default not in (None, inspect.Parameter.empty):
             kwargs[name] = accepted[name].default
     return {name: value for name, value in kwargs.items() if name in accepted}
+
+
+def call_argument(field: str, preset) -> str:
+    """The pipeline-call argument that the run config's `field` (one of CALL_FIELDS) sets."""
+    return preset.guidance_argument if field == "guidance_scale" and preset else field
+
+
+def call_columns(kwargs: dict, preset) -> dict:
+    """The row's CALL_FIELDS columns from the call arguments (the guidance column holds Qwen-Image's true CFG)."""
+    return {field: kwargs[call_argument(field, preset)] for field in CALL_FIELDS
+            if call_argument(field, preset) in kwargs}
 
 
 def output_size(output: fidelity.Output) -> dict:
@@ -142,7 +157,7 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
         pipe = build_pipeline(config.ckpt_id, config.weights, config.device, DTYPES[config.base_dtype], config.seed)
         row.load_s = time.perf_counter() - start
         kwargs = call_kwargs(pipe, config)
-        record(row, {name: value for name, value in kwargs.items() if name != "prompt"})
+        record(row, call_columns(kwargs, config.preset))
         call = make_call(pipe, kwargs, config.seed, config.device)
         # 2. the eager reference for the fidelity columns, before anything is changed
         reference = None if config.no_fidelity else load_or_make_reference(config, call, kwargs, save=rank == 0)

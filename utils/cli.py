@@ -13,7 +13,7 @@ import torch
 from utils.errors import UsageError
 from utils.paths import CACHE_DIR
 from utils.pipelines import WEIGHTS_CHOICES, checkpoint_available, component_parameters, resolve_weights
-from utils.presets import DTYPES, Preset, get_preset, preset_names
+from utils.presets import Preset, get_preset, preset_names
 from utils.timing import GiB
 
 
@@ -93,9 +93,12 @@ def add_generation_args(parser: Parser) -> None:
                        help="text prompt")
     group.add_argument("--batch_size", type=positive_int, default=1, help="images generated per call")
     group.add_argument("--num_inference_steps", type=positive_int, default=None, help="denoising steps")
-    group.add_argument("--height", type=positive_int, default=None, help="output height in pixels, multiple of 16")
-    group.add_argument("--width", type=positive_int, default=None, help="output width in pixels, multiple of 16")
-    group.add_argument("--guidance_scale", type=float, default=None, help="guidance scale")
+    group.add_argument("--height", type=positive_int, default=None,
+                       help="output height in pixels, multiple of 16 (or of the model's own step)")
+    group.add_argument("--width", type=positive_int, default=None,
+                       help="output width in pixels, multiple of 16 (or of the model's own step)")
+    group.add_argument("--guidance_scale", type=float, default=None,
+                       help="guidance scale (for Qwen-Image its true CFG scale, true_cfg_scale)")
     group.add_argument("--max_sequence_length", type=positive_int, default=None, help="T5 prompt length in tokens")
 
 
@@ -187,10 +190,11 @@ def text_length_limit(preset: Preset | None) -> int:
 def check_generation(flags, preset: Preset | None) -> None:
     """The pipeline-call flags, against limits beyond which a call cannot work (they would fail minutes later, deep
     inside the scheduler or the text encoder)."""
+    multiple = preset.size_multiple if preset else 16
     for name in ("height", "width"):
         value = getattr(flags, name, None)
-        if value is not None and value % 16:
-            raise UsageError(f"--{name} must be a multiple of 16, got {value}")
+        if value is not None and value % multiple:
+            raise UsageError(f"--{name} must be a multiple of {multiple} for this model, got {value}")
         if value is not None and value > MAX_SIDE_PX:
             raise UsageError(f"--{name} must be at most {MAX_SIDE_PX} pixels, got {value}")
     steps = getattr(flags, "num_inference_steps", None)
@@ -247,10 +251,10 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
     layer)."""
     if preset is None:
         return
-    counts = {name: count for name, count in _parameters(preset.name).items() if name in (components or [name])}
-    bytes_per_parameter = torch.finfo(DTYPES[base_dtype]).bits // 8
+    sizes = {name: count * (torch.finfo(preset.dtype(name, base_dtype)).bits // 8)  # bytes (Wan's VAE is fp32)
+             for name, count in _parameters(preset.name).items() if name in (components or [name])}
     torch_device = torch.device(device)
-    need_GiB = sum(counts.values()) * bytes_per_parameter / GiB
+    need_GiB = sum(sizes.values()) / GiB
     where = torch_device if offload == "none" else torch.device("cpu")
     free_GiB = available_GiB(where)
     if free_GiB is not None and need_GiB > free_GiB:
@@ -258,7 +262,7 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
         raise UsageError(f"{preset.name} needs about {need_GiB:.1f} GiB for its {base_dtype} weights alone; "
                          f"{where} has {free_GiB:.1f} GiB free{hint}")
     if offload == "model" and torch_device.type == "cuda":
-        largest_GiB, free_GiB = max(counts.values()) * bytes_per_parameter / GiB, available_GiB(torch_device)
+        largest_GiB, free_GiB = max(sizes.values()) / GiB, available_GiB(torch_device)
         if free_GiB is not None and largest_GiB > free_GiB:
             raise UsageError(f"{preset.name}'s largest model needs about {largest_GiB:.1f} GiB on the GPU; "
                              f"{torch_device} has {free_GiB:.1f} GiB free; try --offload sequential")

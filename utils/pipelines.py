@@ -9,17 +9,26 @@ from pathlib import Path
 
 import torch
 
-from utils.presets import Preset, get_preset
+from utils.presets import COMPONENT_DTYPES, Preset, get_preset
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_CHOICES = ("auto", "pretrained", "random")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")
+DENOISERS = ("transformer", "transformer_2", "unet")
 
 
 def denoiser(pipe) -> torch.nn.Module:
-    """The model that runs every step: `transformer` (Flux, CogVideoX, SD3) or `unet` (SDXL and older)."""
-    return pipe.transformer if getattr(pipe, "transformer", None) is not None else pipe.unet
+    """The model that runs the first step: `transformer` (Flux, CogVideoX, Wan, Qwen-Image) or `unet` (SDXL and
+    older)."""
+    return denoisers(pipe)[0]
+
+
+def denoisers(pipe) -> list[torch.nn.Module]:
+    """Every model that runs denoising steps: the transformer, plus `transformer_2` in pipelines that switch experts
+    by timestep (Wan 2.2 A14B), or the unet. The levers apply to each of them."""
+    models = [getattr(pipe, name, None) for name in DENOISERS]
+    return [model for model in models if model is not None]
 
 
 def checkpoint_available(ckpt_id: str) -> tuple[bool, str]:
@@ -85,16 +94,58 @@ def build_random_component(class_name: str, config: dict, device: str, dtype: to
     with _creation_defaults(device, dtype):
         if hasattr(cls, "from_config"):  # diffusers model
             model = cls.from_config(config)
+            keep_in_fp32(model)
         else:  # transformers model
             model = cls(cls.config_class(**config))
     return model.eval().requires_grad_(False)
 
 
+def keep_in_fp32(model: torch.nn.Module) -> None:
+    """What diffusers' from_pretrained does for any other precision: the weights of the modules a model class names
+    in _keep_in_fp32_modules stay fp32 (Wan: its time embedder, modulation tables and norms)."""
+    names = getattr(model, "_keep_in_fp32_modules", None) or []
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.is_floating_point() and any(part in names for part in name.split(".")):
+            tensor.data = tensor.data.float()
+
+
+# Whole-word tokens of the Qwen2 vocabulary we build: the words of QwenImagePipeline's prompt template, so that its
+# system prefix is 34 tokens long as with the real vocabulary (the pipeline drops the first 34 hidden states), and of
+# the default prompt, so that it is as many tokens as with the real one. Other words are split into bytes.
+QWEN_WORDS = ("the image by detailing color shape size texture quantity text spatial relationships of objects and "
+              "background photo an astronaut riding a horse on moon").split()  # after a space
+QWEN_FIRST_WORDS = ("system", "user", "assistant", "Describe", "A")  # where a line starts
+QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+
+def build_qwen2_tokenizer(max_length: int):
+    """A byte-level BPE tokenizer of the Qwen2 class: the 256 byte symbols, merges that build the words above from
+    them, and Qwen's chat tokens; ids stay below 520. The merges of the words after a space come first: BPE applies
+    the lowest-ranked merge first, so a word is built from its start and no merge of another word cuts into it."""
+    from transformers import Qwen2Tokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    vocab = {symbol: index for index, symbol in enumerate(bytes_to_unicode().values())}
+    merges = []
+    for word in ["\u0120" + word for word in QWEN_WORDS] + list(QWEN_FIRST_WORDS):  # \u0120: a space's symbol
+        for end in range(2, len(word) + 1):
+            if word[:end] not in vocab:
+                merges.append((word[:end - 1], word[end - 1]))
+                vocab[word[:end]] = len(vocab)
+    for token in QWEN_SPECIAL_TOKENS:
+        vocab[token] = len(vocab)
+    return Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=max_length,
+                          additional_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]))
+
+
 def build_tokenizer(class_name: str, max_length: int):
     """Tokenizers without downloaded files. T5 builds a minimal vocabulary by itself; CLIP gets a one-character
-    vocabulary written to a temporary folder (the file form works on every transformers 5.x). Token ids stay
-    small, so they are valid for any embedding size; the compute does not depend on which tokens a prompt gets."""
+    vocabulary written to a temporary folder (the file form works on every transformers 5.x); Qwen2 a byte-level
+    one (build_qwen2_tokenizer). Token ids stay small, so they are valid for any embedding size; the compute depends
+    on how many tokens a prompt gets (where the pipeline does not pad it to a fixed length), not on which."""
     cls = _component_class(class_name)
+    if class_name == "Qwen2Tokenizer":
+        return build_qwen2_tokenizer(max_length)
     if not class_name.startswith("CLIP"):
         return cls(model_max_length=max_length)
     letters = [chr(code) for code in range(ord("a"), ord("z") + 1)]
@@ -107,12 +158,19 @@ def build_tokenizer(class_name: str, max_length: int):
 
 
 def build_random_pipeline(preset: Preset, device: str, dtype: torch.dtype, seed: int):
+    """`dtype` is the base precision; components the preset keeps in another (component_dtypes) get theirs."""
     components = {}
     for index, (name, class_name) in enumerate(preset.components.items()):
-        components[name] = build_random_component(class_name, preset.config(name), device, dtype, seed + index)
+        component_dtype = COMPONENT_DTYPES[preset.component_dtypes.get(name, dtype_name(dtype))]
+        components[name] = build_random_component(class_name, preset.config(name), device, component_dtype,
+                                                   seed + index)
     for name, (class_name, max_length) in preset.tokenizers.items():
         components[name] = build_tokenizer(class_name, max_length)
-    return _component_class(preset.pipeline_class)(**components)
+    return _component_class(preset.pipeline_class)(**components, **preset.pipeline_config)
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in COMPONENT_DTYPES.items() if value == dtype)
 
 
 def build_random_transformer(preset: Preset, device: str, dtype: torch.dtype, seed: int, **config_overrides):
@@ -156,9 +214,12 @@ def build_transformer(ckpt_id: str, weights: str, device: str, dtype: torch.dtyp
 
 
 def load_pretrained_pipeline(ckpt_id: str, device: str, dtype: torch.dtype):
+    """`dtype` for every component, except those a preset keeps in another precision (Wan's VAE in fp32)."""
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.from_pretrained(ckpt_id, dtype=dtype).to(device)
+    preset = get_preset(ckpt_id)
+    own = {name: COMPONENT_DTYPES[value] for name, value in preset.component_dtypes.items()} if preset else {}
+    return DiffusionPipeline.from_pretrained(ckpt_id, dtype={"default": dtype, **own} if own else dtype).to(device)
 
 
 def build_pipeline(ckpt_id: str, weights: str, device: str, dtype: torch.dtype, seed: int):

@@ -12,6 +12,7 @@ CONFIG_ROOT = Path(__file__).parent / "configs"
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions a model's weights are built or loaded in
+COMPONENT_DTYPES = {**DTYPES, "fp32": torch.float32}  # what a preset may keep one component in (Wan's VAE: fp32)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,11 @@ class Preset:
     call_defaults: dict = field(default_factory=dict)  # keyword arguments of the pipeline call
     hub_id: str | None = None  # where `--weights pretrained` loads from; None for models with no checkpoint
     base_dtype: str = "bf16"  # the precision the model is meant to run in
+    component_dtypes: dict[str, str] = field(default_factory=dict)  # components kept in another precision
+    pipeline_config: dict = field(default_factory=dict)  # the pipeline's own settings (its model_index.json's)
+    guidance_argument: str = "guidance_scale"  # the pipeline-call argument --guidance_scale sets
+    size_multiple: int = 16  # height and width must be multiples of this (VAE downsampling x patch size)
+    fps: int = 8  # frames per second of a saved sample video
 
     @property
     def config_dir(self) -> Path:
@@ -32,6 +38,10 @@ class Preset:
     def config(self, component: str) -> dict:
         """The kept architecture config of one component."""
         return json.loads((self.config_dir / f"{component}.json").read_text())
+
+    def dtype(self, component: str, base_dtype: str) -> torch.dtype:
+        """The precision `component` is built or loaded in: its own (component_dtypes), else the run's base one."""
+        return COMPONENT_DTYPES[self.component_dtypes.get(component, base_dtype)]
 
 
 FLUX_COMPONENTS = {
@@ -50,6 +60,34 @@ COGVIDEOX_COMPONENTS = {
 FLUX_TOKENIZERS = {"tokenizer": ("CLIPTokenizer", 77), "tokenizer_2": ("T5Tokenizer", 512)}
 COGVIDEOX_CALL = dict(num_frames=49, height=480, width=720, num_inference_steps=50, guidance_scale=6.0,
                       use_dynamic_cfg=True, max_sequence_length=226)
+# Wan 2.2 (WanPipeline): UMT5-XXL, one transformer or two experts switched by timestep (transformer for the high-noise
+# steps, transformer_2 below boundary_ratio x 1000), a UniPC flow-matching scheduler. The model cards load the VAE in
+# fp32 and the rest in bf16; the prompt is padded to 512 tokens, so its text does not change the compute.
+WAN_COMPONENTS = {
+    "transformer": "WanTransformer3DModel",
+    "vae": "AutoencoderKLWan",
+    "text_encoder": "UMT5EncoderModel",
+    "scheduler": "UniPCMultistepScheduler",
+}
+WAN_A14B_COMPONENTS = {**WAN_COMPONENTS, "transformer_2": "WanTransformer3DModel"}
+WAN_TOKENIZERS = {"tokenizer": ("T5Tokenizer", 512)}
+WAN_VAE_FP32 = {"vae": "fp32"}
+# The model cards' calls: T2V-A14B 81 frames of 720x1280, 40 steps, CFG 4.0 (high-noise expert) and 3.0 (low-noise
+# expert), 16 fps; TI2V-5B 121 frames of 704x1280, 50 steps, CFG 5.0, 24 fps.
+WAN_A14B_CALL = dict(num_frames=81, height=720, width=1280, num_inference_steps=40, guidance_scale=4.0,
+                     guidance_scale_2=3.0, max_sequence_length=512)
+WAN_TI2V_CALL = dict(num_frames=121, height=704, width=1280, num_inference_steps=50, guidance_scale=5.0,
+                     max_sequence_length=512)
+# Qwen-Image (QwenImagePipeline): Qwen2.5-VL-7B as text encoder, true classifier-free guidance (a second transformer
+# pass with the negative prompt; the model card's is " "), which --guidance_scale sets as true_cfg_scale.
+QWEN_IMAGE_COMPONENTS = {
+    "transformer": "QwenImageTransformer2DModel",
+    "vae": "AutoencoderKLQwenImage",
+    "text_encoder": "Qwen2_5_VLForConditionalGeneration",
+    "scheduler": "FlowMatchEulerDiscreteScheduler",
+}
+QWEN_IMAGE_CALL = dict(height=1328, width=1328, num_inference_steps=50, true_cfg_scale=4.0, negative_prompt=" ",
+                       max_sequence_length=512)
 
 PRESETS = {
     preset.name: preset
@@ -113,6 +151,79 @@ PRESETS = {
             tokenizers={"tokenizer": ("T5Tokenizer", 16)},
             call_defaults={**COGVIDEOX_CALL, "num_frames": 9, "height": 64, "width": 64, "num_inference_steps": 2,
                            "max_sequence_length": 16},
+        ),
+        Preset(
+            name="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+            slug="wan22-t2v-a14b",
+            pipeline_class="WanPipeline",
+            components=WAN_A14B_COMPONENTS,
+            tokenizers=WAN_TOKENIZERS,
+            call_defaults=WAN_A14B_CALL,
+            hub_id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+            component_dtypes=WAN_VAE_FP32,
+            pipeline_config={"boundary_ratio": 0.875},
+            fps=16,
+        ),
+        Preset(
+            name="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            slug="wan22-ti2v-5b",
+            pipeline_class="WanPipeline",
+            components=WAN_COMPONENTS,
+            tokenizers=WAN_TOKENIZERS,
+            call_defaults=WAN_TI2V_CALL,
+            hub_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+            component_dtypes=WAN_VAE_FP32,
+            pipeline_config={"expand_timesteps": True},  # a timestep per latent frame (the first can be an image)
+            size_multiple=32,  # its VAE downsamples 16x, its transformer patches 2x2
+            fps=24,
+        ),
+        # Two blocks per expert, 9 frames of 32x32: the same classes and expert switch as Wan2.2-T2V-A14B.
+        Preset(
+            name="tiny-wan22-a14b",
+            slug="tiny-wan22-a14b",
+            pipeline_class="WanPipeline",
+            components=WAN_A14B_COMPONENTS,
+            tokenizers={"tokenizer": ("T5Tokenizer", 16)},
+            call_defaults={**WAN_A14B_CALL, "num_frames": 9, "height": 32, "width": 32, "num_inference_steps": 2,
+                           "max_sequence_length": 16},
+            component_dtypes=WAN_VAE_FP32,
+            pipeline_config={"boundary_ratio": 0.875},
+            fps=16,
+        ),
+        # Two blocks, 9 frames of 64x64: the same classes (the Wan 2.2 VAE) and timestep layout as Wan2.2-TI2V-5B.
+        Preset(
+            name="tiny-wan22-ti2v",
+            slug="tiny-wan22-ti2v",
+            pipeline_class="WanPipeline",
+            components=WAN_COMPONENTS,
+            tokenizers={"tokenizer": ("T5Tokenizer", 16)},
+            call_defaults={**WAN_TI2V_CALL, "num_frames": 9, "height": 64, "width": 64, "num_inference_steps": 2,
+                           "max_sequence_length": 16},
+            component_dtypes=WAN_VAE_FP32,
+            pipeline_config={"expand_timesteps": True},
+            size_multiple=32,
+            fps=24,
+        ),
+        Preset(
+            name="Qwen/Qwen-Image",
+            slug="qwen-image",
+            pipeline_class="QwenImagePipeline",
+            components=QWEN_IMAGE_COMPONENTS,
+            tokenizers={"tokenizer": ("Qwen2Tokenizer", 1024)},
+            call_defaults=QWEN_IMAGE_CALL,
+            hub_id="Qwen/Qwen-Image",
+            guidance_argument="true_cfg_scale",
+        ),
+        # Two blocks, 32x32 images, a 2-layer Qwen2.5-VL: the same classes as Qwen-Image.
+        Preset(
+            name="tiny-qwen-image",
+            slug="tiny-qwen-image",
+            pipeline_class="QwenImagePipeline",
+            components=QWEN_IMAGE_COMPONENTS,
+            tokenizers={"tokenizer": ("Qwen2Tokenizer", 1024)},
+            call_defaults={**QWEN_IMAGE_CALL, "height": 32, "width": 32, "num_inference_steps": 2,
+                           "max_sequence_length": 64},
+            guidance_argument="true_cfg_scale",
         ),
     ]
 }

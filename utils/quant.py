@@ -25,9 +25,10 @@ class QuantMethod:
     planned: bool = False  # chosen per layer by utils.autoquant, not one config for every layer
 
 
-# Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX):
-# torch._int_mm, behind int8 dynamic quantization, needs more than 16 rows; float8 training keeps them bf16 too.
-PER_IMAGE_LAYERS = r"norm\w*\.linear$|time_\w*embed"
+# Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX, Wan's
+# condition_embedder.time_proj, Qwen-Image's img_mod/txt_mod modulations): torch._int_mm, behind int8 dynamic
+# quantization, needs more than 16 rows; float8 training keeps them bf16 too.
+PER_IMAGE_LAYERS = r"norm\w*\.linear$|time_\w*embed|time_proj$|_mod\.1$"
 
 
 def _int8wo(set_inductor_config):
@@ -138,6 +139,21 @@ def quantizable_linear(module: torch.nn.Module, fqn: str, skip_pattern: re.Patte
     return not (skip_pattern and skip_pattern.search(fqn))
 
 
+def layer_filter(name: str, skip_pattern: str | None = None) -> Callable[[torch.nn.Module, str], bool]:
+    """quantize_'s filter_fn for method `name`: quantizable_linear with the method's skips and group size. A bf16-only
+    method also leaves alone the layers a model keeps in fp32 (diffusers loads Wan's time embedder so)."""
+    method = QUANTIZATIONS[name]
+    pattern = effective_skip_pattern(name, skip_pattern)
+    compiled = re.compile(pattern) if pattern else None
+
+    def chosen(module: torch.nn.Module, fqn: str) -> bool:
+        if not quantizable_linear(module, fqn, compiled, method.in_features_multiple):
+            return False
+        return not method.bf16_only or module.weight.dtype == torch.bfloat16
+
+    return chosen
+
+
 def is_quantized(weight: torch.Tensor) -> bool:
     """A torchao tensor subclass (what quantize_ and sparsify_ put in place of a weight)."""
     return type(weight).__module__.startswith("torchao")
@@ -172,10 +188,7 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
         raise ValueError(f"{name} chooses a config per layer: use utils.autoquant.autoquant, not apply_quantization")
     if method.make_config is None:
         return 0
-    skipped = effective_skip_pattern(name, skip_pattern)
-    pattern = re.compile(skipped) if skipped else None
-    quantize_(model, method.make_config(set_inductor_config),
-              filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern, method.in_features_multiple))
+    quantize_(model, method.make_config(set_inductor_config), filter_fn=layer_filter(name, skip_pattern))
     if method.always_skip_as:  # the layers the method skips get the fallback config (not those the user skips)
         own = re.compile(method.always_skip)
         user = re.compile(skip_pattern) if skip_pattern else None

@@ -1,7 +1,6 @@
 """The quantization-time study: three ways of getting a bf16 transformer that sits on the CPU into quantized form on
 the GPU, each timed with the GPU memory it needs on the way (inference/quantization_time.py runs them)."""
 
-import re
 import time
 import traceback
 
@@ -10,7 +9,7 @@ import torch
 from utils.errors import failure_status, is_out_of_memory, one_line
 from utils.pipelines import build_transformer
 from utils.provenance import provenance
-from utils.quant import QUANTIZATIONS, count_quantized_linears, effective_skip_pattern, quantizable_linear
+from utils.quant import QUANTIZATIONS, count_quantized_linears, layer_filter
 from utils.results import QuantTimeRow
 from utils.timing import GiB, synchronize
 
@@ -31,11 +30,8 @@ def quantize_linears(model: torch.nn.Module, quantization: str, device: str | No
     children are done, so the whole model ends up there."""
     from torchao.quantization import quantize_
 
-    method = QUANTIZATIONS[quantization]
-    skip = effective_skip_pattern(quantization, None)
-    pattern = re.compile(skip) if skip else None
-    quantize_(model, method.make_config(False), device=device,
-              filter_fn=lambda module, fqn: quantizable_linear(module, fqn, pattern, method.in_features_multiple))
+    quantize_(model, QUANTIZATIONS[quantization].make_config(False), device=device,
+              filter_fn=layer_filter(quantization))
 
 
 def cpu_then_move(model, quantization: str, device: str) -> None:

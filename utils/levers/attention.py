@@ -7,7 +7,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import same_named, text
-from utils.pipelines import denoiser
+from utils.pipelines import denoiser, denoisers
 
 BACKENDS = ("default", "native", "_native_cudnn", "_native_flash", "_native_efficient", "_native_math")
 FP8 = "fa3_fp8"  # ours, not a diffusers backend: the benchmarks' denoiser only
@@ -69,13 +69,14 @@ def label(row) -> str | None:
 
 
 def apply(pipe, config) -> None:
-    """Route the denoiser's attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
+    """Route the denoisers' attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
     if config.attention_backend == FP8:
         from utils.fp8_attention import load_kernel, set_fp8_attention
 
         load_kernel()
-        if not set_fp8_attention(denoiser(pipe)):
+        if not sum(set_fp8_attention(model) for model in denoisers(pipe)):
             raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in "
                              f"{type(denoiser(pipe)).__name__}")
     else:
-        denoiser(pipe).set_attention_backend(config.attention_backend)
+        for model in denoisers(pipe):
+            model.set_attention_backend(config.attention_backend)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from utils.autoquant import DEFAULT_MAX_ERROR, autoquant, load_plan
+from utils.autoquant import DEFAULT_MAX_ERROR, apply_plan, autoquant, load_plan
 from utils.errors import UsageError
 from utils.levers.compilation import disable_cpu_int8_weight_only_rewrite
 from utils.path_checks import check_output_file
-from utils.pipelines import denoiser
+from utils.pipelines import denoisers
 from utils.quant import count_quantized_linears
 from utils.timing import synchronize
 
@@ -82,14 +82,17 @@ def apply(pipe, config, sample_call) -> dict:
     start = time.perf_counter()
     if torch.device(config.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()  # the candidates are compiled: the first compiles of the process
-    plan, reused = autoquant(denoiser(pipe), sample_call, device=config.device, plan_path=config.autoquant_plan,
+    first, *others = denoisers(pipe)
+    plan, reused = autoquant(first, sample_call, device=config.device, plan_path=config.autoquant_plan,
                              base_dtype=config.base_dtype, max_error=config.autoquant_max_error,
                              skip_pattern=config.quant_skip_pattern,
                              compile_mode=config.compile_mode if config.compile else None,
                              set_inductor_config=config.torchao_inductor_config)
+    for model in others:  # Wan 2.2 A14B's second expert: the first's architecture, so its plan (layers by name)
+        apply_plan(model, plan, config.torchao_inductor_config)
     synchronize(pipe.device)
     summary = f"{'reused' if reused else 'planned'}: {plan.summary()}"
     logger.info("autoquant %s%s", summary, f" (plan {config.autoquant_plan})" if config.autoquant_plan else "")
     seconds = time.perf_counter() - start
-    return {"n_layers_quantized": count_quantized_linears(denoiser(pipe)), "quant_s": seconds,
-            "plan_s": None if reused else seconds, "autoquant": summary}
+    return {"n_layers_quantized": sum(count_quantized_linears(model) for model in denoisers(pipe)),
+            "quant_s": seconds, "plan_s": None if reused else seconds, "autoquant": summary}

@@ -11,7 +11,7 @@ from utils.errors import UsageError
 from utils.files import atomic_path
 from utils.levers.base import is_set, same_named, text
 from utils.path_checks import check_output_file
-from utils.pipelines import TEXT_ENCODERS, denoiser
+from utils.pipelines import TEXT_ENCODERS, denoisers
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that record CUDA graphs
@@ -182,7 +182,8 @@ def apply(pipe, config) -> None:
     if torch.device(config.device).type == "cuda":
         disable_cpu_int8_weight_only_rewrite()
     if config.compile:
-        compile_model(denoiser(pipe), config.compile_mode, config.regional_compile)
+        for model in denoisers(pipe):  # both experts of Wan 2.2 A14B
+            compile_model(model, config.compile_mode, config.regional_compile)
     if config.compile_vae:
         pipe.vae.decode = torch.compile(pipe.vae.decode, fullgraph=True, mode=config.compile_mode)
     if config.compile_text_encoders:

@@ -8,7 +8,7 @@ import torch
 from utils.cli import positive_int
 from utils.errors import UsageError
 from utils.levers.base import off_as, same_named
-from utils.pipelines import denoiser
+from utils.pipelines import denoisers
 
 MODES = ("none", "ulysses", "ring")
 # Ring attention merges the partial attentions of the K/V chunks by their log-sum-exp, which the default "native"
@@ -34,8 +34,8 @@ def add_flags(parser) -> None:
     group.add_argument("--context_parallel", type=off_as("none"), choices=MODES, default="none",
                        help="split the transformer's token sequence across the GPUs (diffusers context parallelism): "
                             "ulysses = all-to-all around attention, heads must divide by the degree; ring = K/V "
-                            "chunks passed around (flash attention). CUDA only, FLUX presets (diffusers 0.42 has no "
-                            "plan for CogVideoX)")
+                            "chunks passed around (flash attention). CUDA only; FLUX, Wan 2.2 and Qwen-Image "
+                            "(diffusers 0.42 has no plan for CogVideoX)")
     group.add_argument("--cp_degree", type=positive_int, default=None,
                        help="GPUs the sequence is split across; unset means the world size (torchrun's "
                             "--nproc_per_node), the only value that works here")
@@ -88,11 +88,29 @@ def check(config) -> None:
     reason = unsupported_reason(config.preset)
     if reason:
         raise UsageError(f"--context_parallel: {reason}")
+    tokens = image_tokens(config)
+    if tokens is not None and tokens % config.cp_degree:
+        raise UsageError(f"--context_parallel: the transformer gets {tokens} image tokens at this size, which do not "
+                         f"divide by {config.cp_degree} GPUs (diffusers splits them evenly); pick a height, width or "
+                         "frame count that gives a multiple")
     if torch.device(config.device).type != "cuda":  # diffusers 0.42.1 puts rank r on accelerator r % device_count()
         raise UsageError(f"--context_parallel needs CUDA (one GPU per process), not --device {config.device}")
     if config.profile:
         raise UsageError("--profile makes one more call on rank 0 only; with --context_parallel the other ranks would "
                          "never join its collectives")
+
+
+def image_tokens(config) -> int | None:
+    """The image (video) tokens a preset's transformer gets at the run's size: one per size_multiple x size_multiple
+    pixels (VAE downsampling x patch), times the latent frames of a video (the video VAEs compress time 4x)."""
+    preset = config.preset
+    if preset is None:
+        return None
+    size = {name: getattr(config, name) or preset.call_defaults.get(name) for name in ("height", "width", "num_frames")}
+    if not (size["height"] and size["width"]):
+        return None
+    tokens = (size["height"] // preset.size_multiple) * (size["width"] // preset.size_multiple)
+    return tokens * ((size["num_frames"] - 1) // 4 + 1) if size["num_frames"] else tokens
 
 
 def columns(config) -> dict:
@@ -111,10 +129,10 @@ def apply(pipe, config) -> None:
     weights), before compile."""
     from diffusers import ContextParallelConfig
 
-    model = denoiser(pipe)
-    if ATTENTION[config.context_parallel]:
-        model.set_attention_backend(ATTENTION[config.context_parallel])
-    degree = config.cp_degree
-    parallel = (ContextParallelConfig(ulysses_degree=degree) if config.context_parallel == "ulysses"
-                else ContextParallelConfig(ring_degree=degree))
-    model.enable_parallelism(config=parallel)
+    for model in denoisers(pipe):  # both experts of Wan 2.2 A14B
+        if ATTENTION[config.context_parallel]:
+            model.set_attention_backend(ATTENTION[config.context_parallel])
+        degree = config.cp_degree
+        parallel = (ContextParallelConfig(ulysses_degree=degree) if config.context_parallel == "ulysses"
+                    else ContextParallelConfig(ring_degree=degree))
+        model.enable_parallelism(config=parallel)

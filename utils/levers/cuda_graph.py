@@ -9,7 +9,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import is_set, same_named
-from utils.pipelines import denoiser
+from utils.pipelines import denoisers
 
 WARMUP_CALLS = 2  # eager (or compiling) calls per input signature before recording: compilation must be done first
 
@@ -140,6 +140,6 @@ class GraphedForward:
 
 
 def apply(pipe, config) -> None:
-    """Wrap the denoiser's forward (after compilation was set up: the warm-up calls compile)."""
-    model = denoiser(pipe)
-    model.forward = GraphedForward(model.forward)
+    """Wrap the denoisers' forward (after compilation was set up: the warm-up calls compile)."""
+    for model in denoisers(pipe):
+        model.forward = GraphedForward(model.forward)

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 import torch
 
+from utils.errors import UsageError
 from utils.levers.base import is_set, same_named
-from utils.pipelines import denoiser
+from utils.pipelines import build_random_transformer, denoisers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,7 +33,17 @@ def settings(flags, run) -> Settings:
 
 
 def check(config) -> None:
-    pass
+    """For presets (whose architecture is kept here): whether diffusers fuses anything in the transformer, tried on a
+    meta-device copy. Some models take the call and fuse nothing (Qwen-Image's attention keeps separate
+    projections), which would record a fused row that is not."""
+    if not config.fuse_attn_projections or config.preset is None:
+        return
+    model = build_random_transformer(config.preset, "meta", torch.bfloat16, seed=0)  # no memory, no weights
+    if not fuse_model(model):
+        import diffusers
+
+        raise UsageError(f"--fuse_attn_projections: diffusers {diffusers.__version__} fuses no attention projection "
+                         f"of {type(model).__name__} (its attention computes Q, K and V with separate layers)")
 
 
 def columns(config) -> dict:
@@ -45,16 +56,25 @@ def label(row) -> str | None:
     return ", ".join(words) or None
 
 
-# Attention classes whose fused forward never reads the separate projections (diffusers 0.42: transformer_flux.py,
-# _get_fused_projections), so those can go once fused.
-DROPS_UNFUSED = ("FluxAttention",)
-UNFUSED = {"to_qkv": ("to_q", "to_k", "to_v"), "to_added_qkv": ("add_q_proj", "add_k_proj", "add_v_proj")}
+# Attention classes whose fused forward never reads the separate projections it fused (diffusers 0.42:
+# transformer_flux.py and transformer_wan.py, _get_qkv_projections), so those can go once fused. Wan's cross-attention
+# fuses K and V only and keeps reading to_q.
+DROPS_UNFUSED = ("FluxAttention", "WanAttention")
+UNFUSED = {"to_qkv": ("to_q", "to_k", "to_v"), "to_added_qkv": ("add_q_proj", "add_k_proj", "add_v_proj"),
+           "to_kv": ("to_k", "to_v"), "to_added_kv": ("add_k_proj", "add_v_proj")}
+
+
+def fuse_model(model: torch.nn.Module) -> int:
+    """Fuse one denoiser's attention projections; returns how many attention modules were fused."""
+    model.fuse_qkv_projections()
+    drop_unfused_projections(model)
+    return sum(1 for module in model.modules() if getattr(module, "fused_projections", False) is True)
 
 
 def fuse_qkv(pipe) -> None:
-    """Fuse the attention Q/K/V projections into one GEMM (transformer and VAE)."""
-    denoiser(pipe).fuse_qkv_projections()
-    drop_unfused_projections(denoiser(pipe))
+    """Fuse the attention Q/K/V projections into one GEMM (the transformer(s) and the VAE)."""
+    for model in denoisers(pipe):
+        fuse_model(model)
     if hasattr(pipe.vae, "fuse_qkv_projections"):
         pipe.vae.fuse_qkv_projections()
 

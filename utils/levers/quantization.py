@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from utils.errors import UsageError
 from utils.levers.base import is_set, off_as, same_named, text
-from utils.pipelines import TEXT_ENCODERS, denoiser
+from utils.pipelines import DENOISERS, TEXT_ENCODERS
 from utils.quant import QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason
 from utils.timing import synchronize
 
@@ -96,11 +96,11 @@ def label(row) -> str:
 
 
 def targets(pipe, config) -> dict:
-    """The models to quantize: the denoiser, then the VAE and the text encoders when asked for."""
-    chosen = {"denoiser": denoiser(pipe)}
-    names = (["vae"] if config.quantize_vae else []) + (list(TEXT_ENCODERS) if config.quantize_text_encoders else [])
-    chosen.update({name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None})
-    return chosen
+    """The models to quantize: the denoiser(s) (Wan 2.2 A14B has two experts), then the VAE and the text encoders
+    when asked for."""
+    names = list(DENOISERS) + (["vae"] if config.quantize_vae else [])
+    names += list(TEXT_ENCODERS) if config.quantize_text_encoders else []
+    return {name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None}
 
 
 def apply(pipe, config) -> dict:

@@ -8,7 +8,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import is_set
-from utils.pipelines import denoiser
+from utils.pipelines import denoisers
 from utils.quant import PER_IMAGE_LAYERS, quantizable_linear
 
 QUANTIZATIONS = ("None", "fp8dqrow")  # what --sparsify combines with in torchao 0.18
@@ -122,4 +122,4 @@ def run_on_rows(linear: torch.nn.Linear) -> None:
 
 def apply(pipe, config) -> dict:
     """Before quantization: fp8dqrow then quantizes only the layers left dense."""
-    return {"n_layers_sparsified": apply_sparsity(denoiser(pipe), config.quantization)}
+    return {"n_layers_sparsified": sum(apply_sparsity(model, config.quantization) for model in denoisers(pipe))}

@@ -8,7 +8,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import off_as, same_named, text
-from utils.pipelines import build_random_transformer, denoiser
+from utils.pipelines import build_random_transformer, denoisers
 
 CACHES = ("none", "first_block", "taylorseer")
 FIRST_BLOCK_THRESHOLD = 0.05  # FirstBlockCacheConfig's documented default in diffusers 0.42.1
@@ -124,13 +124,16 @@ def enable(model: torch.nn.Module, kind: str, threshold: float | None = None) ->
     n_hooked = sum(any(isinstance(hook, cache_hooks) for hook in module._diffusers_hook.hooks.values())
                    for module in model.modules() if hasattr(module, "_diffusers_hook"))
     if not n_hooked:  # TaylorSeer hooks the modules its name patterns match, and matching none is no error there
+        attention = next((fqn for fqn, module in model.named_modules() if type(module).__name__.endswith("Attention")),
+                         "none")
         raise ValueError(f"--step_cache {kind}: diffusers hooked no module of {name} (TaylorSeer's default patterns "
-                         "take attention modules named '...blocks.N...attn'; CogVideoX's are named attn1)")
+                         f"take attention modules named '...blocks.N...attn'; this model's are named like {attention})")
     return n_hooked
 
 
 def apply(pipe, config) -> dict:
     """After quantization (the hooks wrap blocks, whatever their weights), before compile. The hooks reset at the end
     of every pipeline call, so every timed call caches the same way."""
-    enable(denoiser(pipe), config.step_cache, config.step_cache_threshold)
+    for model in denoisers(pipe):  # each expert of Wan 2.2 A14B caches its own steps
+        enable(model, config.step_cache, config.step_cache_threshold)
     return columns(config)
