@@ -14,7 +14,7 @@ from diffusers.models.transformers.transformer_flux import FluxSingleTransformer
 from utils.errors import UsageError
 from utils.fp8_kernels import Fp8RowLinear
 from utils.levers.base import is_set, same_named
-from utils.pipelines import denoiser
+from utils.pipelines import denoiser, denoisers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +115,7 @@ def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
 
 
 def apply(pipe, config) -> dict:
-    replaced = use_one_pass_gelu_fp8(denoiser(pipe))
+    replaced = sum(use_one_pass_gelu_fp8(model) for model in denoisers(pipe))
     if not replaced:
         raise UsageError(f"--gelu_fp8_one_pass found no GELU feed-forward in {type(denoiser(pipe)).__name__}")
     return {"n_layers_quantized": replaced}
