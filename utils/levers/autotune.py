@@ -47,7 +47,8 @@ def add_flags(parser) -> None:
                             "configs are kept in --autotune_cache. Not autoquant")
     group.add_argument("--autotune_configs", choices=SEARCH_SPACES, default="baseline",
                        help="--autotune: the configs tried per matmul shape. baseline: the 11 int8 GEMM configs "
-                            "PyTorch inductor used as its baseline; all: torchao's 960 (minutes per shape)")
+                            "PyTorch inductor used as its baseline; all: torchao's 960, each compiled and timed for "
+                            "every new shape")
     group.add_argument("--autotune_cache", type=Path, default=None,
                        help="--autotune: pickle of the tuned configs, loaded when it exists and rewritten after each "
                             "newly tuned shape; default .cache/int8-autotuner/<GPU name>-<search space>.pkl")

@@ -46,8 +46,8 @@ def add_flags(parser) -> None:
     group.add_argument("--compile", action="store_true", help="torch.compile the transformer (fullgraph=True)")
     group.add_argument("--compile_mode", choices=COMPILE_MODES, default="default",
                        help="torch.compile mode for the transformer and the VAE decoder. max-autotune(-no-cudagraphs) "
-                            "benchmarks many GEMM kernels per shape (minutes); reduce-overhead and max-autotune "
-                            "record CUDA graphs (whole-model --compile only)")
+                            "benchmarks many GEMM kernels for every shape (far longer compiles); reduce-overhead and "
+                            "max-autotune record CUDA graphs (whole-model --compile only)")
     group.add_argument("--regional_compile", action="store_true",
                        help="compile each repeated transformer block instead of the whole model "
                             "(diffusers compile_repeated_blocks; much faster to compile); implies --compile")

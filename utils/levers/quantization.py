@@ -43,8 +43,8 @@ def add_flags(parser) -> None:
                        help="regex on layer names to keep in bf16 (e.g. 'norm.*linear|proj_out'); by default every "
                             "Linear whose dims are multiples of 16 is quantized")
     group.add_argument("--torchao_inductor_config", action="store_true",
-                       help="let torchao set its recommended inductor flags (coordinate-descent tuning); off by "
-                            "default because it makes full-size compiles take minutes")
+                       help="let torchao set its recommended inductor flags: coordinate-descent tuning for the whole "
+                            "process, which lengthens every compile; off by default")
 
 
 def settings(flags, run) -> Settings:
