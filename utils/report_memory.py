@@ -28,7 +28,8 @@ quantize (+ offload: the weights then live in host memory, so it is 0 and the ho
 allocated during the timed call; host peak GiB = the process's peak resident memory. PSNR dB compares with the eager
 output in the base precision."""
 SEED_NOTE = """seed load / peak GB: the figures the seed README published for the same configuration (its own runs,
-pretrained weights, its units), copied for comparison; not measured here."""
+pretrained weights), copied for comparison; not measured here. The seed calls them GB, but its helper
+(`bytes_to_giga_bytes`) divides bytes by 1024³, so they are in the GiB of our columns."""
 MEMORY_TABLE = {"campaign_label": "campaign", "configuration": "configuration", "model_memory_GiB": "model GiB",
                 "inference_memory_GiB": "peak GiB", "host_peak_memory_GiB": "host peak GiB",
                 "seed_load": "seed load GB", "seed_peak": "seed peak GB", "time_median_s": "call s (not a latency)",
