@@ -180,7 +180,7 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
     """Quantize the Linear layers of `model` in place with the registry's config; return how many were replaced.
 
     `set_inductor_config=False` by default: torchao's True turns on inductor coordinate-descent tuning for the
-    whole process, which lengthens every compile (README, pitfalls)."""
+    whole process, which lengthens every compile (docs/flux.md, compile pitfalls)."""
     from torchao.quantization import quantize_
 
     method = QUANTIZATIONS[name]

@@ -115,8 +115,8 @@ def label(row) -> str | None:
 def disable_cpu_int8_weight_only_rewrite() -> None:
     """Stop inductor from rewriting int8 weight-only matmuls into aten._weight_int8pack_mm on CUDA. Inductor registers
     that rewrite with its mkldnn (CPU) patterns, but it also matches CUDA tensors, and the kernel is made for a few
-    rows (README, the recipe section). The patterns are registered once, at the first compile, and only while mkldnn is
-    enabled, so this must run before any compilation. It changes nothing on the GPU besides that rewrite."""
+    rows (docs/flux.md, compile pitfalls). The patterns are registered once, at the first compile, and only while
+    mkldnn is enabled, so this must run before any compilation. It changes nothing on the GPU besides that rewrite."""
     torch.backends.mkldnn.enabled = False
 
 
