@@ -5,6 +5,7 @@ from them (tests/test_flags_doc.py regenerates it and compares).
 """
 
 import argparse
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -80,6 +81,15 @@ def dests(parser: argparse.ArgumentParser) -> set[str]:
     return {action.dest for action in parser._actions if not isinstance(action, argparse._HelpAction)}
 
 
+def config_text(config) -> str:
+    """A torchao config as its class and the arguments that differ from the class's defaults (set_inductor_config,
+    False on every config of the suite, left out)."""
+    default = type(config)()
+    changed = [f"{field.name}={getattr(config, field.name)!r}" for field in dataclasses.fields(config)
+               if field.name != "set_inductor_config" and getattr(config, field.name) != getattr(default, field.name)]
+    return f"{type(config).__name__}({', '.join(changed)})"
+
+
 def quantization_table() -> list[str]:
     from utils.quant import FP8_MIN_CAPABILITY, QUANTIZATIONS
 
@@ -91,7 +101,7 @@ def quantization_table() -> list[str]:
         elif method.make_config is None:
             config, where = "—", "CPU, CUDA"
         else:
-            config = f"`{type(method.make_config(False)).__name__}`"
+            config = f"`{config_text(method.make_config(False))}`"
             where = "CUDA" if method.cuda_only else "CPU, CUDA"
             if method.min_capability:
                 where += f" (compute capability ≥ {fp8})" if method.cuda_only else f" (CUDA: ≥ {fp8})"
@@ -128,7 +138,8 @@ def render() -> str:
                 lines += [f"### `serialize.py {name}`", "", _cell(helps.get(name, "")), "",
                           *table(flag_rows(sub)), ""]
     lines += ["## Quantization names (`--quantization`; the video script's `--dtype` takes them too)", "",
-              *quantization_table(), ""]
+              *quantization_table(), "",
+              "Every config is created with `set_inductor_config=False` (`--torchao_inductor_config` turns it on).", ""]
     return "\n".join(lines)
 
 
