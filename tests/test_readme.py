@@ -1,13 +1,14 @@
-"""The README's recipe runs (on the CPU, tiny preset, int8 in place of fp8) and its result numbers come from the CSV."""
+"""The README's recipe runs (on the CPU, tiny preset, int8 in place of fp8), and every number the README and the
+docs quote is exactly the value of the row its marker names (utils/quotes.py, docs/quoted-rows.md). Nothing here
+depends on section titles, table sizes or how many numbers a page quotes."""
 
-import re
-
-import pandas as pd
+import pytest
 
 from tests.conftest import REPO_ROOT
-from utils.results import read_rows
+from utils import quotes
 
-README = (REPO_ROOT / "README.md").read_text()
+README_PATH = REPO_ROOT / "README.md"
+README = README_PATH.read_text()
 
 
 def recipe(name: str) -> str:
@@ -35,50 +36,77 @@ def test_fp8_recipe_runs_on_cpu_with_int8():
     assert type(namespace["pipe"].transformer.transformer_blocks[0].attn.to_qkv.weight).__module__.startswith("torchao")
 
 
-def readme_section(start: str, end: str) -> str:
-    return README.split(start, 1)[1].split(end, 1)[0]
+@pytest.fixture(scope="module")
+def sources():
+    return quotes.load_sources()
 
 
-def assert_measured(numbers: list[str], column: pd.Series, digits: int, where: str) -> None:
-    """Every number the README quotes is a value of `column`, rounded as the README rounds it."""
-    for number in numbers:
-        assert (column.round(digits) == float(number)).any(), f"{number} is not in {where}"
+def test_every_quoted_number_is_its_row_and_every_result_in_the_readme_is_quoted(sources):
+    problems = quotes.check_files(quotes.quoted_files(), sources, every_number=(README_PATH,))
+    assert not problems, "\n".join(problems)
 
 
-def test_readme_results_match_the_csv():
-    section = readme_section("## Results", "## Video results").split("\n\n", 2)[2]
-    medians = re.findall(r"^\| [^|]+ \| \**([0-9.]+)\** \|", section, flags=re.MULTILINE)
-    assert len(medians) >= 8
-    measured = read_rows(REPO_ROOT / "results" / "flux-dev.csv")
-    assert_measured(medians, measured.time_median_s, 3, "the medians of results/flux-dev.csv")
+def test_the_readme_quotes_its_results_and_every_row_name_is_used(sources):
+    used = set()
+    for path in quotes.quoted_files():
+        for quote in quotes.find_quotes(path.read_text(), path.name)[0]:
+            used |= quotes.referenced_names(quote.expression)
+    assert quotes.find_quotes(README)[0], "the README quotes no row"
+    assert set(sources) - used == set(), "names in docs/quoted-rows.md that nothing quotes"
 
 
-def test_video_readme_numbers_match_the_csv():
-    section = readme_section("## Video results", "### Latency")
-    peaks = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
-    assert len(peaks) == 6
-    measured = read_rows(REPO_ROOT / "results" / "cogvideox-5b.csv")
-    assert_measured(peaks, measured.inference_memory_GiB, 2, "the peaks of results/cogvideox-5b.csv")
+def bumped(number: str) -> str:
+    return number[:-1] + str((int(number[-1]) + 1) % 10)
 
 
-def test_video_latency_and_training_numbers_match_the_csvs():
-    section = readme_section("### Latency", "## Training")
-    medians = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
-    assert len(medians) == 13
-    measured = pd.concat([read_rows(REPO_ROOT / "results" / f"cogvideox-{size}.csv") for size in ("2b", "5b")])
-    assert_measured(medians, measured.time_median_s, 3, "the CogVideoX CSVs")
-    section = readme_section("## Training", "## Layout")
-    steps = re.findall(r"^\| [^|]+ \| [^|]+ \| ([0-9.]+) \|", section, flags=re.MULTILINE)
-    assert len(steps) == 10
-    trained = pd.read_csv(REPO_ROOT / "results" / "train-flux-dev.csv")
-    assert_measured(steps, trained.step_median_s, 3, "train-flux-dev.csv")
+def test_any_quoted_number_that_drifts_from_its_row_fails(sources):
+    found, _ = quotes.find_quotes(README)
+    for quote in found:
+        quote.number = bumped(quote.number)
+        assert any("its rows give" in problem for problem in quotes.check_quote(quote, sources)), quote
 
 
-def test_ladder_numbers_match_the_csv():
-    section = readme_section("### The performance ladder", "## Results")
-    medians = re.findall(r"^\| [^|]+ \| [^|]+ \| \**([0-9.]+)\** \|", section, flags=re.MULTILINE)
-    assert len(medians) == 10
-    measured = read_rows(REPO_ROOT / "results" / "flux-perf-ladder.csv")
-    assert_measured(medians, measured.time_median_s, 3, "the medians of flux-perf-ladder.csv")
-    peaks = re.findall(r" \| ([0-9.]+) \|$", section, flags=re.MULTILINE)
-    assert_measured(peaks, measured.inference_memory_GiB, 2, "the peaks of flux-perf-ladder.csv")
+def check_text(text: str, sources) -> list[str]:
+    found, problems = quotes.find_quotes(text)
+    return problems + [problem for quote in found for problem in quotes.check_quote(quote, sources)]
+
+
+def test_a_ratio_across_campaigns_fails(sources):
+    # the same bf16 eager configuration, in the ladder's campaign and in the grid's
+    text = "H100, random weights: 1.00×<!--=ladder-1.t/dev1-bf16.t-->."
+    assert any("combines rows of 2 campaigns" in problem for problem in check_text(text, sources))
+    assert not check_text("H100, random weights: 1.79×<!--=ladder-1.t/ladder-5.t-->.", sources)
+
+
+def test_a_result_must_say_random_weights_and_its_gpu(sources):
+    problems = check_text("It took 2.975 s<!--=ladder-5.t-->.", sources)
+    assert any("random weights" in problem for problem in problems)
+    assert any("H100" in problem for problem in problems)
+    assert not check_text("Random weights, on the H100.\n\n| median s |\n|---:|\n| 2.975<!--=ladder-5.t--> |", sources)
+
+
+def test_a_marker_must_follow_a_number_and_name_a_row(sources):
+    assert check_text("H100, random weights: fast<!--=ladder-5.t-->", sources)
+    assert any("no row named" in problem for problem in check_text("H100 random weights 2.9<!--=nope.t-->", sources))
+    problems = check_text("H100 random weights 2.9<!--=ladder-5.nope-->", sources)
+    assert any("no column" in problem for problem in problems)
+
+
+def test_an_unmarked_result_in_the_readme_fails():
+    assert quotes.unmarked_numbers("The recipe took 2.975 s on the H100.")
+    assert quotes.unmarked_numbers("| recipe | 2.975 |")
+    assert quotes.unmarked_numbers("1.79× faster")
+    assert not quotes.unmarked_numbers("took 2.975 s<!--=ladder-5.t--> and `--persistent_reductions_up_to 16384`")
+    assert not quotes.unmarked_numbers("the seed's 6.573 s<!--seed-->, a 20 GiB<!--bound--> target, 49×480×720, 28 "
+                                       "steps")
+
+
+def test_a_selector_must_pick_exactly_one_row(tmp_path):
+    table = tmp_path / "rows.md"
+    table.write_text("| name | file | selector |\n|---|---|---|\n"
+                     "| `two` | `results/flux-perf-ladder.csv` | `campaign=f99fcd0:ladder-a:1125T2041` |\n")
+    with pytest.raises(ValueError, match="selects 5 rows"):
+        quotes.load_sources(table)
+    table.write_text("| name | file | selector |\n|---|---|---|\n| `none` | `results/no-such.csv` | `step=1` |\n")
+    with pytest.raises(ValueError, match="no such file"):
+        quotes.load_sources(table)
