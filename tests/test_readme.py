@@ -97,6 +97,7 @@ def test_an_unmarked_result_in_the_readme_fails():
     assert quotes.unmarked_numbers("| recipe | 2.975 |")
     assert quotes.unmarked_numbers("1.79× faster")
     assert not quotes.unmarked_numbers("took 2.975 s<!--=ladder-5.t--> and `--persistent_reductions_up_to 16384`")
+    assert quotes.unmarked_numbers("took 2.975 s<!-- a comment is not a marker -->")
     assert not quotes.unmarked_numbers("the seed's 6.573 s<!--seed-->, a 20 GiB<!--bound--> target, 49×480×720, 28 "
                                        "steps")
 

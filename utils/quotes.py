@@ -2,7 +2,7 @@
 
 A quoted number carries a marker right after it, an HTML comment that GitHub does not show:
 
-    the recipe took 2.975 s<!--=ladder-recipe.t-->, 1.79×<!--=ladder-bf16.t/ladder-recipe.t--> bf16 eager's speed
+    the recipe took 2.975 s<!--=ladder-5.t-->, 1.79×<!--=ladder-1.t/ladder-5.t--> bf16 eager's speed
 
 The marker holds an expression over `ROW.COLUMN` references, numbers, + - * / and parentheses. ROW is a name from
 docs/quoted-rows.md, where each name maps to a results file and a selector that picks exactly one of its rows (a
@@ -313,7 +313,9 @@ def unmarked_numbers(text: str, path: str = "README.md") -> list[str]:
     problems = []
     for number, line in _prose_lines(text):
         line = _blank_code_spans(line)  # code is not a result
-        line = re.sub(r"<!--(?!=).*?-->", lambda match: "@" * len(match.group(0)), line)  # seed/bound markers
+        for marker in OTHER_MARKERS:  # a seed figure or a bound: marked, as "@"
+            line = line.replace(marker, "@" * len(marker))
+        line = re.sub(r"<!--(?!=).*?-->", lambda match: " " * len(match.group(0)), line)  # other comments mark nothing
         line = re.sub(r"\]\([^)]*\)", lambda match: " " * len(match.group(0)), line)  # link targets
         spans = [match.span(1) for match in RESULT_LIKE.finditer(line)]
         if line.startswith("|"):
