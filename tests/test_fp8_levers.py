@@ -97,11 +97,12 @@ def test_the_flag_needs_fp8dqrow(quantization, run_args, capsys):
 def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
     """Wiring only: with the fp8 kernel swapped for bf16 SDPA the processor gives diffusers' own output, bit for bit
     (FA3 itself needs a Hopper GPU and is checked there)."""
+    from diffusers.models.attention_dispatch import dispatch_attention_fn
+
     from utils import fp8_attention
 
-    def sdpa(query, key, value):
-        return torch.nn.functional.scaled_dot_product_attention(
-            *(x.transpose(1, 2) for x in (query, key, value))).transpose(1, 2)
+    def sdpa(query, key, value):  # what diffusers' processor calls (whatever backend is active in this process)
+        return dispatch_attention_fn(query, key, value)
 
     pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
     expected = image(pipe)
