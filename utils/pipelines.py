@@ -85,6 +85,11 @@ def _component_class(class_name: str):
     return getattr(diffusers, class_name, None) or getattr(transformers, class_name)
 
 
+def pipeline_class(class_name: str):
+    """The diffusers pipeline class of that name."""
+    return _component_class(class_name)
+
+
 def build_random_component(class_name: str, config: dict, device: str, dtype: torch.dtype, seed: int):
     cls = _component_class(class_name)
     config = {key: value for key, value in config.items() if not key.startswith("_")}
