@@ -36,10 +36,17 @@ def settings(flags, run) -> Settings:
     return Settings(gelu_fp8_one_pass=flags.gelu_fp8_one_pass)
 
 
+NO_GELU = {"Flux2Pipeline": "FLUX.2's feed-forward layers use SwiGLU, not GELU"}
+
+
 def check(config) -> None:
-    if config.gelu_fp8_one_pass and config.quantization != "fp8dqrow":
+    if not config.gelu_fp8_one_pass:
+        return
+    if config.quantization != "fp8dqrow":
         raise UsageError("--gelu_fp8_one_pass hands fp8dqrow layers an already quantized input: it needs "
                          "--quantization fp8dqrow")
+    if config.preset is not None and config.preset.pipeline_class in NO_GELU:
+        raise UsageError(f"--gelu_fp8_one_pass has nothing to fuse: {NO_GELU[config.preset.pipeline_class]}")
 
 
 def columns(config) -> dict:
