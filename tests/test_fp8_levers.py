@@ -87,21 +87,37 @@ class _Plain(torch.nn.Module):
 
 
 @pytest.mark.parametrize("quantization", ["None", "int8wo"])
-def test_the_flag_needs_fp8dqrow(quantization, run_args, capsys):
+def test_the_flag_needs_fp8dqrow_and_a_gelu(quantization, run_args, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         benchmark_image.parse_config([*run_args, "--quantization", quantization, "--gelu_fp8_one_pass"])
     assert exit_info.value.code == 2
     assert "needs --quantization fp8dqrow" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *_: (9, 0))
+    with pytest.raises(SystemExit):
+        benchmark_image.parse_config([*run_args, "--ckpt_id", "tiny-flux2", "--device", "cuda", "--quantization",
+                                      "fp8dqrow", "--gelu_fp8_one_pass"])
+    assert "SwiGLU" in capsys.readouterr().err
+
+
+def test_the_gelu_layers_of_the_other_models_are_found():
+    """CogVideoX, Wan 2.2 (both experts) and Qwen-Image use diffusers' GELU(tanh) feed-forward too."""
+    from utils.pipelines import denoisers
+
+    for name, per_model in [("tiny-cogvideox", [2]), ("tiny-wan22-a14b", [2, 2]), ("tiny-qwen-image", [4])]:
+        pipe = build_pipeline(name, "random", "cpu", torch.bfloat16, seed=0)
+        assert [gelu_fp8.use_one_pass_gelu_fp8(model) for model in denoisers(pipe)] == per_model, name
 
 
 def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
     """Wiring only: with the fp8 kernel swapped for bf16 SDPA the processor gives diffusers' own output, bit for bit
     (FA3 itself needs a Hopper GPU and is checked there)."""
+    from diffusers.models.attention_dispatch import dispatch_attention_fn
+
     from utils import fp8_attention
 
-    def sdpa(query, key, value):
-        return torch.nn.functional.scaled_dot_product_attention(
-            *(x.transpose(1, 2) for x in (query, key, value))).transpose(1, 2)
+    def sdpa(query, key, value):  # what diffusers' processor calls (whatever backend is active in this process)
+        return dispatch_attention_fn(query, key, value)
 
     pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
     expected = image(pipe)

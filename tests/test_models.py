@@ -1,6 +1,6 @@
-"""The Wan 2.2 and Qwen-Image presets: the full-size configs against the published sizes (meta device), the tiny
-presets built offline and run end to end through the benchmark scripts (CPU), both Wan experts optimized, and the
-levers that cannot apply refused before anything is built."""
+"""The Wan 2.2, Qwen-Image and FLUX.2-dev presets: the full-size configs against the published sizes (meta device),
+the tiny presets built offline and run end to end through the benchmark scripts (CPU), both Wan experts optimized,
+and the levers that cannot apply refused before anything is built."""
 
 import imageio.v3 as iio
 import pytest
@@ -20,6 +20,7 @@ PUBLISHED_B = {
     "Wan-AI/Wan2.2-T2V-A14B-Diffusers": {"transformer": 14.3, "transformer_2": 14.3, "text_encoder": 5.7, "vae": 0.13},
     "Wan-AI/Wan2.2-TI2V-5B-Diffusers": {"transformer": 5.0, "text_encoder": 5.7, "vae": 0.7},
     "Qwen/Qwen-Image": {"transformer": 20.4, "text_encoder": 8.3, "vae": 0.13},
+    "black-forest-labs/FLUX.2-dev": {"transformer": 32.2, "text_encoder": 24.0, "vae": 0.08},
 }
 
 
@@ -60,6 +61,15 @@ def test_tiny_qwen_image_runs_end_to_end_with_true_cfg(paths, tmp_path):
     pipe = build_pipeline("tiny-qwen-image", "random", "cpu", torch.bfloat16, seed=0)
     kwargs = call_kwargs(pipe, config)  # --guidance_scale is Qwen-Image's true CFG, one negative prompt per prompt
     assert (kwargs["true_cfg_scale"], kwargs["negative_prompt"], "guidance_scale" in kwargs) == (2.5, [" ", " "], False)
+
+
+def test_tiny_flux2_runs_end_to_end(paths, tmp_path):
+    path = tmp_path / "image.png"
+    args = ["--ckpt_id", "tiny-flux2", *paths, "--batch_size", "2", "--save_image", str(path)]
+    assert benchmark_image.main(args) == 0
+    row = last_row(tmp_path)
+    assert (row.status, row.batch_size, row.height, row.width, row.guidance_scale) == ("ok", 2, 32, 32, 4.0)
+    assert Image.open(path).size == (32, 32)
 
 
 def test_qwen_tokenizer_keeps_the_template_prefix_length():
@@ -109,6 +119,7 @@ def test_wan_pretrained_path_keeps_both_experts(tmp_path):
     (benchmark_image, ["--ckpt_id", "tiny-qwen-image", "--fuse_attn_projections"], "fuses no attention projection"),
     (benchmark_video, ["--model_id", "tiny-wan22-a14b", "--step_cache", "taylorseer"], "named like blocks.0.attn1"),
     (benchmark_video, ["--model_id", "tiny-wan22-ti2v", "--height", "48"], "multiple of 32"),
+    (benchmark_image, ["--ckpt_id", "tiny-flux2", "--step_cache", "first_block"], "outside a cache context"),
     (benchmark_video, ["--model_id", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", "--quantization", "fp8dqrow"],
      "runs only on CUDA"),
 ])

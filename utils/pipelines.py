@@ -85,6 +85,11 @@ def _component_class(class_name: str):
     return getattr(diffusers, class_name, None) or getattr(transformers, class_name)
 
 
+def pipeline_class(class_name: str):
+    """The diffusers pipeline class of that name."""
+    return _component_class(class_name)
+
+
 def build_random_component(class_name: str, config: dict, device: str, dtype: torch.dtype, seed: int):
     cls = _component_class(class_name)
     config = {key: value for key, value in config.items() if not key.startswith("_")}
@@ -138,14 +143,45 @@ def build_qwen2_tokenizer(max_length: int):
                           additional_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]))
 
 
+# FLUX.2's Mistral-Small chat markers and Pixtral's image tokens, and a chat template of the same shape as Mistral's
+# (system prompt, then the user's turn). FLUX.2 pads the prompt to max_sequence_length tokens, so the encoder's work
+# does not depend on how the vocabulary splits the text.
+MISTRAL_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]",
+                          "[IMG]", "[IMG_BREAK]", "[IMG_END]")
+MISTRAL_CHAT_TEMPLATE = ("{{ bos_token }}{% for message in messages %}{% if message['role'] == 'system' %}"
+                         "[SYSTEM_PROMPT]{{ message['content'][0]['text'] }}[/SYSTEM_PROMPT]{% else %}"
+                         "[INST]{{ message['content'][0]['text'] }}[/INST]{% endif %}{% endfor %}")
+
+
+def build_pixtral_processor(max_length: int):
+    """What FLUX.2's pipeline asks of its Pixtral processor (apply_chat_template on text prompts), without downloaded
+    files and without torchvision, which transformers' PixtralProcessor requires: a tokenizer with a chat template, a
+    byte-level vocabulary after the special tokens (ids below 300)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    vocab = {token: index for index, token in enumerate(MISTRAL_SPECIAL_TOKENS)}
+    vocab.update({symbol: len(MISTRAL_SPECIAL_TOKENS) + index
+                  for index, symbol in enumerate(bytes_to_unicode().values())})
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", model_max_length=max_length, chat_template=MISTRAL_CHAT_TEMPLATE,
+                                   additional_special_tokens=list(MISTRAL_SPECIAL_TOKENS[4:]))
+
+
 def build_tokenizer(class_name: str, max_length: int):
     """Tokenizers without downloaded files. T5 builds a minimal vocabulary by itself; CLIP gets a one-character
-    vocabulary written to a temporary folder (the file form works on every transformers 5.x); Qwen2 a byte-level
-    one (build_qwen2_tokenizer). Token ids stay small, so they are valid for any embedding size; the compute depends
+    vocabulary written to a temporary folder (the file form works on every transformers 5.x); Qwen2 and FLUX.2's
+    processor get byte-level ones. Token ids stay small, so they are valid for any embedding size; the compute depends
     on how many tokens a prompt gets (where the pipeline does not pad it to a fixed length), not on which."""
     cls = _component_class(class_name)
     if class_name == "Qwen2Tokenizer":
         return build_qwen2_tokenizer(max_length)
+    if class_name == "PixtralProcessor":
+        return build_pixtral_processor(max_length)
     if not class_name.startswith("CLIP"):
         return cls(model_max_length=max_length)
     letters = [chr(code) for code in range(ord("a"), ord("z") + 1)]

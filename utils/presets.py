@@ -86,6 +86,16 @@ QWEN_IMAGE_COMPONENTS = {
     "text_encoder": "Qwen2_5_VLForConditionalGeneration",
     "scheduler": "FlowMatchEulerDiscreteScheduler",
 }
+# FLUX.2-dev (Flux2Pipeline): Mistral-Small-3.2-24B as text encoder (hidden states of its layers 10, 20 and 30, the
+# prompt padded to 512 tokens), guidance distilled into the transformer (one pass per step). Model card: 50 steps,
+# guidance 4.0, the pipeline's default 1024x1024.
+FLUX2_COMPONENTS = {
+    "transformer": "Flux2Transformer2DModel",
+    "vae": "AutoencoderKLFlux2",
+    "text_encoder": "Mistral3ForConditionalGeneration",
+    "scheduler": "FlowMatchEulerDiscreteScheduler",
+}
+FLUX2_CALL = dict(height=1024, width=1024, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
 QWEN_IMAGE_CALL = dict(height=1328, width=1328, num_inference_steps=50, true_cfg_scale=4.0, negative_prompt=" ",
                        max_sequence_length=512)
 
@@ -224,6 +234,25 @@ PRESETS = {
             call_defaults={**QWEN_IMAGE_CALL, "height": 32, "width": 32, "num_inference_steps": 2,
                            "max_sequence_length": 64},
             guidance_argument="true_cfg_scale",
+        ),
+        Preset(
+            name="black-forest-labs/FLUX.2-dev",
+            slug="flux2-dev",
+            pipeline_class="Flux2Pipeline",
+            components=FLUX2_COMPONENTS,
+            tokenizers={"tokenizer": ("PixtralProcessor", 512)},
+            call_defaults=FLUX2_CALL,
+            hub_id="black-forest-labs/FLUX.2-dev",
+        ),
+        # One double and one single block, 32x32 images, a 3-layer Mistral: the same classes as FLUX.2-dev.
+        Preset(
+            name="tiny-flux2",
+            slug="tiny-flux2",
+            pipeline_class="Flux2Pipeline",
+            components=FLUX2_COMPONENTS,
+            tokenizers={"tokenizer": ("PixtralProcessor", 64)},
+            call_defaults={**FLUX2_CALL, "height": 32, "width": 32, "num_inference_steps": 2,
+                           "max_sequence_length": 64, "text_encoder_out_layers": (1, 2, 3)},
         ),
     ]
 }

@@ -26,9 +26,9 @@ class QuantMethod:
 
 
 # Layers fed one row per image (adaLN modulation, timestep/guidance/pooled-text embedders in Flux and CogVideoX, Wan's
-# condition_embedder.time_proj, Qwen-Image's img_mod/txt_mod modulations): torch._int_mm, behind int8 dynamic
-# quantization, needs more than 16 rows; float8 training keeps them bf16 too.
-PER_IMAGE_LAYERS = r"norm\w*\.linear$|time_\w*embed|time_proj$|_mod\.1$"
+# condition_embedder.time_proj, Qwen-Image's img_mod/txt_mod and FLUX.2's *_modulation* modulations): torch._int_mm,
+# behind int8 dynamic quantization, needs more than 16 rows; float8 training keeps them bf16 too.
+PER_IMAGE_LAYERS = r"norm\w*\.linear$|modulation\w*\.linear$|time_\w*embed|time_proj$|_mod\.1$"
 
 
 def _int8wo(set_inductor_config):

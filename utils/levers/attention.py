@@ -30,7 +30,8 @@ def add_flags(parser) -> None:
                             "diffusers' choice (torch SDPA). _native_cudnn, _native_flash and _native_efficient "
                             f"pick one SDPA kernel and need CUDA. {FP8}: FLUX attention in fp8 (e4m3, one scale per "
                             "head) with FlashAttention-3's forward from the fa3-fwd wheel, Hopper only; it changes "
-                            "the numbers, see the fidelity columns")
+                            "the numbers more than fp8 linears do, and random weights (near-uniform attention) hide "
+                            "it from the fidelity columns: check it on real weights")
 
 
 def settings(flags, run) -> Settings:

@@ -57,18 +57,23 @@ def label(row) -> str | None:
 
 
 # Attention classes whose fused forward never reads the separate projections it fused (diffusers 0.42:
-# transformer_flux.py and transformer_wan.py, _get_qkv_projections), so those can go once fused. Wan's cross-attention
-# fuses K and V only and keeps reading to_q.
-DROPS_UNFUSED = ("FluxAttention", "WanAttention")
+# transformer_flux.py, transformer_flux2.py and transformer_wan.py, _get_qkv_projections), so those can go once
+# fused. Wan's cross-attention fuses K and V only and keeps reading to_q.
+DROPS_UNFUSED = ("FluxAttention", "Flux2Attention", "WanAttention")
 UNFUSED = {"to_qkv": ("to_q", "to_k", "to_v"), "to_added_qkv": ("add_q_proj", "add_k_proj", "add_v_proj"),
            "to_kv": ("to_k", "to_v"), "to_added_kv": ("add_k_proj", "add_v_proj")}
 
 
 def fuse_model(model: torch.nn.Module) -> int:
-    """Fuse one denoiser's attention projections; returns how many attention modules were fused."""
+    """Fuse one denoiser's attention projections; returns how many attention modules this fused (FLUX.2's
+    single-stream attention is fused by design and counts as fused before and after)."""
+    def fused() -> int:
+        return sum(1 for module in model.modules() if getattr(module, "fused_projections", False) is True)
+
+    before = fused()
     model.fuse_qkv_projections()
     drop_unfused_projections(model)
-    return sum(1 for module in model.modules() if getattr(module, "fused_projections", False) is True)
+    return fused() - before
 
 
 def fuse_qkv(pipe) -> None:

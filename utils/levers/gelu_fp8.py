@@ -8,8 +8,6 @@ import types
 from dataclasses import dataclass
 
 import torch
-from diffusers.models.attention import FeedForward
-from diffusers.models.transformers.transformer_flux import FluxSingleTransformerBlock
 
 from utils.errors import UsageError
 from utils.fp8_kernels import Fp8RowLinear
@@ -38,10 +36,17 @@ def settings(flags, run) -> Settings:
     return Settings(gelu_fp8_one_pass=flags.gelu_fp8_one_pass)
 
 
+NO_GELU = {"Flux2Pipeline": "FLUX.2's feed-forward layers use SwiGLU, not GELU"}
+
+
 def check(config) -> None:
-    if config.gelu_fp8_one_pass and config.quantization != "fp8dqrow":
+    if not config.gelu_fp8_one_pass:
+        return
+    if config.quantization != "fp8dqrow":
         raise UsageError("--gelu_fp8_one_pass hands fp8dqrow layers an already quantized input: it needs "
                          "--quantization fp8dqrow")
+    if config.preset is not None and config.preset.pipeline_class in NO_GELU:
+        raise UsageError(f"--gelu_fp8_one_pass has nothing to fuse: {NO_GELU[config.preset.pipeline_class]}")
 
 
 def columns(config) -> dict:
@@ -54,7 +59,7 @@ def label(row) -> str | None:
 
 def is_tanh_gelu_feed_forward(module) -> bool:
     """diffusers' FeedForward as FLUX builds it: [GELU(tanh) with its projection, Dropout, Linear(, Dropout)]."""
-    if not isinstance(module, FeedForward):
+    if type(module).__name__ != "FeedForward":  # by name: diffusers is imported only once a run builds a model
         return False
     first, *rest = module.net
     return (getattr(first, "approximate", None) == "tanh" and isinstance(getattr(first, "proj", None), torch.nn.Linear)
@@ -105,7 +110,7 @@ def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
         if is_tanh_gelu_feed_forward(module):
             module.net = torch.nn.ModuleList([module.net[0].proj, Fp8RowLinear.from_linear(module.net[2])])
             replaced += 1
-        elif isinstance(module, FluxSingleTransformerBlock):
+        elif type(module).__name__ == "FluxSingleTransformerBlock":
             module.proj_out = Fp8RowLinear.from_linear(module.proj_out)
             del module.act_mlp
             merge_single_block_inputs(module)

@@ -1,6 +1,7 @@
 """Opt-in step caching: diffusers' cache hooks skip part of the denoiser's work in some steps (FirstBlockCache,
 TaylorSeer). It changes the output, so the reports show these rows in a section of their own."""
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -8,7 +9,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import off_as, same_named, text
-from utils.pipelines import build_random_transformer, denoisers
+from utils.pipelines import build_random_transformer, denoisers, pipeline_class
 
 CACHES = ("none", "first_block", "taylorseer")
 FIRST_BLOCK_THRESHOLD = 0.05  # FirstBlockCacheConfig's documented default in diffusers 0.42.1
@@ -71,6 +72,12 @@ def check(config) -> None:
                          "GPUs")
     if config.preset is None:
         return
+    pipeline = pipeline_class(config.preset.pipeline_class)
+    if "cache_context" not in inspect.getsource(pipeline.__call__):  # the hooks raise "No cache context is set"
+        import diffusers
+
+        raise UsageError(f"--step_cache {config.step_cache}: diffusers {diffusers.__version__}'s {pipeline.__name__} "
+                         "calls its transformer outside a cache context, which the cache hooks need")
     model = build_random_transformer(config.preset, "meta", torch.bfloat16, seed=0)  # no memory, no weights
     try:
         enable(model, config.step_cache, config.step_cache_threshold)
