@@ -77,6 +77,10 @@ def choices_class(limit: int):
 WiderPersistentReductions = None  # the class choices_class() made last (module level, so that it pickles)
 
 
+def keep_rows_on_chip_up_to(limit: int) -> None:
+    """Process-wide, before the first compile: inductor reduces rows of up to `limit` elements in one pass."""
+    torch._inductor.config.inductor_choices_class = choices_class(limit)
+
+
 def apply(config) -> None:
-    """Process-wide, before the first compile."""
-    torch._inductor.config.inductor_choices_class = choices_class(config.persistent_reductions_up_to)
+    keep_rows_on_chip_up_to(config.persistent_reductions_up_to)
