@@ -19,6 +19,13 @@ FP8_MAX = torch.finfo(FP8).max
 MIN_AMAX = 1e-12  # an all-zero row gets a tiny scale instead of a division by zero
 
 
+def to_e4m3(values: torch.Tensor, amax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`values` scaled so that `amax` (broadcast against them) lands on e4m3's largest value, cast; and the float32
+    scales (amax / 448) that multiply them back."""
+    scale = amax.float().clamp(min=MIN_AMAX) / FP8_MAX
+    return (values / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale
+
+
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.gelu(x, approximate="tanh")
 
@@ -30,8 +37,7 @@ def reference_rows_to_fp8(plain: torch.Tensor | None, gelu_input: torch.Tensor) 
     if plain is not None:
         rows = torch.cat([plain, rows], dim=-1)
     rows = rows.float()
-    scale = rows.abs().amax(dim=-1, keepdim=True).clamp(min=MIN_AMAX) / FP8_MAX
-    return (rows / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale
+    return to_e4m3(rows, rows.abs().amax(dim=-1, keepdim=True))
 
 
 @functools.cache
@@ -103,8 +109,7 @@ def _(plain, gelu_input):
 def quantize_weight_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A Linear weight (N, K) as torchao's fp8dqrow stores it: e4m3 rows and one float32 scale per output row."""
     weight = weight.float()
-    scale = weight.abs().amax(dim=1, keepdim=True).clamp(min=MIN_AMAX) / FP8_MAX
-    return (weight / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale
+    return to_e4m3(weight, weight.abs().amax(dim=1, keepdim=True))
 
 
 class Fp8RowLinear(torch.nn.Module):
