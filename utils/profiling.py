@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from utils.files import atomic_path
+from utils.timing import time_call_s
 
 # First match wins. Kernel names are library-internal (cuBLAS: nvjet/sm90_xmma/cutlass, inductor: triton_*),
 # so these are patterns over the names torch 2.11 on the H100 prints, plus the aten op names the CPU shows.
@@ -147,13 +148,9 @@ def time_stages(pipe, call: Callable[[], object], device: str) -> tuple[dict[str
     """One call split into stages: {stage: (calls, ms)} and the whole call's ms; what no stage covers (prompt and
     latent preparation, the scheduler, image post-processing) is the call minus their sum."""
     with stage_clocks(pipe, device) as spans:
-        start = clock(device)
-        call()
-        end = clock(device)
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
+        call_s, _ = time_call_s(call, device)  # it waits for the call's last kernel: every span has ended too
     stages = {stage: (len(pairs), sum(elapsed_ms(*pair) for pair in pairs)) for stage, pairs in spans.items()}
-    return stages, elapsed_ms(start, end)
+    return stages, call_s * 1e3
 
 
 def render_stages(stages: dict[str, tuple[int, float]], call_ms: float) -> str:
