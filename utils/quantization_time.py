@@ -25,7 +25,8 @@ SEED_MODEL, SEED_QUANTIZATION = "black-forest-labs/FLUX.1-dev", "int8wo"
 
 
 def quantize_linears(model: torch.nn.Module, quantization: str, device: str | None = None) -> None:
-    """quantize_ with the registry's config and layer filter (the same in every way). With `device`, torchao 0.18
+    """quantize_ with the registry's config and layer filter (one pass: int8dq's per-image layers stay bf16 here,
+    where apply_quantization gives them int8 weight-only). With `device`, torchao 0.18
     moves each Linear that passes the filter to `device` right before quantizing it, and every other module once its
     children are done, so the whole model ends up there."""
     from torchao.quantization import quantize_
