@@ -116,7 +116,8 @@ def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
 
     from utils import fp8_attention
 
-    def sdpa(query, key, value):  # what diffusers' processor calls (whatever backend is active in this process)
+    def sdpa(query, key, value, query_bound, key_bound):  # what diffusers' processor calls (the active backend)
+        assert query.abs().amax() <= query_bound and key.abs().amax() <= key_bound
         return dispatch_attention_fn(query, key, value)
 
     pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
@@ -135,6 +136,27 @@ def test_per_head_scales_put_each_heads_largest_value_on_the_fp8_max():
     assert values.float().abs().amax(dim=(1, 3)).eq(448).all()
     back = values.float() * scale[:, None, :, None]
     assert ((back - x.float()).norm() / x.float().norm()) < 0.05
+
+
+def test_the_rms_norm_bound_holds_through_rope_and_is_what_the_scales_put_on_the_fp8_max():
+    from diffusers.models.embeddings import apply_rotary_emb
+    from diffusers.models.normalization import RMSNorm
+
+    from utils.fp8_attention import rms_norm_bound, to_fp8_bounded
+
+    torch.manual_seed(0)
+    norm = RMSNorm(16, eps=1e-6)
+    torch.nn.init.uniform_(norm.weight, -3, 3)
+    x = torch.randn(2, 64, 3, 16)
+    x[0, 0, 0] = torch.tensor([40.0] + [0.0] * 15)  # one entry holds the whole norm: the worst case
+    angles = torch.rand(64, 8) * 6.3
+    rope = angles.cos().repeat_interleave(2, -1), angles.sin().repeat_interleave(2, -1)
+    y = apply_rotary_emb(norm(x), rope, sequence_dim=1)
+    bound = rms_norm_bound(norm)
+    assert torch.isclose(bound, norm.weight.abs().max() * 4) and y.abs().max() <= bound
+    values, scale = to_fp8_bounded(y, bound)
+    assert values.dtype == FP8 and scale.shape == (2, 3) and torch.allclose(scale, bound / 448)
+    assert ((values.float() * scale[:, None, :, None] - y).norm() / y.norm()) < 0.05
 
 
 @pytest.mark.parametrize("flags, message", [

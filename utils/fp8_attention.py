@@ -1,9 +1,13 @@
-"""fp8 attention for FLUX: FlashAttention-3's fp8 (e4m3) forward, with one scale per (image, head) for q, k and v.
+"""fp8 attention for FLUX: FlashAttention-3's fp8 (e4m3) forward.
+
+q and k leave RMSNorm (+ RoPE), so no entry can exceed sqrt(head_dim) * max|norm weight| (`rms_norm_bound`): they are
+scaled by that bound, known before the data arrives, and their cast fuses into the kernel that writes them. v has no
+such bound and gets one scale per (image, head) from its amax.
 
 FA3 is not in torch or diffusers; its forward comes from the PyPI wheel `fa3-fwd` (a third-party build of
 FlashAttention-3's forward for Hopper, with no author or homepage in its metadata: pin it and review it before use).
-It is imported only when the processor runs. The q/k/v scaling runs as torch ops inside the block, so that a compiled
-block fuses it into the RoPE that writes q and k."""
+It is imported only when the processor runs.
+"""
 
 import torch
 from diffusers.models.embeddings import apply_rotary_emb
@@ -35,9 +39,25 @@ def to_fp8_per_head(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return values, scale[:, 0, :, 0]
 
 
-def fp8_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """Softmax attention of (B, S, H, D) bf16 tensors computed in fp8; returns (B, S, H, D) in the inputs' dtype."""
-    (q, q_scale), (k, k_scale), (v, v_scale) = map(to_fp8_per_head, (query, key, value))
+def rms_norm_bound(*norms: torch.nn.Module) -> torch.Tensor:
+    """The largest |entry| these RMSNorms (then RoPE) can output: an RMS-normalized vector of head_dim D entries has
+    norm sqrt(D), the weight stretches it by at most max|weight|, and rotating entry pairs keeps each within that."""
+    weights = [norm.weight.detach() for norm in norms]
+    return torch.stack([weight.abs().amax().float() for weight in weights]).amax() * weights[0].numel() ** 0.5
+
+
+def to_fp8_bounded(x: torch.Tensor, bound: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, S, H, D) -> e4m3 values scaled by a known bound on |x|, and its (B, H) float32 scales."""
+    values, scale = to_e4m3(x, bound)
+    return values, scale.expand(x.shape[0], x.shape[2]).contiguous()
+
+
+def fp8_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                  query_bound: torch.Tensor, key_bound: torch.Tensor) -> torch.Tensor:
+    """Softmax attention of (B, S, H, D) bf16 tensors computed in fp8; returns (B, S, H, D) in the inputs' dtype.
+    `query_bound` and `key_bound` bound |query| and |key| (`rms_norm_bound`)."""
+    (q, q_scale), (k, k_scale) = to_fp8_bounded(query, query_bound), to_fp8_bounded(key, key_bound)
+    v, v_scale = to_fp8_per_head(value)
     out = flash_attn_func(q, k, v, q_descale=q_scale, k_descale=k_scale, v_descale=v_scale)
     return out.to(query.dtype)
 
@@ -52,16 +72,20 @@ class FluxFp8AttnProcessor:
             attn, hidden_states, encoder_hidden_states)
         query, key, value = (x.unflatten(-1, (-1, attn.head_dim)) for x in (query, key, value))
         query, key = attn.norm_q(query), attn.norm_k(key)
+        query_norms, key_norms = [attn.norm_q], [attn.norm_k]
         if attn.added_kv_proj_dim is not None:
             encoder_query, encoder_key, encoder_value = (
                 x.unflatten(-1, (-1, attn.head_dim)) for x in (encoder_query, encoder_key, encoder_value))
             query = torch.cat([attn.norm_added_q(encoder_query), query], dim=1)
             key = torch.cat([attn.norm_added_k(encoder_key), key], dim=1)
             value = torch.cat([encoder_value, value], dim=1)
+            query_norms.append(attn.norm_added_q)
+            key_norms.append(attn.norm_added_k)
         if image_rotary_emb is not None:
             query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
             key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-        hidden_states = fp8_attention(query, key, value).flatten(2, 3)
+        hidden_states = fp8_attention(query, key, value, rms_norm_bound(*query_norms),
+                                      rms_norm_bound(*key_norms)).flatten(2, 3)
         if encoder_hidden_states is None:
             return hidden_states
         text_length = encoder_hidden_states.shape[1]
