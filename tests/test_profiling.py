@@ -43,6 +43,7 @@ def test_benchmark_profile_flag_writes_the_summary(run_args, tmp_path):
     assert benchmark_image.main([*run_args, "--num_inference_steps", "2", "--profile", str(path)]) == 0
     text = path.read_text()
     assert "| gemm |" in text and "Top 15 kernels" in text and "| denoiser | 2 |" in text
+    assert "torch " in text.splitlines()[2] and "random weights" in text.splitlines()[2]  # under the command
 
 
 def test_a_call_splits_into_its_stages(tiny_pipe):

@@ -141,6 +141,14 @@ def record(row, values: dict) -> None:
             setattr(row, name, value)
 
 
+def profile_title(config, row) -> str:
+    """The profile's heading: the command, then what a reader needs to trust the numbers (GPU, code, versions)."""
+    weights = "random weights (timings and memory are real, images are noise)" if config.weights == "random" else \
+        f"weights {config.weights}"
+    return (f"Where one call's time goes: {config.command}\n\n{row.gpu or config.device}, git {row.git_sha}, torch "
+            f"{row.torch_version}, diffusers {row.diffusers_version}, torchao {row.torchao_version}, {weights}")
+
+
 def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
     """Run one configuration and append its row to config.csv (also on failure; beside it if that append fails);
     `save_sample` writes the first output to config.sample_path. Returns the row and the file that holds it, None in
@@ -182,8 +190,7 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
         if config.compile_cache and rank == 0:
             compilation.save_compile_cache(config.compile_cache)
         if config.profile and rank == 0:
-            write_profile(call, config.device, config.profile, f"Where one call's time goes: {config.command}",
-                          pipe=pipe)
+            write_profile(call, config.device, config.profile, profile_title(config, row), pipe=pipe)
             logger.info("profile written to %s", config.profile)
         # 5. fidelity
         if reference is not None:
