@@ -55,3 +55,16 @@ def test_a_call_splits_into_its_stages(tiny_pipe):
     assert stages["text encoders"][0] == 2 and stages["denoiser"][0] == 3 and stages["VAE decode"][0] == 1
     assert 0 < sum(ms for _, ms in stages.values()) < call_ms
     assert "decode" not in vars(tiny_pipe.vae)  # the class's decode again
+
+
+def test_the_stage_split_leaves_a_replaced_decode_in_place(tiny_pipe):
+    """--compile_vae puts a compiled decode on the VAE instance: the profiled call after the split must still use it."""
+    from utils.profiling import time_stages
+
+    compiled_decode = tiny_pipe.vae.decode  # a bound method stands in for torch.compile's wrapper
+    tiny_pipe.vae.decode = compiled_decode
+    try:
+        time_stages(tiny_pipe, lambda: tiny_pipe(prompt="a", num_inference_steps=1, height=64, width=64), "cpu")
+        assert vars(tiny_pipe.vae)["decode"] is compiled_decode
+    finally:
+        del tiny_pipe.vae.decode

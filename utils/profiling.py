@@ -127,6 +127,7 @@ def stage_clocks(pipe, device: str):
                 module.register_forward_hook(lambda *_, stage=stage: spans[stage][-1].append(clock(device)))]
     vae = getattr(pipe, "vae", None)
     decode = getattr(vae, "decode", None)
+    own_decode = vars(vae).get("decode") if vae is not None else None  # e.g. --compile_vae's compiled decode
     if decode is not None:
         def timed_decode(*args, **kwargs):
             spans["VAE decode"].append([clock(device)])
@@ -140,7 +141,9 @@ def stage_clocks(pipe, device: str):
     finally:
         for handle in handles:
             handle.remove()
-        if decode is not None:
+        if own_decode is not None:
+            vae.decode = own_decode
+        elif decode is not None:
             del vae.decode  # the class's method again
 
 
