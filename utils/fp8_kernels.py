@@ -73,6 +73,11 @@ def triton_kernel():
     return triton, rows_to_fp8_kernel
 
 
+def row_warps(block: int) -> int:
+    """Warps per row, more for wider rows (picked by timing the kernel at FLUX's row widths: docs/performance.md)."""
+    return 32 if block >= 16384 else 16 if block >= 8192 else 8
+
+
 def triton_rows_to_fp8(plain: torch.Tensor | None, gelu_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     triton, kernel = triton_kernel()
     gelu_input = gelu_input if gelu_input.stride(-1) == 1 else gelu_input.contiguous()
@@ -87,7 +92,7 @@ def triton_rows_to_fp8(plain: torch.Tensor | None, gelu_input: torch.Tensor) -> 
     kernel[(n_rows,)](gelu_input if plain is None else plain, gelu_input, out, scale, n_plain, n_gelu,
                       0 if plain is None else plain.stride(0), gelu_input.stride(0), out.stride(0),
                       BLOCK_PLAIN=block_plain, BLOCK_GELU=block_gelu,
-                      num_warps=16 if block_plain + block_gelu >= 8192 else 8)
+                      num_warps=row_warps(block_plain + block_gelu))
     return out, scale
 
 
