@@ -176,11 +176,12 @@ def bf16_layers_pattern(name: str, skip_pattern: str | None) -> str | None:
 
 
 def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str | None = None,
-                       set_inductor_config: bool = False) -> int:
+                       set_inductor_config: bool = False, device: str | None = None) -> int:
     """Quantize the Linear layers of `model` in place with the registry's config; return how many were replaced.
 
     `set_inductor_config=False` by default: torchao's True turns on inductor coordinate-descent tuning for the
-    whole process, which lengthens every compile (docs/flux.md, compile pitfalls)."""
+    whole process, which lengthens every compile (docs/flux.md, compile pitfalls). With `device`, torchao moves each
+    Linear there right before quantizing it, and every other module once its children are done."""
     from torchao.quantization import quantize_
 
     method = QUANTIZATIONS[name]
@@ -188,10 +189,12 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
         raise ValueError(f"{name} chooses a config per layer: use utils.autoquant.autoquant, not apply_quantization")
     if method.make_config is None:
         return 0
-    quantize_(model, method.make_config(set_inductor_config), filter_fn=layer_filter(name, skip_pattern))
+    quantize_(model, method.make_config(set_inductor_config), filter_fn=layer_filter(name, skip_pattern),
+              device=device)
     if method.always_skip_as:  # the layers the method skips get the fallback config (not those the user skips)
         own = re.compile(method.always_skip)
         user = re.compile(skip_pattern) if skip_pattern else None
         quantize_(model, method.always_skip_as(set_inductor_config),
-                  filter_fn=lambda module, fqn: bool(own.search(fqn)) and quantizable_linear(module, fqn, user))
+                  filter_fn=lambda module, fqn: bool(own.search(fqn)) and quantizable_linear(module, fqn, user),
+                  device=device)
     return count_quantized_linears(model)

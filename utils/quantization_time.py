@@ -9,7 +9,7 @@ import torch
 from utils.errors import failure_status, is_out_of_memory, one_line
 from utils.pipelines import build_transformer
 from utils.provenance import provenance
-from utils.quant import QUANTIZATIONS, count_quantized_linears, layer_filter
+from utils.quant import apply_quantization, count_quantized_linears
 from utils.results import QuantTimeRow
 from utils.timing import GiB, synchronize
 
@@ -25,14 +25,8 @@ SEED_MODEL, SEED_QUANTIZATION = "black-forest-labs/FLUX.1-dev", "int8wo"
 
 
 def quantize_linears(model: torch.nn.Module, quantization: str, device: str | None = None) -> None:
-    """quantize_ with the registry's config and layer filter (one pass: int8dq's per-image layers stay bf16 here,
-    where apply_quantization gives them int8 weight-only). With `device`, torchao 0.18
-    moves each Linear that passes the filter to `device` right before quantizing it, and every other module once its
-    children are done, so the whole model ends up there."""
-    from torchao.quantization import quantize_
-
-    quantize_(model, QUANTIZATIONS[quantization].make_config(False), device=device,
-              filter_fn=layer_filter(quantization))
+    """Quantize as the benchmarks do (apply_quantization); with `device`, one Linear at a time onto it."""
+    apply_quantization(model, quantization, device=device)
 
 
 def cpu_then_move(model, quantization: str, device: str) -> None:
