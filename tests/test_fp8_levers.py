@@ -121,6 +121,10 @@ def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
         return dispatch_attention_fn(query, key, value)
 
     pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0)
+    with torch.no_grad():  # text norms ten times the image norms: a bound that left one out would be exceeded
+        for name, norm in pipe.transformer.named_modules():
+            if isinstance(norm, torch.nn.RMSNorm) and ".attn.norm_" in name:
+                norm.weight.uniform_(5, 10) if "added" in name else norm.weight.uniform_(0.5, 1)
     expected = image(pipe)
     monkeypatch.setattr(fp8_attention, "fp8_attention", sdpa)
     assert fp8_attention.set_fp8_attention(pipe.transformer) == 2  # one double and one single block
@@ -140,23 +144,26 @@ def test_per_head_scales_put_each_heads_largest_value_on_the_fp8_max():
 
 def test_the_rms_norm_bound_holds_through_rope_and_is_what_the_scales_put_on_the_fp8_max():
     from diffusers.models.embeddings import apply_rotary_emb
-    from diffusers.models.normalization import RMSNorm
 
     from utils.fp8_attention import rms_norm_bound, to_fp8_bounded
 
     torch.manual_seed(0)
-    norm = RMSNorm(16, eps=1e-6)
+    norm = torch.nn.RMSNorm(16, eps=1e-6)  # the class FluxAttention uses
     torch.nn.init.uniform_(norm.weight, -3, 3)
     x = torch.randn(2, 64, 3, 16)
-    x[0, 0, 0] = torch.tensor([40.0] + [0.0] * 15)  # one entry holds the whole norm: the worst case
+    x[0, 0, 0] = 0.0  # the worst case: one entry, under the largest weight, holds the whole norm, and is not rotated
+    x[0, 0, 0, norm.weight.abs().argmax()] = 40.0
     angles = torch.rand(64, 8) * 6.3
+    angles[0] = 0.0
     rope = angles.cos().repeat_interleave(2, -1), angles.sin().repeat_interleave(2, -1)
     y = apply_rotary_emb(norm(x), rope, sequence_dim=1)
     bound = rms_norm_bound(norm)
     assert torch.isclose(bound, norm.weight.abs().max() * 4) and y.abs().max() <= bound
+    assert y.abs().max() > 0.9 * bound  # the bound is reached, not just respected
     values, scale = to_fp8_bounded(y, bound)
     assert values.dtype == FP8 and scale.shape == (2, 3) and torch.allclose(scale, bound / 448)
     assert ((values.float() * scale[:, None, :, None] - y).norm() / y.norm()) < 0.05
+    assert rms_norm_bound(torch.nn.RMSNorm(16, elementwise_affine=False)) == 4  # no weight: sqrt(head_dim)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -65,8 +65,20 @@ def test_each_way_leaves_torchao_weights_on_the_device(method):
     assert quantized and len(quantized) == count_quantized_linears(model)
     assert {type(module.weight).__name__ for module in quantized} == {"Int8Tensor"}
     assert len(quantized) == len(linears)  # as the benchmarks quantize: the per-image layers get int8 weight-only
-    assert any(getattr(module.weight, "act_quant_kwargs", None) is None for module in quantized)
+    dynamic = [getattr(module.weight, "act_quant_kwargs", None) is not None for module in quantized]
+    assert any(dynamic) and not all(dynamic)
     assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}
+
+
+def test_the_per_layer_way_hands_the_device_to_both_quantization_passes(monkeypatch):
+    import torchao.quantization
+
+    devices = []
+    real = torchao.quantization.quantize_
+    monkeypatch.setattr(torchao.quantization, "quantize_",
+                        lambda *args, device=None, **kwargs: devices.append(device) or real(*args, **kwargs))
+    WAYS["per_layer"](build_transformer(TINY, "random", "cpu", torch.bfloat16, seed=0), "int8dq", "cpu")
+    assert devices == ["cpu", "cpu"]
 
 
 BAD_INPUTS = {

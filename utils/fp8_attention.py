@@ -39,16 +39,20 @@ def to_fp8_per_head(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return values, scale[:, 0, :, 0]
 
 
-def rms_norm_bound(*norms: torch.nn.Module) -> torch.Tensor:
+def rms_norm_bound(*norms: torch.nn.RMSNorm) -> torch.Tensor:
     """The largest |entry| these RMSNorms (then RoPE) can output: an RMS-normalized vector of head_dim D entries has
-    norm sqrt(D), the weight stretches it by at most max|weight|, and rotating entry pairs keeps each within that."""
-    weights = [norm.weight.detach() for norm in norms]
-    return torch.stack([weight.abs().amax().float() for weight in weights]).amax() * weights[0].numel() ** 0.5
+    norm sqrt(D), the weight stretches it by at most max|weight| (1 without a weight), and rotating entry pairs keeps
+    each entry within that."""
+    largest = [norm.weight.detach().abs().amax().float() for norm in norms if norm.weight is not None]
+    bound = torch.stack(largest).amax() if largest else torch.ones(())
+    if len(largest) < len(norms):
+        bound = bound.clamp(min=1.0)
+    return bound * norms[0].normalized_shape[-1] ** 0.5
 
 
 def to_fp8_bounded(x: torch.Tensor, bound: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, S, H, D) -> e4m3 values scaled by a known bound on |x|, and its (B, H) float32 scales."""
-    values, scale = to_e4m3(x, bound)
+    values, scale = to_e4m3(x, bound.to(x.device))
     return values, scale.expand(x.shape[0], x.shape[2]).contiguous()
 
 

@@ -28,8 +28,9 @@ def add_flags(parser) -> None:
     group.add_argument("--attention_backend", choices=(*BACKENDS, FP8), default="default",
                        help="diffusers attention backend of the denoiser (set_attention_backend); default keeps "
                             "diffusers' choice (torch SDPA). _native_cudnn, _native_flash and _native_efficient "
-                            f"pick one SDPA kernel and need CUDA. {FP8}: FLUX attention in fp8 (e4m3, one scale per "
-                            "head) with FlashAttention-3's forward from the fa3-fwd wheel, Hopper only; it changes "
+                            f"pick one SDPA kernel and need CUDA. {FP8}: FLUX attention in fp8 (e4m3; q and k "
+                            "scaled by the bound of their RMSNorm, v per head) with FlashAttention-3's forward from "
+                            "the fa3-fwd wheel, Hopper only; it changes "
                             "the numbers more than fp8 linears do, and random weights (near-uniform attention) hide "
                             "it from the fidelity columns: check it on real weights")
 
