@@ -24,23 +24,19 @@ SEED_FIGURES = {"cpu_then_move": (10.48, 6.99), "move_then_quantize": (1.96, 14.
 SEED_MODEL, SEED_QUANTIZATION = "black-forest-labs/FLUX.1-dev", "int8wo"
 
 
-def quantize_linears(model: torch.nn.Module, quantization: str, device: str | None = None) -> None:
-    """Quantize as the benchmarks do (apply_quantization); with `device`, one Linear at a time onto it."""
-    apply_quantization(model, quantization, device=device)
-
-
+# Each way quantizes as the benchmarks do (apply_quantization).
 def cpu_then_move(model, quantization: str, device: str) -> None:
-    quantize_linears(model, quantization)
+    apply_quantization(model, quantization)
     model.to(device)
 
 
 def move_then_quantize(model, quantization: str, device: str) -> None:
     model.to(device)
-    quantize_linears(model, quantization)
+    apply_quantization(model, quantization)
 
 
 def per_layer(model, quantization: str, device: str) -> None:
-    quantize_linears(model, quantization, device=device)
+    apply_quantization(model, quantization, device=device)
 
 
 WAYS = {"cpu_then_move": cpu_then_move, "move_then_quantize": move_then_quantize, "per_layer": per_layer}
