@@ -24,6 +24,15 @@ def run_args(tmp_path):
             "--csv", str(tmp_path / "results.csv"), "--reference_dir", str(tmp_path / "references")]
 
 
+def expect_exit_2(main, argv, message, capsys):
+    """`main(argv)` must stop with exit code 2 and one line on stderr that contains `message`."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
 def markdown_tables(markdown: str) -> list[list[dict[str, str]]]:
     """Every table of a rendered report after its campaigns table, as rows of {header: cell} (cells stripped)."""
     body = markdown.split("\n## ", 1)[1] if "\n## " in markdown else markdown

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from inference import benchmark_image, benchmark_video, quantization_time, serialize
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from training import train_fp8
 from utils import cli
 from utils.errors import failure_status
@@ -29,14 +29,6 @@ def no_model(monkeypatch):
 
     for module in (utils.benchmark, utils.training.run, serialize):
         monkeypatch.setattr(module, "build_pipeline", refuse)
-
-
-def expect_exit_2(main, argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
 
 
 def corrupt_files(tmp_path) -> dict:

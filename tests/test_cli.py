@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from inference import benchmark_image
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, expect_exit_2
 
 BAD_INPUTS = {
     "unknown quantization": (["--quantization", "int3"], "invalid choice"),
@@ -46,11 +46,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("flags,message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_input_exits_2_with_one_line(flags, message, run_args, tmp_path, capsys):
     argv = [*run_args, *flags]  # a repeated flag: the later value wins
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_image.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(benchmark_image.main, argv, message, capsys)
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image, benchmark_video, serialize
+from tests.conftest import expect_exit_2
 from utils.benchmark import call_kwargs
 from utils.config import build_config
 from utils.levers.quantization import targets
@@ -124,10 +125,7 @@ def test_wan_pretrained_path_keeps_both_experts(tmp_path):
      "runs only on CUDA"),
 ])
 def test_levers_that_cannot_apply_are_refused(paths, tmp_path, capsys, script, flags, message):
-    with pytest.raises(SystemExit) as exit_info:
-        script.main([*flags, *paths])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(script.main, [*flags, *paths], message, capsys)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from inference import benchmark_image, benchmark_video
+from tests.conftest import expect_exit_2
 from utils.results import COLUMNS, Row, read_rows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -30,22 +31,14 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("world_size,flags,message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_bad_parallel_input_exits_2_with_one_line(world_size, flags, message, run_args, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", str(world_size))
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_image.main([*run_args, *flags])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(benchmark_image.main, [*run_args, *flags], message, capsys)
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_cogvideox_has_no_context_parallel_plan(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_video.main(["--ckpt_id", "tiny-cogvideox", "--context_parallel", "ulysses",
-                              "--csv", str(tmp_path / "results.csv")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "CogVideoXTransformer3DModel has no context-parallel plan" in err, err
+    argv = ["--ckpt_id", "tiny-cogvideox", "--context_parallel", "ulysses", "--csv", str(tmp_path / "results.csv")]
+    expect_exit_2(benchmark_video.main, argv, "CogVideoXTransformer3DModel has no context-parallel plan", capsys)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inference import quantization_time
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from utils import report
 from utils.pipelines import build_transformer
 from utils.quant import QUANTIZATIONS, count_quantized_linears
@@ -96,11 +96,7 @@ BAD_INPUTS = {
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(flags, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "q.csv"), *flags]
-    with pytest.raises(SystemExit) as exit_info:
-        quantization_time.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(quantization_time.main, argv, message, capsys)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -110,11 +106,8 @@ def test_a_method_without_one_config_is_refused(tmp_path, capsys):
              if method.name != "None" and method.make_config is None and not method.removed]
     if not names:
         pytest.skip("every registry name maps to one config")
-    with pytest.raises(SystemExit) as exit_info:
-        quantization_time.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "q.csv"),
-                                "--quantization", names[0]])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "one config applied to every layer" in err
+    argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "q.csv"), "--quantization", names[0]]
+    expect_exit_2(quantization_time.main, argv, "one config applied to every layer", capsys)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,7 +11,7 @@ from diffusers.hooks.first_block_cache import FBCBlockHook, FBCHeadBlockHook
 from diffusers.hooks.taylorseer_cache import TaylorSeerCacheHook
 
 from inference import benchmark_image, benchmark_video
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from utils import report
 from utils.levers import step_cache
 from utils.levers.step_cache import SECTION_TITLE, enable
@@ -118,30 +118,22 @@ BAD_COMBINATIONS = {
 
 @pytest.mark.parametrize("flags,message", BAD_COMBINATIONS.values(), ids=BAD_COMBINATIONS.keys())
 def test_bad_step_cache_input_exits_2_with_one_line(flags, message, run_args, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_image.main([*run_args, *flags])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(benchmark_image.main, [*run_args, *flags], message, capsys)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_taylorseer_on_cogvideox_is_refused_up_front(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_video.main(["--model_id", "tiny-cogvideox", "--device", "cpu", "--step_cache", "taylorseer",
-                              "--csv", str(tmp_path / "video.csv")])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "CogVideoXTransformer3DModel" in err, err
+    argv = ["--model_id", "tiny-cogvideox", "--device", "cpu", "--step_cache", "taylorseer",
+            "--csv", str(tmp_path / "video.csv")]
+    expect_exit_2(benchmark_video.main, argv, "CogVideoXTransformer3DModel", capsys)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_context_parallel_with_a_step_cache_is_refused(run_args, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # validation only; nothing runs
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_image.parse_config([*run_args, "--device", "cuda", "--context_parallel", "ulysses",
-                                    "--step_cache", "first_block"])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "--context_parallel" in err, err
+    argv = [*run_args, "--device", "cuda", "--context_parallel", "ulysses", "--step_cache", "first_block"]
+    expect_exit_2(benchmark_image.parse_config, argv, "--context_parallel", capsys)
 
 
 def test_columns_are_last_and_older_csvs_render_as_uncached(tmp_path):

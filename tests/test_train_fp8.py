@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO_ROOT, TINY
+from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from training import train_fp8
 from utils.pipelines import build_pipeline
 from utils.results import TrainRow, columns_of
@@ -213,11 +213,7 @@ def test_bad_input_exits_2_with_one_line(flags, message, tmp_path, capsys, monke
     monkeypatch.setattr(run, "build_pipeline", lambda *args, **kwargs: pytest.fail("a model was built"))
     argv = ["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
             "--output_dir", str(tmp_path / "lora"), *flags]
-    with pytest.raises(SystemExit) as exit_info:
-        train_fp8.main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(train_fp8.main, argv, message, capsys)
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

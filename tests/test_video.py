@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from inference import benchmark_video
+from tests.conftest import expect_exit_2
 from utils.levers.memory import apply_offload, apply_vae_memory_savers
 from utils.pipelines import build_pipeline
 from utils.results import read_rows
@@ -54,10 +55,7 @@ def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
     (["--offload", "sequential", "--compile"], "cannot be combined"),
 ])
 def test_bad_video_input_exits_2(video_args, tmp_path, capsys, flags, message):
-    with pytest.raises(SystemExit) as exit_info:
-        benchmark_video.main([*video_args, *flags])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    expect_exit_2(benchmark_video.main, [*video_args, *flags], message, capsys)
     assert list(tmp_path.iterdir()) == []
 
 
