@@ -78,6 +78,13 @@ WAN_A14B_CALL = dict(num_frames=81, height=720, width=1280, num_inference_steps=
                      guidance_scale_2=3.0, max_sequence_length=512)
 WAN_TI2V_CALL = dict(num_frames=121, height=704, width=1280, num_inference_steps=50, guidance_scale=5.0,
                      max_sequence_length=512)
+# What each Wan 2.2 model and its tiny twin share (the tiny presets differ in size only).
+WAN_A14B = dict(pipeline_class="WanPipeline", components=WAN_A14B_COMPONENTS, component_dtypes=WAN_VAE_FP32,
+                pipeline_config={"boundary_ratio": 0.875}, fps=16)
+WAN_TI2V = dict(pipeline_class="WanPipeline", components=WAN_COMPONENTS, component_dtypes=WAN_VAE_FP32,
+                pipeline_config={"expand_timesteps": True},  # a timestep per latent frame (the first can be an image)
+                size_multiple=32,  # its VAE downsamples 16x, its transformer patches 2x2
+                fps=24)
 # Qwen-Image (QwenImagePipeline): Qwen2.5-VL-7B as text encoder, true classifier-free guidance (a second transformer
 # pass with the negative prompt; the model card's is " "), which --guidance_scale sets as true_cfg_scale.
 QWEN_IMAGE_COMPONENTS = {
@@ -165,54 +172,36 @@ PRESETS = {
         Preset(
             name="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
             slug="wan22-t2v-a14b",
-            pipeline_class="WanPipeline",
-            components=WAN_A14B_COMPONENTS,
             tokenizers=WAN_TOKENIZERS,
             call_defaults=WAN_A14B_CALL,
             hub_id="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
-            component_dtypes=WAN_VAE_FP32,
-            pipeline_config={"boundary_ratio": 0.875},
-            fps=16,
+            **WAN_A14B,
         ),
         Preset(
             name="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
             slug="wan22-ti2v-5b",
-            pipeline_class="WanPipeline",
-            components=WAN_COMPONENTS,
             tokenizers=WAN_TOKENIZERS,
             call_defaults=WAN_TI2V_CALL,
             hub_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
-            component_dtypes=WAN_VAE_FP32,
-            pipeline_config={"expand_timesteps": True},  # a timestep per latent frame (the first can be an image)
-            size_multiple=32,  # its VAE downsamples 16x, its transformer patches 2x2
-            fps=24,
+            **WAN_TI2V,
         ),
         # Two blocks per expert, 9 frames of 32x32: the same classes and expert switch as Wan2.2-T2V-A14B.
         Preset(
             name="tiny-wan22-a14b",
             slug="tiny-wan22-a14b",
-            pipeline_class="WanPipeline",
-            components=WAN_A14B_COMPONENTS,
             tokenizers={"tokenizer": ("T5Tokenizer", 16)},
             call_defaults={**WAN_A14B_CALL, "num_frames": 9, "height": 32, "width": 32, "num_inference_steps": 2,
                            "max_sequence_length": 16},
-            component_dtypes=WAN_VAE_FP32,
-            pipeline_config={"boundary_ratio": 0.875},
-            fps=16,
+            **WAN_A14B,
         ),
         # Two blocks, 9 frames of 64x64: the same classes (the Wan 2.2 VAE) and timestep layout as Wan2.2-TI2V-5B.
         Preset(
             name="tiny-wan22-ti2v",
             slug="tiny-wan22-ti2v",
-            pipeline_class="WanPipeline",
-            components=WAN_COMPONENTS,
             tokenizers={"tokenizer": ("T5Tokenizer", 16)},
             call_defaults={**WAN_TI2V_CALL, "num_frames": 9, "height": 64, "width": 64, "num_inference_steps": 2,
                            "max_sequence_length": 16},
-            component_dtypes=WAN_VAE_FP32,
-            pipeline_config={"expand_timesteps": True},
-            size_multiple=32,
-            fps=24,
+            **WAN_TI2V,
         ),
         Preset(
             name="Qwen/Qwen-Image",
