@@ -17,19 +17,19 @@ import torch
 from utils.files import atomic_path
 from utils.timing import time_call_s
 
+OTHER = "elementwise / norms / other"
 # First match wins. Kernel names are library-internal (cuBLAS: nvjet/sm90_xmma/cutlass, inductor: triton_*),
 # so these are patterns over the names torch 2.11 on the H100 prints, plus the aten op names the CPU shows. Inductor
 # names a fused kernel after the ops around it (`triton_per_fused__scaled_mm_...` quantizes a GEMM's input), so its
 # pointwise and reduction kernels go to the norms/elementwise bucket first; its GEMM templates are `triton_tem_`.
 CATEGORIES = [
-    ("elementwise / norms / other", r"^triton_(poi|red|per)_"),
+    (OTHER, r"^triton_(poi|red|per)_"),
     ("convolution", r"conv|implicit_gemm|winograd"),
     ("attention", r"flash|fmha|attention|sdpa|_efficient_attention|mha"),
     ("gemm", r"gemm|xmma|nvjet|cutlass|cublas|_scaled_mm|_int_mm|\bmm\b|aten::mm|aten::addmm|aten::bmm|aten::linear"
              r"|aten::matmul|tinygemm|triton_tem_"),
     ("copy / memory", r"memcpy|memset|copy|aten::to\b|aten::_to_copy|aten::contiguous|aten::clone|cat"),
 ]
-OTHER = "elementwise / norms / other"
 
 
 @dataclass
