@@ -6,7 +6,14 @@ import torch
 
 from utils.pipelines import build_random_component
 from utils.presets import get_preset
-from utils.quant import PER_IMAGE_LAYERS, QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason
+from utils.quant import (
+    PER_IMAGE_LAYERS,
+    QUANTIZATIONS,
+    apply_quantization,
+    bf16_layers_pattern,
+    unsupported_reason,
+    weight_only_layers,
+)
 
 RUNS_ON_CPU = ["int8wo", "int8dq", "int4dq", "fp8wo"]
 CUDA_ONLY = ["int4wo", "fp8dq", "fp8dqrow"]
@@ -71,6 +78,24 @@ def test_int8dq_gives_per_image_layers_int8_weights_only():
             int8dq = getattr(module.weight, "act_quant_kwargs", None) is not None
             assert int8dq != per_image, fqn
     assert bf16_layers_pattern("int8dq", None) is None and bf16_layers_pattern("int8dq", "x") == "x"
+
+
+def test_int8dq_gives_qwen_images_unpadded_text_stream_int8_weights_only():
+    """Qwen-Image's text stream is fed one row per prompt token, unpadded (16 for the default prompt): its layers get
+    int8dq's weight-only form, every other layer int8dq proper, and the row's column says which."""
+    preset = get_preset("tiny-qwen-image")
+    transformer = build_random_component("QwenImageTransformer2DModel", preset.config("transformer"), "cpu",
+                                         torch.bfloat16, seed=0)
+    linears = {fqn: module for fqn, module in transformer.named_modules() if isinstance(module, torch.nn.Linear)}
+    assert apply_quantization(transformer, "int8dq", few_rows_pattern=preset.few_rows_layers) == len(linears)
+    weight_only = re.compile(weight_only_layers("int8dq", preset.few_rows_layers))
+    text_stream = [fqn for fqn in linears if re.search(preset.few_rows_layers, fqn)]
+    assert "txt_in" in text_stream and "transformer_blocks.0.txt_mlp.net.2" in text_stream
+    assert "transformer_blocks.0.attn.add_q_proj" in text_stream and "transformer_blocks.0.attn.to_q" not in text_stream
+    for fqn, module in linears.items():
+        int8dq = getattr(module.weight, "act_quant_kwargs", None) is not None
+        assert int8dq != bool(weight_only.search(fqn)), fqn
+    assert weight_only_layers("int8wo", preset.few_rows_layers) is None  # weight-only already: nothing to change
 
 
 def test_skip_pattern_keeps_named_layers_in_bf16():

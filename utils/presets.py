@@ -30,6 +30,10 @@ class Preset:
     guidance_argument: str = "guidance_scale"  # the pipeline-call argument --guidance_scale sets
     size_multiple: int = 16  # height and width must be multiples of this (VAE downsampling x patch size)
     fps: int = 8  # frames per second of a saved sample video
+    # Layers fed one row per prompt token with the prompt not padded (Qwen-Image's text stream: 16 rows for the
+    # default prompt, 6 for its negative " "): too few for torch._int_mm (more than 16 rows), so the methods that
+    # quantize activations give them their weight-only form (utils.quant.QuantMethod.few_rows_as).
+    few_rows_layers: str = ""
 
     @property
     def config_dir(self) -> Path:
@@ -103,6 +107,7 @@ FLUX2_COMPONENTS = {
     "scheduler": "FlowMatchEulerDiscreteScheduler",
 }
 FLUX2_CALL = dict(height=1024, width=1024, num_inference_steps=50, guidance_scale=4.0, max_sequence_length=512)
+QWEN_IMAGE_TEXT_STREAM = r"^txt_in$|\.add_[qkv]_proj$|\.to_add_out$|\.txt_mlp\."
 QWEN_IMAGE_CALL = dict(height=1328, width=1328, num_inference_steps=50, true_cfg_scale=4.0, negative_prompt=" ",
                        max_sequence_length=512)
 
@@ -212,6 +217,7 @@ PRESETS = {
             call_defaults=QWEN_IMAGE_CALL,
             hub_id="Qwen/Qwen-Image",
             guidance_argument="true_cfg_scale",
+            few_rows_layers=QWEN_IMAGE_TEXT_STREAM,
         ),
         # Two blocks, 32x32 images, a 2-layer Qwen2.5-VL: the same classes as Qwen-Image.
         Preset(
@@ -223,6 +229,7 @@ PRESETS = {
             call_defaults={**QWEN_IMAGE_CALL, "height": 32, "width": 32, "num_inference_steps": 2,
                            "max_sequence_length": 64},
             guidance_argument="true_cfg_scale",
+            few_rows_layers=QWEN_IMAGE_TEXT_STREAM,
         ),
         Preset(
             name="black-forest-labs/FLUX.2-dev",

@@ -20,6 +20,9 @@ class QuantMethod:
     removed: str | None = None  # why the name no longer works
     always_skip: str | None = None  # regex of layer names this method cannot handle: kept in bf16, or given...
     always_skip_as: Callable | None = None  # ...this config instead (same signature as make_config)
+    # The method's weight-only form, for the layers a model feeds too few rows for its activation quantization (see
+    # Preset.few_rows_layers); None where the method quantizes them as it does every other layer.
+    few_rows_as: Callable | None = None
     in_features_multiple: int = 16  # group size of grouped methods; 16 is what the int8/fp8 kernels need
     bf16_only: bool = False  # the config rejects other weight dtypes (fp16) when it quantizes
     planned: bool = False  # chosen per layer by utils.autoquant, not one config for every layer
@@ -84,16 +87,16 @@ QUANTIZATIONS = {
         QuantMethod("int8wo", "int8 weights (per row), bf16 activations", _int8wo),
         QuantMethod("int8dq", "int8 weights and dynamically quantized int8 activations (per row); per-image "
                     "layers (adaLN, embedders) get int8 weights only", _int8dq, always_skip=PER_IMAGE_LAYERS,
-                    always_skip_as=_int8wo),
+                    always_skip_as=_int8wo, few_rows_as=_int8wo),
         QuantMethod("int4wo", "int4 weights (groups of 128, tinygemm layout), bf16 activations", _int4wo,
                     cuda_only=True, in_features_multiple=128),
         QuantMethod("int4dq", "int4 weights (groups of 32) and dynamically quantized int8 activations", _int4dq,
                     in_features_multiple=32),
         QuantMethod("fp8wo", "float8 e4m3 weights, bf16 activations", _fp8wo, min_capability=FP8_MIN_CAPABILITY),
         QuantMethod("fp8dq", "float8 weights and activations, one scale per tensor", _fp8dq, cuda_only=True,
-                    min_capability=FP8_MIN_CAPABILITY),
+                    min_capability=FP8_MIN_CAPABILITY, few_rows_as=_fp8wo),
         QuantMethod("fp8dqrow", "float8 weights and activations, one scale per row", _fp8dqrow, cuda_only=True,
-                    min_capability=FP8_MIN_CAPABILITY, bf16_only=True),
+                    min_capability=FP8_MIN_CAPABILITY, bf16_only=True, few_rows_as=_fp8wo),
         QuantMethod("fp6_e3m2", "removed upstream", removed=_FPX_REMOVED),
         QuantMethod("fp5_e2m2", "removed upstream", removed=_FPX_REMOVED),
         QuantMethod("fp4_e2m1", "removed upstream", removed=_FPX_REMOVED),
@@ -175,9 +178,21 @@ def bf16_layers_pattern(name: str, skip_pattern: str | None) -> str | None:
     return skip_pattern if QUANTIZATIONS[name].always_skip_as else effective_skip_pattern(name, skip_pattern)
 
 
+def weight_only_layers(name: str, few_rows_pattern: str | None) -> str | None:
+    """The layers quantization `name` gives its weight-only form: those it always skips (int8dq's per-image layers)
+    and those the model feeds too few rows (`few_rows_pattern`, the preset's few_rows_layers)."""
+    method = QUANTIZATIONS[name]
+    patterns = [method.always_skip if method.always_skip_as else None,
+                few_rows_pattern if method.few_rows_as else None]
+    return "|".join(f"(?:{pattern})" for pattern in patterns if pattern) or None
+
+
 def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str | None = None,
-                       set_inductor_config: bool = False, device: str | None = None) -> int:
+                       few_rows_pattern: str | None = None, set_inductor_config: bool = False,
+                       device: str | None = None) -> int:
     """Quantize the Linear layers of `model` in place with the registry's config; return how many were replaced.
+    The layers the method always skips, and those matching `few_rows_pattern` (fed too few rows for the method's
+    activation quantization), get the method's weight-only form where it has one.
 
     `set_inductor_config=False` by default: torchao's True turns on inductor coordinate-descent tuning for the
     whole process, which lengthens every compile (docs/flux.md, compile pitfalls). With `device`, torchao moves each
@@ -189,12 +204,18 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
         raise ValueError(f"{name} chooses a config per layer: use utils.autoquant.autoquant, not apply_quantization")
     if method.make_config is None:
         return 0
-    quantize_(model, method.make_config(set_inductor_config), filter_fn=layer_filter(name, skip_pattern),
+    few_rows = few_rows_pattern if method.few_rows_as else None
+    main_skip = "|".join(f"(?:{pattern})" for pattern in (skip_pattern, few_rows) if pattern) or None
+    quantize_(model, method.make_config(set_inductor_config), filter_fn=layer_filter(name, main_skip),
               device=device)
-    if method.always_skip_as:  # the layers the method skips get the fallback config (not those the user skips)
-        own = re.compile(method.always_skip)
-        user = re.compile(skip_pattern) if skip_pattern else None
-        quantize_(model, method.always_skip_as(set_inductor_config),
-                  filter_fn=lambda module, fqn: bool(own.search(fqn)) and quantizable_linear(module, fqn, user),
-                  device=device)
+    # the layers the method cannot take get its fallback config (not those the user keeps in bf16)
+    for pattern, fallback in ((method.always_skip, method.always_skip_as), (few_rows, method.few_rows_as)):
+        if pattern and fallback:
+            quantize_(model, fallback(set_inductor_config), filter_fn=_only(pattern, skip_pattern), device=device)
     return count_quantized_linears(model)
+
+
+def _only(pattern: str, skip_pattern: str | None) -> Callable[[torch.nn.Module, str], bool]:
+    """quantize_'s filter_fn for a fallback pass: the quantizable layers `pattern` names, less the user's skips."""
+    own, user = re.compile(pattern), re.compile(skip_pattern) if skip_pattern else None
+    return lambda module, fqn: bool(own.search(fqn)) and quantizable_linear(module, fqn, user)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from utils.errors import UsageError
 from utils.levers.base import is_set, off_as, same_named, text
 from utils.pipelines import DENOISERS, TEXT_ENCODERS
-from utils.quant import QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason
+from utils.quant import QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason, weight_only_layers
 from utils.timing import synchronize
 
 
@@ -27,6 +27,7 @@ class Columns:
     quantize_vae: bool = False
     quantize_text_encoders: bool = False
     quant_skip_pattern: str = ""  # the layers kept in bf16: the flag's pattern plus what the method must skip
+    weight_only_layers: str = ""  # the layers given the method's weight-only form (utils.quant.weight_only_layers)
     n_layers_quantized: int = 0
     quant_s: float | None = None
 
@@ -74,6 +75,7 @@ def columns(config) -> dict:
     values = same_named(config, Columns)
     if config.quantization != "None":
         values["quant_skip_pattern"] = bf16_layers_pattern(config.quantization, config.quant_skip_pattern) or ""
+        values["weight_only_layers"] = weight_only_layers(config.quantization, few_rows_layers(config)) or ""
     elif config.quant_skip_pattern is None:
         values["quant_skip_pattern"] = ""
     return values
@@ -103,11 +105,18 @@ def targets(pipe, config) -> dict:
     return {name: getattr(pipe, name) for name in names if getattr(pipe, name, None) is not None}
 
 
+def few_rows_layers(config) -> str | None:
+    """The preset's layers fed too few rows for activation quantization (None for other checkpoints)."""
+    return config.preset.few_rows_layers or None if config.preset else None
+
+
 def apply(pipe, config) -> dict:
     """Quantize every target in place; the time includes waiting for the device."""
     start = time.perf_counter()
+    few_rows = few_rows_layers(config)
     n_layers = sum(apply_quantization(model, config.quantization, skip_pattern=config.quant_skip_pattern,
+                                      few_rows_pattern=few_rows if name in DENOISERS else None,
                                       set_inductor_config=config.torchao_inductor_config)
-                   for model in targets(pipe, config).values())
+                   for name, model in targets(pipe, config).items())
     synchronize(pipe.device)
     return {"n_layers_quantized": n_layers, "quant_s": time.perf_counter() - start}
