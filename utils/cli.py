@@ -12,7 +12,13 @@ import torch
 
 from utils.errors import UsageError
 from utils.paths import CACHE_DIR
-from utils.pipelines import WEIGHTS_CHOICES, checkpoint_available, component_parameters, resolve_weights
+from utils.pipelines import (
+    WEIGHTS_CHOICES,
+    checkpoint_available,
+    component_parameters,
+    resolve_weights,
+    weight_bytes,
+)
 from utils.presets import Preset, get_preset, preset_names
 from utils.timing import GiB
 
@@ -251,8 +257,8 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
     layer)."""
     if preset is None:
         return
-    sizes = {name: count * (torch.finfo(preset.dtype(name, base_dtype)).bits // 8)  # bytes (Wan's VAE is fp32)
-             for name, count in _parameters(preset.name).items() if name in (components or [name])}
+    sizes = {name: size for name, size in weight_bytes(preset, base_dtype, _parameters(preset.name)).items()
+             if name in (components or [name])}
     torch_device = torch.device(device)
     need_GiB = sum(sizes.values()) / GiB
     where = torch_device if offload == "none" else torch.device("cpu")

@@ -227,6 +227,12 @@ def component_parameters(preset: Preset) -> dict[str, int]:
     return counts
 
 
+def weight_bytes(preset: Preset, base_dtype: str, counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Bytes the weights of each model of the preset's pipeline take at their precisions (Wan's VAE is fp32)."""
+    counts = component_parameters(preset) if counts is None else counts
+    return {name: count * preset.dtype(name, base_dtype).itemsize for name, count in counts.items()}
+
+
 def transformer_class_name(ckpt_id: str, preset: Preset | None) -> str:
     """The denoiser's class: the preset's, or the one the checkpoint's model_index.json names."""
     if preset is not None:

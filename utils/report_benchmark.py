@@ -10,10 +10,13 @@ import pandas as pd
 from utils.levers import compilation
 from utils.levers.base import is_set
 from utils.optimize import describe, output_changing_lever
+from utils.pipelines import component_parameters, weight_bytes
 from utils.plots import plot_group
+from utils.presets import get_preset
 from utils.report_campaigns import cache_state
 from utils.report_tables import NO_RATIO, left_out_note, newest_runs, ratio_cells, to_markdown
 from utils.results import Row, RunColumns, columns_of
+from utils.timing import GiB
 
 GROUP_COLUMNS = ["model", "gpu", "weights", "batch_size", "height", "width", "num_frames", "num_inference_steps",
                  "memory_only"]
@@ -79,6 +82,21 @@ def reference_line(group: pd.DataFrame, references: dict[str, float], labels: di
         text += (" " if text else "") + (f"No bf16 eager row in {', '.join(without)}: "
                                          f"{'its' if len(without) == 1 else 'their'} speedup is {NO_RATIO}.")
     return text
+
+
+def weights_line(group: pd.DataFrame, labels: dict[str, str]) -> str:
+    """The bf16 eager rows' model memory against what the preset's parameters take at their precisions, so that a
+    wrong kept config (a layer count, a width) shows up as a gap; "" for checkpoints that are not presets."""
+    preset = get_preset(str(group.model.iloc[0]))
+    rows = group[group.apply(is_baseline, axis=1) & group.model_memory_GiB.notna()]
+    if preset is None or rows.empty:
+        return ""
+    counts = component_parameters(preset)
+    weights_GiB = sum(weight_bytes(preset, "bf16", counts).values()) / GiB
+    models = ", ".join(f"{name} {count / 1e9:.2f}" for name, count in counts.items())
+    measured = "; ".join(f"{labels[unit]} {memory:.2f} GiB" for unit, memory in zip(rows.unit, rows.model_memory_GiB))
+    return (f"Model memory against the parameter count: {sum(counts.values()) / 1e9:.2f} billion parameters ({models})"
+            f" take {weights_GiB:.2f} GiB at their precisions; the bf16 eager rows allocate {measured} once loaded.")
 
 
 def pick_lines(table: pd.DataFrame, labels: dict[str, str]) -> tuple[list[str], set]:
@@ -200,7 +218,9 @@ def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path, labels
             table = table.assign(configuration=[f"**{name}** (fastest in {labels[unit]})" if position in fastest
                                                 else name for position, name, unit in
                                                 zip(table.index, table.configuration, table.unit)])
-            sections += ["", line, *(["", *picks] if picks else []), "", render_rows(table, labels)]
+            weights = weights_line(model_rows, labels)
+            sections += ["", line, *(["", weights] if weights else []), *(["", *picks] if picks else []), "",
+                         render_rows(table, labels)]
             if (table.status == "ok").sum() >= 2:
                 plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
                 plot_group(plot_rows(table, labels), title, plot_path)
