@@ -2,8 +2,9 @@
 and memory), all appending to one CSV. Resumable: a configuration whose row is already in the CSV with status ok is
 skipped. A grid file is a crossed grid, a job list or a cumulative ladder (see utils/sweep.py and inference/grids/).
 Every configuration is checked by its script before any runs: bad input is one line on stderr and exit code 2, with
-nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) kills the running configuration, records it
-as `interrupted` and exits with 130; a sweep killed outright takes its configuration process with it.
+nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) stops the running configuration, which
+records itself as `interrupted` with the times it finished (killed after 20 s if it has not), and exits with 130;
+a sweep killed outright takes its configuration process with it.
 
     python inference/sweep.py --grid inference/grids/flux-dev.json --csv results/flux-dev.csv --dry-run
     python inference/sweep.py --script inference/benchmark_image.py --set ckpt_id=tiny-flux \\
@@ -48,7 +49,7 @@ def build_parser() -> Parser:
                         help="a flag to sweep over the listed values (repeatable; crossed with the others)")
     parser.add_argument("--csv", type=Path, required=True, help="CSV every configuration appends its row to")
     parser.add_argument("--timeout", type=positive_int, default=None,
-                        help="seconds one configuration may take before it is killed and recorded as a timeout "
+                        help="seconds one configuration may take before it is stopped and recorded as a timeout "
                              f"(default: the grid file's timeout_s, else {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--log_dir", type=Path, default=None,
                         help="one log per configuration (default: <csv folder>/logs/<csv stem>)")
@@ -114,7 +115,7 @@ def grid_spec(args) -> dict:
 @contextlib.contextmanager
 def interrupts_raise():
     """SIGTERM, like SIGINT, raises KeyboardInterrupt in the main thread; after the first, both are ignored so that
-    nothing interrupts the cleanup (killing and recording the running configurations)."""
+    nothing interrupts the cleanup (stopping and recording the running configurations)."""
     def interrupt(signum, frame):
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, signal.SIG_IGN)

@@ -2,6 +2,9 @@
 
 import copy
 import math
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +12,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image
+from utils import fidelity
 from utils.files import atomic_path
 from utils.levers import compilation, fusion
 from utils.results import COLUMNS, read_rows
@@ -147,3 +151,21 @@ def test_a_failed_sample_write_is_an_error_row(run_args, tmp_path, monkeypatch):
     row = rows(tmp_path).iloc[0]
     assert row.status == "error" and "No space left" in row.error and not (tmp_path / "sample.png").exists()
     assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGUSR1, "timeout"), (signal.SIGTERM, "interrupted")])
+def test_a_run_its_sweep_stops_after_timing_keeps_its_times(run_args, tmp_path, monkeypatch, signum, status):
+    """The sweep stops a configuration with SIGUSR1 (out of time) or SIGTERM (the sweep stopped): here the signal
+    comes during the fidelity comparison, after the timed runs, and the row keeps their times."""
+    def stopped_during_fidelity(output, reference):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("the stop signal did not interrupt the run")
+
+    monkeypatch.setattr(fidelity, "compare", stopped_during_fidelity)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGUSR1)}
+    assert run(run_args) == 1
+    [row] = rows(tmp_path).itertuples()
+    assert row.status == status and row.time_median_s > 0 and math.isnan(row.psnr_db)
+    assert row.error.startswith(f"Stopped: {signal.Signals(signum).name} ({status}") and "times are kept" in row.error
+    assert {number: signal.getsignal(number) for number in handlers} == handlers  # put back after the run

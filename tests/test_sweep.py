@@ -104,7 +104,7 @@ def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_
 def test_timeout_is_recorded(tmp_path):
     assert sweep.main(sweep_args(tmp_path, "--vary", "batch_size=1", "--timeout", "1")) == 1
     row = read_rows(tmp_path / "sweep.csv").iloc[0]
-    assert (row.status, row.model, row.batch_size) == ("timeout", "tiny-flux", 1) and "killed after 1 s" in row.error
+    assert (row.status, row.model, row.batch_size) == ("timeout", "tiny-flux", 1) and "stopped after 1 s" in row.error
 
 
 def test_sigkill_leaves_no_partial_or_duplicated_row(tmp_path):

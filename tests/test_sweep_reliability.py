@@ -257,3 +257,45 @@ def test_a_user_file_named_like_the_lock_is_kept(tmp_path):
     with utils.sweep_processes.csv_lock(csv):
         assert user_file.exists()
     assert not user_file.exists()  # the lock file it made itself is gone
+
+
+WAITS_FOR_A_STOP = """import sys, time
+from utils.errors import Stopped, stop_signals_raise
+with stop_signals_raise():
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    except Stopped as stopped:
+        open(sys.argv[1], "w").write(str(stopped))
+"""
+IGNORES_STOPS = """import signal, time
+for number in (signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(number, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def start_child(children, script: str, *args: str) -> subprocess.Popen:
+    process = children.start([sys.executable, "-c", script, *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert process.stdout.readline() == b"ready\n"  # its handlers are in place
+    return process
+
+
+def test_a_configuration_out_of_time_is_told_so_and_can_record_it(tmp_path):
+    children = utils.sweep_processes.Children()
+    process = start_child(children, WAITS_FOR_A_STOP, str(tmp_path / "stopped"))
+    assert children.wait(process, 0.5) is None and process.returncode == 0
+    assert (tmp_path / "stopped").read_text() == "SIGUSR1 (timeout: the sweep ran out of time for it)"
+
+
+def test_a_stopped_sweep_tells_its_configurations_and_kills_one_that_does_not_exit(tmp_path, monkeypatch):
+    monkeypatch.setattr(utils.sweep_processes, "STOP_GRACE_S", 0.5)
+    children = utils.sweep_processes.Children()
+    polite = start_child(children, WAITS_FOR_A_STOP, str(tmp_path / "stopped"))
+    deaf = start_child(children, IGNORES_STOPS)
+    children.stop()
+    assert polite.wait(5) == 0 and deaf.wait(5) == -signal.SIGKILL
+    assert (tmp_path / "stopped").read_text() == "SIGTERM (interrupted: the sweep was stopped)"
+    assert children.start([sys.executable, "-c", "pass"]) is None  # none starts after a stop

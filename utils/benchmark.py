@@ -14,7 +14,7 @@ from utils import fidelity
 from utils.campaign import caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
-from utils.errors import failure_status, is_out_of_memory, one_line
+from utils.errors import Stopped, failure_status, is_out_of_memory, one_line, stop_signals_raise
 from utils.levers import autotune, compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
@@ -150,64 +150,74 @@ def profile_title(config, row) -> str:
 
 
 def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
-    """Run one configuration and append its row to config.csv (also on failure; beside it if that append fails);
-    `save_sample` writes the first output to config.sample_path. Returns the row and the file that holds it, None in
-    processes that record nothing: under torchrun every rank makes the same calls (the collectives inside the
-    transformer keep them in lockstep) and only rank 0 records."""
+    """Run one configuration and append its row to config.csv (also on failure, or when a sweep stops it; beside it
+    if that append fails); `save_sample` writes the first output to config.sample_path. Returns the row and the file
+    that holds it, None in processes that record nothing: under torchrun every rank makes the same calls (the
+    collectives inside the transformer keep them in lockstep) and only rank 0 records."""
     configure_torch()
     caches_at_launch()  # before anything compiles: whether this run's compile starts cold
     rank = init_distributed(config.device, config.world_size)
     row = new_row(config)
-    output = None
-    try:
-        # 1. load
-        start = time.perf_counter()
-        pipe = build_pipeline(config.ckpt_id, config.weights, config.device, DTYPES[config.base_dtype], config.seed)
-        row.load_s = time.perf_counter() - start
-        kwargs = call_kwargs(pipe, config)
-        record(row, call_columns(kwargs, config.preset))
-        call = make_call(pipe, kwargs, config.seed, config.device)
-        # 2. the eager reference for the fidelity columns, before anything is changed
-        reference = None if config.no_fidelity else load_or_make_reference(config, call, kwargs, save=rank == 0)
-        # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
-        record(row, optimize(pipe, config, sample_call=call))
-        if config.compile_cache:
-            row.compile_cache = compilation.start_from_cache(config)
-        row.compile_start = compile_start(compilation.compiles_anything(config),
-                                          loaded_cache=row.compile_cache == "warm")
-        row.inductor_config = compilation.inductor_config()
-        row.model_memory_GiB = allocated_GiB(config.device)
-        # 4. warm up, then time
-        times, output = time_calls(call, warmup=config.warmup, runs=config.runs, device=config.device,
-                                   label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
-                                   show_progress=rank == 0)
-        record(row, times.summary())
-        if config.autotune:  # the autotuner's config search ran inside the first call: planning, not compiling
-            row.plan_s = autotune.tuning_seconds()
-            row.compile_s -= row.plan_s
-        record(row, output_size(output))
-        row.inference_memory_GiB = peak_allocated_GiB(config.device)
-        if config.compile_cache and rank == 0:
-            compilation.save_compile_cache(config.compile_cache)
-        if config.profile and rank == 0:
-            write_profile(call, config.device, config.profile, profile_title(config, row), pipe=pipe)
-            logger.info("profile written to %s", config.profile)
-        # 5. fidelity
-        if reference is not None:
-            record(row, fidelity.compare(output, reference))
-        if not output.finite():
-            row.status, row.error = "nan", "non-finite values in the output latents or images"
-        # 6. the sample, before the row: a failed write must not leave an ok row behind
-        if config.sample_path and rank == 0:
-            save_sample(output.images_uint8()[0], config.sample_path)
-            logger.info("sample written to %s", config.sample_path)
-    except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
-        if not is_out_of_memory(error):
-            traceback.print_exc()
-        row.status, row.error = failure_status(error), one_line(error)
-    row.host_peak_memory_GiB = host_peak_GiB()
-    # 7. record
-    return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None
+    with stop_signals_raise() as disarm:
+        try:
+            measure(config, row, rank, save_sample)
+        except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
+            if not is_out_of_memory(error):
+                traceback.print_exc()
+            row.status, row.error = failure_status(error), one_line(error)
+            if isinstance(error, Stopped):
+                row.status = error.status
+                if row.time_median_s is not None:
+                    row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
+        disarm()
+        row.host_peak_memory_GiB = host_peak_GiB()
+        # 7. record
+        return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None
+
+
+def measure(config, row: Row, rank: int, save_sample: Callable) -> None:
+    """Steps 1-6 of one configuration, each filling in its columns of `row` as it finishes."""
+    # 1. load
+    start = time.perf_counter()
+    pipe = build_pipeline(config.ckpt_id, config.weights, config.device, DTYPES[config.base_dtype], config.seed)
+    row.load_s = time.perf_counter() - start
+    kwargs = call_kwargs(pipe, config)
+    record(row, call_columns(kwargs, config.preset))
+    call = make_call(pipe, kwargs, config.seed, config.device)
+    # 2. the eager reference for the fidelity columns, before anything is changed
+    reference = None if config.no_fidelity else load_or_make_reference(config, call, kwargs, save=rank == 0)
+    # 3. fuse -> quantize -> compile (compilation itself happens lazily in the first call)
+    record(row, optimize(pipe, config, sample_call=call))
+    if config.compile_cache:
+        row.compile_cache = compilation.start_from_cache(config)
+    row.compile_start = compile_start(compilation.compiles_anything(config),
+                                      loaded_cache=row.compile_cache == "warm")
+    row.inductor_config = compilation.inductor_config()
+    row.model_memory_GiB = allocated_GiB(config.device)
+    # 4. warm up, then time
+    times, output = time_calls(call, warmup=config.warmup, runs=config.runs, device=config.device,
+                               label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
+                               show_progress=rank == 0)
+    record(row, times.summary())
+    if config.autotune:  # the autotuner's config search ran inside the first call: planning, not compiling
+        row.plan_s = autotune.tuning_seconds()
+        row.compile_s -= row.plan_s
+    record(row, output_size(output))
+    row.inference_memory_GiB = peak_allocated_GiB(config.device)
+    if config.compile_cache and rank == 0:
+        compilation.save_compile_cache(config.compile_cache)
+    if config.profile and rank == 0:
+        write_profile(call, config.device, config.profile, profile_title(config, row), pipe=pipe)
+        logger.info("profile written to %s", config.profile)
+    # 5. fidelity
+    if reference is not None:
+        record(row, fidelity.compare(output, reference))
+    if not output.finite():
+        row.status, row.error = "nan", "non-finite values in the output latents or images"
+    # 6. the sample, before the row: a failed write must not leave an ok row behind
+    if config.sample_path and rank == 0:
+        save_sample(output.images_uint8()[0], config.sample_path)
+        logger.info("sample written to %s", config.sample_path)
 
 
 def run_and_print(config, save_sample: Callable) -> int:

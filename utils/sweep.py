@@ -329,9 +329,9 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
     if len(statuses) > rows_before:
         return statuses[-1]
     if children.stopped:
-        status, message = "interrupted", f"the sweep was interrupted (SIGINT/SIGTERM) and killed it; log {log_path}"
+        status, message = "interrupted", f"the sweep was interrupted (SIGINT/SIGTERM) and stopped it; log {log_path}"
     elif returncode is None:
-        status, message = "timeout", f"killed after {timeout_s:.0f} s; log {log_path}"
+        status, message = "timeout", f"stopped after {timeout_s:.0f} s; log {log_path}"
     elif returncode == 2:
         status, message = "error", f"rejected as bad input (exit 2); log {log_path}"
     else:
@@ -357,7 +357,7 @@ def visible_gpus() -> list[str | None]:
 def run_sweep(configs: list[Config], csv: Path, timeout_s: float, log_dir: Path, cache_root: Path | None,
               children: Children, campaign: str | None = None) -> dict[str, int]:
     """Run every configuration, one per visible GPU at a time (in order on one GPU); returns how many ended in each
-    status. On KeyboardInterrupt the running configurations are killed and recorded as interrupted, none starts
+    status. On KeyboardInterrupt the running configurations are stopped and recorded as interrupted, none starts
     after, and the KeyboardInterrupt goes on up."""
     gpus = queue.Queue()
     for gpu in visible_gpus():

@@ -19,6 +19,7 @@ from utils.errors import UsageError
 
 LOCK_MARK = "held by inference/sweep.py while it writes the CSV beside it\n"
 LOCK_WAIT_S = 10  # a configuration process killed with its sweep takes a moment to exit
+STOP_GRACE_S = 20.0  # how long a stopped configuration may take to write its own row before it is killed
 
 
 @contextlib.contextmanager
@@ -112,11 +113,12 @@ class Children:
             return process
 
     def wait(self, process: subprocess.Popen, timeout_s: float) -> int | None:
-        """The exit code, or None if it ran out of time (then it is killed)."""
+        """The exit code, or None if it ran out of time (then it is stopped: it records a timeout row with what it
+        finished measuring, or is killed after STOP_GRACE_S)."""
         try:
             return process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            kill_group(process)
+            stop_groups([process], signal.SIGUSR1)
             process.wait()
             return None
         finally:
@@ -124,12 +126,25 @@ class Children:
                 self.running.discard(process)
 
     def stop(self) -> None:
+        """Stop every running configuration (SIGTERM: each records an interrupted row) and start no new one."""
         with self.lock:
             self.stopped = True
-            for process in self.running:
-                kill_group(process)
+            running = list(self.running)
+        stop_groups(running, signal.SIGTERM)
 
 
-def kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+def stop_groups(processes: list[subprocess.Popen], signum: int) -> None:
+    """Send `signum` to each process's group (utils.errors.STOP_SIGNALS says what the benchmarks make of it), then
+    SIGKILL those still running after STOP_GRACE_S (compile workers and all)."""
+    for process in processes:
+        signal_group(process, signum)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while any(process.poll() is None for process in processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for process in processes:
+        signal_group(process, signal.SIGKILL)
+
+
+def signal_group(process: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
