@@ -1,5 +1,7 @@
 """inference/benchmark_video.py on tiny-cogvideox (CPU)."""
 
+import json
+
 import imageio.v3 as iio
 import pytest
 import torch
@@ -82,3 +84,19 @@ def test_regional_compile_without_declared_repeated_blocks(video_args, tmp_path)
     assert benchmark_video.main([*video_args, "--regional_compile", "--compile_mode", "default", "--fuse_qkv"]) == 0
     row = last_row(tmp_path)
     assert row.status == "ok" and row.regional_compile and row.fuse_attn_projections and row.psnr_db > 25
+
+
+def test_the_a14b_grid_runs_a_step_on_each_expert():
+    """Wan2.2-T2V-A14B's grid runs a few of the 40 steps; they must still reach both experts (the high-noise one at
+    timesteps >= boundary_ratio x 1000, the low-noise one below), with the scheduler the preset keeps."""
+    import diffusers
+
+    from tests.conftest import REPO_ROOT
+    from utils.presets import get_preset
+
+    preset = get_preset("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
+    grid = json.loads((REPO_ROOT / "inference/grids/wan22-a14b.json").read_text())
+    scheduler = getattr(diffusers, preset.components["scheduler"]).from_config(preset.config("scheduler"))
+    scheduler.set_timesteps(grid["fixed"]["num_inference_steps"])
+    boundary = preset.pipeline_config["boundary_ratio"] * scheduler.config.num_train_timesteps
+    assert {bool(t >= boundary) for t in scheduler.timesteps.tolist()} == {True, False}
