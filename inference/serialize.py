@@ -37,7 +37,7 @@ from utils.cli import (
 from utils.errors import UsageError
 from utils.fidelity import psnr_db, relative_l2
 from utils.levers.base import off_as
-from utils.levers.quantization import check_skip_pattern
+from utils.levers.quantization import check_skip_pattern, few_rows_layers
 from utils.load_measure import (
     measure_loading,
     path_matches,
@@ -215,7 +215,8 @@ def pipeline_call(pipe, config: SerializeConfig):
 
 def quantized_pipeline(config: SerializeConfig):
     pipe = build_pipeline(config.ckpt_id, config.weights, config.device, config.dtype, config.seed)
-    n_layers = apply_quantization(pipe.transformer, config.quantization, skip_pattern=config.quant_skip_pattern)
+    n_layers = apply_quantization(pipe.transformer, config.quantization, skip_pattern=config.quant_skip_pattern,
+                                  few_rows_pattern=few_rows_layers(config))
     return pipe, n_layers
 
 

@@ -64,6 +64,21 @@ def test_plan_times_what_the_cpu_can_run_and_skips_the_rest_with_a_reason(plan):
     assert "shape groups" in plan.summary()
 
 
+def test_layers_fed_one_row_per_prompt_token_get_weight_only_candidates():
+    """A preset's few_rows_layers (Qwen-Image's unpadded text stream) may see fewer rows in the next call than in the
+    recorded one: only weight-only candidates are timed for them, and the plan's fingerprint says so."""
+    model = tiny_transformer()
+    few_rows = r"^single_transformer_blocks\."  # 24 rows in tiny-flux (16 image + 8 text tokens): timed otherwise
+    plan = autoquant.make_plan(model, forward_twice(model), device="cpu", few_rows_pattern=few_rows)
+    marked = [group for group in plan.groups
+              if group.layers[0].startswith("single_transformer_blocks.") and group.rows > autoquant.PER_IMAGE_ROWS]
+    assert marked
+    for group in marked:
+        assert set(group.timings_ms) <= set(autoquant.WEIGHT_ONLY) and "int8wo" in group.timings_ms
+        assert "weight-only candidates only" in group.skipped["int8dq"]
+    assert plan.fingerprint != autoquant.make_plan(model, forward_twice(model), device="cpu").fingerprint
+
+
 def test_choice_is_the_fastest_candidate_under_the_error_bound():
     group = autoquant.LayerGroup(64, 64, 4096, ["a"], bf16_ms=1.0,
                                  timings_ms={"int8wo": 0.8, "fp8dq": 0.5, "int8dq": 0.6},

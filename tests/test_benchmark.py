@@ -13,6 +13,7 @@ from PIL import Image
 
 from inference import benchmark_image
 from utils import fidelity
+from utils.errors import Stopped
 from utils.files import atomic_path
 from utils.levers import compilation, fusion
 from utils.results import COLUMNS, read_rows
@@ -153,13 +154,21 @@ def test_a_failed_sample_write_is_an_error_row(run_args, tmp_path, monkeypatch):
     assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []
 
 
+@pytest.mark.parametrize("wrapped", [False, True])
 @pytest.mark.parametrize("signum, status", [(signal.SIGUSR1, "timeout"), (signal.SIGTERM, "interrupted")])
-def test_a_run_its_sweep_stops_after_timing_keeps_its_times(run_args, tmp_path, monkeypatch, signum, status):
+def test_a_run_its_sweep_stops_after_timing_keeps_its_times(run_args, tmp_path, monkeypatch, signum, status,
+                                                             wrapped):
     """The sweep stops a configuration with SIGUSR1 (out of time) or SIGTERM (the sweep stopped): here the signal
-    comes during the fidelity comparison, after the timed runs, and the row keeps their times."""
+    comes during the fidelity comparison, after the timed runs, and the row keeps their times, also when the stop
+    reaches the run wrapped in another exception (as torch.compile wraps what its backend raises)."""
     def stopped_during_fidelity(output, reference):
-        os.kill(os.getpid(), signum)
-        time.sleep(5)  # the handler raises before this ends
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises before this ends
+        except Stopped as stopped:
+            if wrapped:
+                raise RuntimeError("the backend failed") from stopped
+            raise
         raise AssertionError("the stop signal did not interrupt the run")
 
     monkeypatch.setattr(fidelity, "compare", stopped_during_fidelity)

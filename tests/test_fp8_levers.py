@@ -109,6 +109,17 @@ def test_the_gelu_layers_of_the_other_models_are_found():
         assert [gelu_fp8.use_one_pass_gelu_fp8(model) for model in denoisers(pipe)] == per_model, name
 
 
+def test_qwen_images_text_stream_keeps_its_gelu_layer_for_the_weight_only_form():
+    """The text stream's feed-forward sees one row per prompt token (Preset.few_rows_layers): no fp8 activations."""
+    from utils.presets import get_preset
+
+    pipe = build_pipeline("tiny-qwen-image", "random", "cpu", torch.bfloat16, seed=0)
+    few_rows = get_preset("tiny-qwen-image").few_rows_layers
+    assert gelu_fp8.use_one_pass_gelu_fp8(pipe.transformer, few_rows) == 2  # the image stream's, one per block
+    for block in pipe.transformer.transformer_blocks:
+        assert isinstance(block.img_mlp.net[1], Fp8RowLinear) and type(block.txt_mlp.net[2]) is torch.nn.Linear
+
+
 def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
     """Wiring only: with the fp8 kernel swapped for bf16 SDPA the processor gives diffusers' own output, bit for bit
     (FA3 itself needs a Hopper GPU and is checked there)."""

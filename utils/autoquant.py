@@ -40,6 +40,7 @@ CANDIDATES = ("int8wo", "int8dq", "fp8wo", "fp8dq", "fp8dqrow")
 DEFAULT_MAX_ERROR = 0.05  # relative L2 of one layer's output against bf16 on its real input
 MIN_GAIN = 1.05  # a candidate must beat bf16 by this factor, or the group stays bf16
 PER_IMAGE_ROWS = 16  # groups fed at most this many activation rows (adaLN, embedders) stay bf16 untimed
+WEIGHT_ONLY = ("int8wo", "fp8wo")  # the only candidates of layers a preset feeds too few rows (few_rows_layers)
 # A layer timed alone cannot show how its kernels fuse with its neighbours': per-layer timings of fp8dq and fp8dqrow
 # tie within noise, yet the whole model runs faster with one of them everywhere than with a plan split between the
 # two (docs/autoquant.md has the measurements). So the plan settles near ties (within NEAR_TIE) model-wide: first the
@@ -252,36 +253,47 @@ def choose(group: LayerGroup, max_error: float, preferred: str = "None") -> str:
 
 
 def planning_settings(max_error: float, base_dtype: str, skip_pattern: str | None, compile_mode: str | None,
-                      candidates=CANDIDATES) -> dict:
-    return {"max_error": max_error, "candidates": sorted(candidates), "base_dtype": base_dtype,
-            "skip_pattern": skip_pattern, "compile_mode": compile_mode}
+                      candidates=CANDIDATES, few_rows_pattern: str | None = None) -> dict:
+    settings = {"max_error": max_error, "candidates": sorted(candidates), "base_dtype": base_dtype,
+                "skip_pattern": skip_pattern, "compile_mode": compile_mode}
+    if few_rows_pattern:  # only where set, so the plans made before it keep their fingerprints
+        settings["few_rows_pattern"] = few_rows_pattern
+    return settings
 
 
 def make_plan(model: torch.nn.Module, run: Callable[[], object], *, device: str, base_dtype: str = "bf16",
               max_error: float = DEFAULT_MAX_ERROR, candidates=CANDIDATES, skip_pattern: str | None = None,
-              compile_mode: str | None = None, set_inductor_config: bool = False) -> Plan:
-    """`skip_pattern`: regex of layer names that stay bf16. `compile_mode`: how the benchmark compiles (None: it
-    runs eager), so that the candidates are timed the way they will run."""
+              few_rows_pattern: str | None = None, compile_mode: str | None = None,
+              set_inductor_config: bool = False) -> Plan:
+    """`skip_pattern`: regex of layer names that stay bf16. `few_rows_pattern`: layers fed one row per prompt token,
+    unpadded (Preset.few_rows_layers): the recorded forward's row count is not the one they will always see, so they
+    get weight-only candidates only. `compile_mode`: how the benchmark compiles (None: it runs eager), so that the
+    candidates are timed the way they will run."""
     import re
 
     candidates = list(candidates)
     groups, inputs = record_linear_inputs(model, run, re.compile(skip_pattern) if skip_pattern else None)
     from tqdm.auto import tqdm
 
+    few_rows = re.compile(few_rows_pattern) if few_rows_pattern else None
     for group in tqdm(groups, desc="autoquant: timing candidates", unit="group"):
         key = (group.out_features, group.in_features, group.rows)
         if group.rows <= PER_IMAGE_ROWS:
             group.skipped = {name: f"{group.rows} activation rows (at most {PER_IMAGE_ROWS}): too small to gain"
                              for name in candidates}
             continue
-        measure_group(model, group, inputs.pop(key), candidates, device, base_dtype, compile_mode,
-                      set_inductor_config)
+        timed = candidates
+        if few_rows and all(few_rows.search(name) for name in group.layers):
+            timed = [name for name in candidates if name in WEIGHT_ONLY]
+            group.skipped = {name: "one row per prompt token, unpadded: weight-only candidates only"
+                             for name in candidates if name not in timed}
+        measure_group(model, group, inputs.pop(key), timed, device, base_dtype, compile_mode, set_inductor_config)
     torch._dynamo.reset()
     preferred = model_wide_fastest(groups, max_error)
     for group in groups:
         if group.timings_ms:
             group.choice = choose(group, max_error, preferred)
-    settings = planning_settings(max_error, base_dtype, skip_pattern, compile_mode, candidates)
+    settings = planning_settings(max_error, base_dtype, skip_pattern, compile_mode, candidates, few_rows_pattern)
     return Plan(fingerprint(model, device, settings), type(model).__name__, device_name(device), max_error,
                 candidates, groups, preferred)
 
@@ -318,10 +330,12 @@ def apply_plan(model: torch.nn.Module, plan: Plan, set_inductor_config: bool = F
 
 def autoquant(model: torch.nn.Module, run: Callable[[], object], *, device: str, plan_path: Path | None = None,
               base_dtype: str = "bf16", max_error: float = DEFAULT_MAX_ERROR, skip_pattern: str | None = None,
-              compile_mode: str | None = None, set_inductor_config: bool = False) -> tuple[Plan, bool]:
+              few_rows_pattern: str | None = None, compile_mode: str | None = None,
+              set_inductor_config: bool = False) -> tuple[Plan, bool]:
     """Plan (or reuse the plan at `plan_path`) and apply it. Returns the plan and whether it was reused."""
     reused = False
-    expected = fingerprint(model, device, planning_settings(max_error, base_dtype, skip_pattern, compile_mode))
+    expected = fingerprint(model, device, planning_settings(max_error, base_dtype, skip_pattern, compile_mode,
+                                                            few_rows_pattern=few_rows_pattern))
     if plan_path is not None and Path(plan_path).exists():
         plan = load_plan(plan_path)
         if plan.fingerprint != expected:
@@ -332,7 +346,7 @@ def autoquant(model: torch.nn.Module, run: Callable[[], object], *, device: str,
         reused = True
     else:
         plan = make_plan(model, run, device=device, base_dtype=base_dtype, max_error=max_error,
-                         skip_pattern=skip_pattern, compile_mode=compile_mode,
+                         skip_pattern=skip_pattern, few_rows_pattern=few_rows_pattern, compile_mode=compile_mode,
                          set_inductor_config=set_inductor_config)
         if plan_path is not None:
             save_plan(plan, plan_path)

@@ -14,7 +14,15 @@ from utils import fidelity
 from utils.campaign import caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
-from utils.errors import Stopped, failure_status, is_out_of_memory, one_line, stop_signals_raise
+from utils.errors import (
+    STOP_SIGNALS,
+    Stopped,
+    describe_stop,
+    failure_status,
+    is_out_of_memory,
+    one_line,
+    stop_signals_raise,
+)
 from utils.levers import autotune, compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
@@ -158,18 +166,20 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
     caches_at_launch()  # before anything compiles: whether this run's compile starts cold
     rank = init_distributed(config.device, config.world_size)
     row = new_row(config)
-    with stop_signals_raise() as disarm:
+    with stop_signals_raise() as stop:
         try:
-            measure(config, row, rank, save_sample)
-        except Exception as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
-            if not is_out_of_memory(error):
+            try:
+                measure(config, row, rank, save_sample)
+            finally:
+                stop.disarm()
+        except (Exception, Stopped) as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
+            if not is_out_of_memory(error) and stop.signum is None:
                 traceback.print_exc()
             row.status, row.error = failure_status(error), one_line(error)
-            if isinstance(error, Stopped):
-                row.status = error.status
+            if stop.signum is not None:  # the Stopped may reach us wrapped (torch.compile's BackendCompilerFailed)
+                row.status, row.error = STOP_SIGNALS[stop.signum], f"Stopped: {describe_stop(stop.signum)}"
                 if row.time_median_s is not None:
                     row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
-        disarm()
         row.host_peak_memory_GiB = host_peak_GiB()
         # 7. record
         return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None

@@ -37,34 +37,51 @@ def failure_status(error: BaseException) -> str:
 STOP_SIGNALS = {signal.SIGTERM: "interrupted", signal.SIGUSR1: "timeout"}
 
 
-class Stopped(Exception):
-    """A configuration stopped by its sweep: raised in the main thread, so that the run still writes its row (with
-    whatever it finished measuring) before it exits."""
+class Stopped(BaseException):
+    """A configuration stopped by its sweep, raised in the main thread so that the run still writes its row (with
+    whatever it finished measuring) before it exits. A BaseException: the `except Exception` of a fallback or of
+    torch.compile's backend wrapper must not swallow it or wrap it."""
 
     def __init__(self, signum: int):
         self.status = STOP_SIGNALS[signum]
-        why = "the sweep ran out of time for it" if self.status == "timeout" else "the sweep was stopped"
-        super().__init__(f"{signal.Signals(signum).name} ({self.status}: {why})")
+        super().__init__(describe_stop(signum))
+
+
+def describe_stop(signum: int) -> str:
+    status = STOP_SIGNALS[signum]
+    why = "the sweep ran out of time for it" if status == "timeout" else "the sweep was stopped"
+    return f"{signal.Signals(signum).name} ({status}: {why})"
+
+
+class StopSignals:
+    """What stop_signals_raise yields: the stop signal received (None before one comes), and disarm()."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.armed = True
+
+    def disarm(self) -> None:
+        """From now on a stop signal changes nothing (the row is about to be written)."""
+        self.armed = False
+
+    def handler(self, signum, frame):
+        if self.armed:
+            self.armed, self.signum = False, signum
+            raise Stopped(signum)
 
 
 @contextlib.contextmanager
 def stop_signals_raise():
-    """Within the block, the first stop signal raises Stopped in the main thread; later ones, and any after the
-    block calls the `disarm` it is given (before it writes its row), change nothing. The previous handlers come
-    back afterwards."""
-    armed = [True]
+    """Within the block, the first stop signal raises Stopped in the main thread and is remembered (whatever wraps
+    or catches the exception on its way up); later ones, and any after disarm(), change nothing. The previous
+    handlers come back afterwards."""
+    stop = StopSignals()
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield lambda: None
+        yield stop
         return
-
-    def handler(signum, frame):
-        if armed[0]:
-            armed[0] = False
-            raise Stopped(signum)
-
-    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+    previous = {number: signal.signal(number, stop.handler) for number in STOP_SIGNALS}
     try:
-        yield lambda: armed.__setitem__(0, False)
+        yield stop
     finally:
         for number, action in previous.items():
             signal.signal(number, action)

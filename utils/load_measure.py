@@ -13,6 +13,7 @@ from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_
 from utils.fidelity import psnr_db
 from utils.files import atomic_path
 from utils.levers.compilation import compile_model, disable_cpu_int8_weight_only_rewrite
+from utils.levers.quantization import few_rows_layers
 from utils.provenance import provenance
 from utils.quant import apply_quantization
 from utils.serialization import load_transformer, save_transformer
@@ -22,14 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 def load_bf16_then_quantize(source: tuple[str, str | None], quantization: str, device, dtype,
-                            skip_pattern: str | None = None) -> torch.nn.Module:
+                            skip_pattern: str | None = None, few_rows_pattern: str | None = None) -> torch.nn.Module:
     """The usual way: read the bf16 transformer, move it to the device, quantize it there."""
     from diffusers import AutoModel
 
     directory, subfolder = source
     model = AutoModel.from_pretrained(directory, subfolder=subfolder, torch_dtype=dtype)
     model = model.to(device).eval().requires_grad_(False)
-    apply_quantization(model, quantization, skip_pattern=skip_pattern)
+    apply_quantization(model, quantization, skip_pattern=skip_pattern, few_rows_pattern=few_rows_pattern)
     return model
 
 
@@ -103,7 +104,8 @@ def measure_loading(config, pipe, kwargs: dict, call) -> tuple[list[dict], dict]
         save_transformer(pipe.transformer, workdir / "bf16", "None", "safetensors", overwrite=True)
         bf16_source = (str(workdir / "bf16"), None)
     model = pipe.transformer
-    apply_quantization(model, config.quantization, skip_pattern=config.quant_skip_pattern)
+    apply_quantization(model, config.quantization, skip_pattern=config.quant_skip_pattern,
+                       few_rows_pattern=few_rows_layers(config))
     saved = save_transformer(model, workdir / config.quantization, config.quantization, config.format, overwrite=True)
     reference = call()  # the quantized model before saving
     rows = []
@@ -129,7 +131,7 @@ def measure_loading(config, pipe, kwargs: dict, call) -> tuple[list[dict], dict]
     pre_quantized = f"pre-quantized {saved['format']}"
     loaders = {
         "bf16 + quantize": lambda: load_bf16_then_quantize(bf16_source, config.quantization, config.device, dtype,
-                                                           config.quant_skip_pattern),
+                                                           config.quant_skip_pattern, few_rows_layers(config)),
         pre_quantized: lambda: load_transformer(
             workdir / config.quantization, expected_class=expected["class_name"], expected_config=expected["config"],
             device=config.device, dtype=dtype),

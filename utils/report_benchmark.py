@@ -87,11 +87,14 @@ def reference_line(group: pd.DataFrame, references: dict[str, float], labels: di
 def weights_line(group: pd.DataFrame, labels: dict[str, str]) -> str:
     """The bf16 eager rows' model memory against what the preset's parameters take at their precisions, so that a
     wrong kept config (a layer count, a width) shows up as a gap; "" for checkpoints that are not presets."""
-    preset = get_preset(str(group.model.iloc[0]))
-    rows = group[group.apply(is_baseline, axis=1) & group.model_memory_GiB.notna()]
-    if preset is None or rows.empty:
+    preset = get_preset(str(group.model.iloc[0])) if len(group) else None
+    rows = group[group.apply(is_baseline, axis=1) & group.model_memory_GiB.notna()] if preset else group.iloc[:0]
+    if rows.empty:
         return ""
-    counts = component_parameters(preset)
+    try:
+        counts = component_parameters(preset)
+    except Exception:  # noqa: BLE001 - a config the installed packages cannot build: no check, not a broken report
+        return ""
     weights_GiB = sum(weight_bytes(preset, "bf16", counts).values()) / GiB
     models = ", ".join(f"{name} {count / 1e9:.2f}" for name, count in counts.items())
     measured = "; ".join(f"{labels[unit]} {memory:.2f} GiB" for unit, memory in zip(rows.unit, rows.model_memory_GiB))
@@ -197,6 +200,26 @@ def plot_rows(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
                      configuration=[describe(row) for _, row in table[finished].iterrows()])
 
 
+def render_table(model_rows: pd.DataFrame, group: pd.DataFrame, references: dict[str, float],
+                 labels: dict[str, str], plot_path: Path, title: str) -> list[str]:
+    """One group's table of model rows: which bf16 eager rows divide, the weights check, the picks, the rows, the
+    plot."""
+    table = in_campaign_order(with_speedups(model_rows, references), labels)
+    shown = set(model_rows.unit[model_rows.apply(is_baseline, axis=1)])
+    line = reference_line(group, references, labels, shown)
+    picks, fastest = pick_lines(table, labels)
+    table = table.assign(configuration=[f"**{name}** (fastest in {labels[unit]})" if position in fastest
+                                        else name for position, name, unit in
+                                        zip(table.index, table.configuration, table.unit)])
+    weights = weights_line(model_rows, labels)
+    sections = ["", line, *(["", weights] if weights else []), *(["", *picks] if picks else []), "",
+                render_rows(table, labels)]
+    if (table.status == "ok").sum() >= 2:
+        plot_group(plot_rows(table, labels), title, plot_path)
+        sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]
+    return sections
+
+
 def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path, labels: dict[str, str]) -> list[str]:
     from utils.report_memory import render_memory_group
 
@@ -211,20 +234,9 @@ def render_benchmark(frame: pd.DataFrame, csv_path: Path, plot_dir: Path, labels
             sections += render_memory_group(kept, labels, plot_dir / f"{csv_path.stem}-{index}.png", title)
         else:
             model_rows, cached = split_output_changing(kept)  # the table, picks and plot never mix them in
-            table = in_campaign_order(with_speedups(model_rows, references), labels)
-            shown = set(model_rows.unit[model_rows.apply(is_baseline, axis=1)]) if len(model_rows) else set()
-            line = reference_line(group, references, labels, shown)
-            picks, fastest = pick_lines(table, labels)
-            table = table.assign(configuration=[f"**{name}** (fastest in {labels[unit]})" if position in fastest
-                                                else name for position, name, unit in
-                                                zip(table.index, table.configuration, table.unit)])
-            weights = weights_line(model_rows, labels)
-            sections += ["", line, *(["", weights] if weights else []), *(["", *picks] if picks else []), "",
-                         render_rows(table, labels)]
-            if (table.status == "ok").sum() >= 2:
-                plot_path = plot_dir / f"{csv_path.stem}-{index}.png"
-                plot_group(plot_rows(table, labels), title, plot_path)
-                sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]
+            if len(model_rows):
+                sections += render_table(model_rows, group, references, labels,
+                                         plot_dir / f"{csv_path.stem}-{index}.png", title)
             if len(cached):
                 sections += render_output_changing(cached, references, labels)
         sections += left_out_note(left_out, describe, labels, group)

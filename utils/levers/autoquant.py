@@ -11,6 +11,7 @@ import torch
 from utils.autoquant import DEFAULT_MAX_ERROR, apply_plan, autoquant, load_plan
 from utils.errors import UsageError
 from utils.levers.compilation import disable_cpu_int8_weight_only_rewrite
+from utils.levers.quantization import few_rows_layers
 from utils.path_checks import check_output_file
 from utils.pipelines import denoisers
 from utils.quant import count_quantized_linears
@@ -85,7 +86,7 @@ def apply(pipe, config, sample_call) -> dict:
     first, *others = denoisers(pipe)
     plan, reused = autoquant(first, sample_call, device=config.device, plan_path=config.autoquant_plan,
                              base_dtype=config.base_dtype, max_error=config.autoquant_max_error,
-                             skip_pattern=config.quant_skip_pattern,
+                             skip_pattern=config.quant_skip_pattern, few_rows_pattern=few_rows_layers(config),
                              compile_mode=config.compile_mode if config.compile else None,
                              set_inductor_config=config.torchao_inductor_config)
     for model in others:  # Wan 2.2 A14B's second expert: the first's architecture, so its plan (layers by name)

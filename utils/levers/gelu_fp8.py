@@ -4,6 +4,7 @@ GELU (+ the concatenation) + row amax + cast with the row on chip, instead of to
 has already written out in bf16. Same fp8dqrow numerics (row-wise e4m3 scales); the kernel is utils/fp8_kernels.py.
 With --fuse_attn_projections, each single block's to_qkv and proj_mlp also become one GEMM (one quantized input)."""
 
+import re
 import types
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import torch
 from utils.errors import UsageError
 from utils.fp8_kernels import Fp8RowLinear
 from utils.levers.base import is_set, same_named
+from utils.levers.quantization import few_rows_layers
 from utils.pipelines import denoiser, denoisers
 
 
@@ -102,11 +104,16 @@ def merge_single_block_inputs(block) -> bool:
     return True
 
 
-def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
+def use_one_pass_gelu_fp8(model: torch.nn.Module, few_rows_pattern: str | None = None) -> int:
     """Replace the Linear layers that read a GELU output with Fp8RowLinear layers fed by the one-pass kernel; call it
-    before torchao's quantize_ (which then skips them: they are no longer nn.Linear). Returns how many it replaced."""
+    before torchao's quantize_ (which then skips them: they are no longer nn.Linear). Feed-forwards whose output layer
+    `few_rows_pattern` names (fed too few rows for fp8 activations: Preset.few_rows_layers) keep theirs for the
+    quantization's weight-only form. Returns how many it replaced."""
+    few_rows = re.compile(few_rows_pattern) if few_rows_pattern else None
     replaced = 0
-    for module in list(model.modules()):
+    for name, module in list(model.named_modules()):
+        if few_rows and few_rows.search(f"{name}.net.2"):
+            continue
         if is_tanh_gelu_feed_forward(module):
             module.net = torch.nn.ModuleList([module.net[0].proj, Fp8RowLinear.from_linear(module.net[2])])
             replaced += 1
@@ -120,7 +127,7 @@ def use_one_pass_gelu_fp8(model: torch.nn.Module) -> int:
 
 
 def apply(pipe, config) -> dict:
-    replaced = sum(use_one_pass_gelu_fp8(model) for model in denoisers(pipe))
+    replaced = sum(use_one_pass_gelu_fp8(model, few_rows_layers(config)) for model in denoisers(pipe))
     if not replaced:
         raise UsageError(f"--gelu_fp8_one_pass found no GELU feed-forward in {type(denoiser(pipe)).__name__}")
     return {"n_layers_quantized": replaced}

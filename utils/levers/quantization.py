@@ -107,7 +107,8 @@ def targets(pipe, config) -> dict:
 
 def few_rows_layers(config) -> str | None:
     """The preset's layers fed too few rows for activation quantization (None for other checkpoints)."""
-    return config.preset.few_rows_layers or None if config.preset else None
+    preset = getattr(config, "preset", None)
+    return preset.few_rows_layers or None if preset else None
 
 
 def apply(pipe, config) -> dict:
