@@ -61,6 +61,8 @@ def test_regional_compile_runs_on_the_cpu(run_args, tmp_path):
     assert row.compile and row.regional_compile and row.compile_mode == "default"
     assert row.status == "ok" and row.compile_s > 0 and row.psnr_db > 25
     assert row.compile_start in ("cold", "shared") and row.campaign and row.host  # how its caches started
+    # where the compile time went: tracing, then the backend, which includes waiting for the kernels
+    assert 0 < row.compile_trace_s and 0 <= row.compile_kernel_wait_s <= row.compile_backend_s
 
 
 def test_compiled_quantized_text_encoders_run_on_the_cpu(run_args, tmp_path):

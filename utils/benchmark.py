@@ -209,6 +209,8 @@ def measure(config, row: Row, rank: int, save_sample: Callable) -> None:
                                label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
                                show_progress=rank == 0)
     record(row, times.summary())
+    if compilation.compiles_anything(config):
+        record(row, compilation.compile_phases())
     if config.autotune:  # the autotuner's config search ran inside the first call: planning, not compiling
         row.plan_s = autotune.tuning_seconds()
         row.compile_s -= row.plan_s

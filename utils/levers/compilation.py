@@ -39,6 +39,10 @@ class Columns:
     compile_text_encoders: bool = False
     compile_cache: str = ""  # cold (written after the run) | warm (loaded before the first call) | "" (unused)
     inductor_config: str = ""  # the inductor settings the run used
+    # Where the compile time went (compile_phases), summed over every graph the process compiled:
+    compile_trace_s: float | None = None  # dynamo tracing the bytecode
+    compile_backend_s: float | None = None  # AOT autograd + inductor lowering and code generation, incl. the next
+    compile_kernel_wait_s: float | None = None  # waiting for the Triton/C++ kernels built by the compile workers
 
 
 def add_flags(parser) -> None:
@@ -118,6 +122,19 @@ def disable_cpu_int8_weight_only_rewrite() -> None:
     rows (docs/flux.md, compile pitfalls). The patterns are registered once, at the first compile, and only while
     mkldnn is enabled, so this must run before any compilation. It changes nothing on the GPU besides that rewrite."""
     torch.backends.mkldnn.enabled = False
+
+
+# torch's own counters (torch._dynamo.utils.compile_times) behind the compile-phase columns
+COMPILE_PHASES = {"compile_trace_s": "bytecode_tracing", "compile_backend_s": "OutputGraph.call_user_compiler",
+                  "compile_kernel_wait_s": "async_compile.wait"}
+
+
+def compile_phases() -> dict[str, float | None]:
+    """Seconds this process spent so far in three phases of torch.compile, summed over every graph it compiled
+    (autoquant's and the autotuner's candidates too); None for a counter this torch does not keep."""
+    names, values = torch._dynamo.utils.compile_times(repr="csv", aggregate=True)
+    seconds = {name: float(value) for name, value in zip(names, values)}
+    return {column: seconds.get(counter) for column, counter in COMPILE_PHASES.items()}
 
 
 def inductor_config() -> str:
