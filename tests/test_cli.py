@@ -147,3 +147,20 @@ def test_enable_int8_autotuner_sets_torchao_switch_and_cache(monkeypatch, tmp_pa
             sys.modules.pop("torchao.kernel.autotuner", None)
             if hasattr(torchao.kernel, "autotuner"):
                 delattr(torchao.kernel, "autotuner")
+
+
+def test_a_checkpoint_whose_processor_needs_a_missing_package_is_refused_before_loading(run_args, capsys,
+                                                                                       monkeypatch):
+    """FLUX.2-dev's checkpoint loads transformers' PixtralProcessor, which imports torchvision: without it the run
+    stops in one line before any download or load, and says that random weights need no torchvision."""
+    import importlib.util
+
+    from utils import cli
+
+    monkeypatch.setattr(cli, "checkpoint_available", lambda ckpt_id: (True, ""))
+    monkeypatch.setattr(cli, "available_GiB", lambda device: None)  # its 105 GiB of weights are not the point here
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else
+                        find_spec(name, *a))
+    argv = [*run_args, "--ckpt_id", "black-forest-labs/FLUX.2-dev", "--weights", "pretrained", "--device", "cpu"]
+    expect_exit_2(benchmark_image.main, argv, "needs torchvision (pip install torchvision)", capsys)

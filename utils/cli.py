@@ -4,6 +4,7 @@ measurement flags, and the checks of devices and weights. The levers' flags live
 import argparse
 import contextlib
 import functools
+import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -177,7 +178,22 @@ def check_weights(ckpt_id: str, requested: str) -> str:
                          f"presets: {', '.join(preset_names())}")
     if weights == "pretrained" and preset is not None and preset.hub_id is None:
         raise UsageError(f"{ckpt_id} is a test-only preset with no checkpoint; use --weights random")
+    if weights == "pretrained" and preset is not None:
+        check_loader_packages(preset)
     return weights
+
+
+# Packages a checkpoint's own tokenizer or processor class needs that the suite itself does not (random weights build
+# their tokenizers without them): FLUX.2-dev's transformers PixtralProcessor imports torchvision.
+LOADER_PACKAGES = {"PixtralProcessor": "torchvision"}
+
+
+def check_loader_packages(preset: Preset) -> None:
+    for class_name, _ in preset.tokenizers.values():
+        package = LOADER_PACKAGES.get(class_name)
+        if package and importlib.util.find_spec(package) is None:
+            raise UsageError(f"{preset.name}'s checkpoint loads transformers' {class_name}, which needs {package} "
+                             f"(pip install {package}); --weights random runs without it")
 
 
 MAX_SIDE_PX = 8192
