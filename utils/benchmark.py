@@ -17,7 +17,6 @@ from utils.distributed import init_distributed
 from utils.errors import (
     STOP_SIGNALS,
     Stopped,
-    describe_stop,
     failure_status,
     is_out_of_memory,
     one_line,
@@ -177,7 +176,7 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
                 traceback.print_exc()
             row.status, row.error = failure_status(error), one_line(error)
             if stop.signum is not None:  # the Stopped may reach us wrapped (torch.compile's BackendCompilerFailed)
-                row.status, row.error = STOP_SIGNALS[stop.signum], f"Stopped: {describe_stop(stop.signum)}"
+                row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
                 if row.time_median_s is not None:
                     row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
         row.host_peak_memory_GiB = host_peak_GiB()

@@ -43,14 +43,9 @@ class Stopped(BaseException):
     torch.compile's backend wrapper must not swallow it or wrap it."""
 
     def __init__(self, signum: int):
-        self.status = STOP_SIGNALS[signum]
-        super().__init__(describe_stop(signum))
-
-
-def describe_stop(signum: int) -> str:
-    status = STOP_SIGNALS[signum]
-    why = "the sweep ran out of time for it" if status == "timeout" else "the sweep was stopped"
-    return f"{signal.Signals(signum).name} ({status}: {why})"
+        status = STOP_SIGNALS[signum]
+        why = "the sweep ran out of time for it" if status == "timeout" else "the sweep was stopped"
+        super().__init__(f"{signal.Signals(signum).name} ({status}: {why})")
 
 
 class StopSignals:
