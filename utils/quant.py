@@ -167,10 +167,14 @@ def count_quantized_linears(model: torch.nn.Module) -> int:
     return sum(1 for module in model.modules() if isinstance(module, torch.nn.Linear) and is_quantized(module.weight))
 
 
+def any_of(*patterns: str | None) -> str | None:
+    """One regex matching what any of the given ones matches (None ones left out); None if none is given."""
+    return "|".join(f"(?:{pattern})" for pattern in patterns if pattern) or None
+
+
 def effective_skip_pattern(name: str, skip_pattern: str | None) -> str | None:
     """The user's --quant_skip_pattern combined with what the method itself must skip."""
-    patterns = [pattern for pattern in (skip_pattern, QUANTIZATIONS[name].always_skip) if pattern]
-    return "|".join(f"(?:{pattern})" for pattern in patterns) or None
+    return any_of(skip_pattern, QUANTIZATIONS[name].always_skip)
 
 
 def bf16_layers_pattern(name: str, skip_pattern: str | None) -> str | None:
@@ -182,9 +186,8 @@ def weight_only_layers(name: str, few_rows_pattern: str | None) -> str | None:
     """The layers quantization `name` gives its weight-only form: those it always skips (int8dq's per-image layers)
     and those the model feeds too few rows (`few_rows_pattern`, the preset's few_rows_layers)."""
     method = QUANTIZATIONS[name]
-    patterns = [method.always_skip if method.always_skip_as else None,
-                few_rows_pattern if method.few_rows_as else None]
-    return "|".join(f"(?:{pattern})" for pattern in patterns if pattern) or None
+    return any_of(method.always_skip if method.always_skip_as else None,
+                  few_rows_pattern if method.few_rows_as else None)
 
 
 def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str | None = None,
@@ -205,9 +208,8 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
     if method.make_config is None:
         return 0
     few_rows = few_rows_pattern if method.few_rows_as else None
-    main_skip = "|".join(f"(?:{pattern})" for pattern in (skip_pattern, few_rows) if pattern) or None
-    quantize_(model, method.make_config(set_inductor_config), filter_fn=layer_filter(name, main_skip),
-              device=device)
+    quantize_(model, method.make_config(set_inductor_config),
+              filter_fn=layer_filter(name, any_of(skip_pattern, few_rows)), device=device)
     # the layers the method cannot take get its fallback config (not those the user keeps in bf16)
     for pattern, fallback in ((method.always_skip, method.always_skip_as), (few_rows, method.few_rows_as)):
         if pattern and fallback:
