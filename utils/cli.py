@@ -3,7 +3,6 @@ measurement flags, and the checks of devices and weights. The levers' flags live
 
 import argparse
 import contextlib
-import functools
 import importlib.util
 import math
 import sys
@@ -16,7 +15,6 @@ from utils.paths import CACHE_DIR
 from utils.pipelines import (
     WEIGHTS_CHOICES,
     checkpoint_available,
-    component_parameters,
     resolve_weights,
     weight_bytes,
 )
@@ -245,11 +243,6 @@ def check_output_memory(batch_size: int, height: int, width: int, num_frames: in
                          f"{need_GiB:.1f} GiB on the host; it has {free_GiB:.1f} GiB free")
 
 
-@functools.cache
-def _parameters(preset_name: str) -> dict[str, int]:
-    return component_parameters(get_preset(preset_name))
-
-
 def available_GiB(device: torch.device) -> float | None:
     """Free memory on `device`: the GPU's free memory, or the host's available memory for the CPU."""
     if device.type == "cuda":
@@ -273,8 +266,7 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
     layer)."""
     if preset is None:
         return
-    sizes = {name: size for name, size in weight_bytes(preset, base_dtype, _parameters(preset.name)).items()
-             if name in (components or [name])}
+    sizes = {name: size for name, size in weight_bytes(preset, base_dtype).items() if name in (components or [name])}
     torch_device = torch.device(device)
     need_GiB = sum(sizes.values()) / GiB
     where = torch_device if offload == "none" else torch.device("cpu")

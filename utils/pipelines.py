@@ -1,6 +1,7 @@
 """Build a pipeline: from a checkpoint (`from_pretrained`, exactly as users load one) or, with no weights
 available, from the architecture configs kept in the repo with seeded random weights."""
 
+import functools
 import json
 import logging
 import tempfile
@@ -218,7 +219,14 @@ def build_random_transformer(preset: Preset, device: str, dtype: torch.dtype, se
 
 
 def component_parameters(preset: Preset) -> dict[str, int]:
-    """Parameters per model of the preset's pipeline, counted on the meta device (no memory, no weights)."""
+    """Parameters per model of the preset's pipeline, counted on the meta device (no memory, no weights), once per
+    process and preset."""
+    return dict(_count_parameters(preset.name))
+
+
+@functools.cache
+def _count_parameters(preset_name: str) -> dict[str, int]:
+    preset = get_preset(preset_name)
     counts = {}
     for name, class_name in preset.components.items():
         if not class_name.endswith("Scheduler"):
@@ -227,10 +235,10 @@ def component_parameters(preset: Preset) -> dict[str, int]:
     return counts
 
 
-def weight_bytes(preset: Preset, base_dtype: str, counts: dict[str, int] | None = None) -> dict[str, int]:
+def weight_bytes(preset: Preset, base_dtype: str) -> dict[str, int]:
     """Bytes the weights of each model of the preset's pipeline take at their precisions (Wan's VAE is fp32)."""
-    counts = component_parameters(preset) if counts is None else counts
-    return {name: count * preset.dtype(name, base_dtype).itemsize for name, count in counts.items()}
+    return {name: count * preset.dtype(name, base_dtype).itemsize
+            for name, count in component_parameters(preset).items()}
 
 
 def transformer_class_name(ckpt_id: str, preset: Preset | None) -> str:

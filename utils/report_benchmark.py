@@ -95,7 +95,7 @@ def weights_line(group: pd.DataFrame, labels: dict[str, str]) -> str:
         counts = component_parameters(preset)
     except Exception:  # noqa: BLE001 - a config the installed packages cannot build: no check, not a broken report
         return ""
-    weights_GiB = sum(weight_bytes(preset, "bf16", counts).values()) / GiB
+    weights_GiB = sum(weight_bytes(preset, "bf16").values()) / GiB
     models = ", ".join(f"{name} {count / 1e9:.2f}" for name, count in counts.items())
     measured = "; ".join(f"{labels[unit]} {memory:.2f} GiB" for unit, memory in zip(rows.unit, rows.model_memory_GiB))
     return (f"Model memory against the parameter count: {sum(counts.values()) / 1e9:.2f} billion parameters ({models})"
