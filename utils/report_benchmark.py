@@ -88,7 +88,9 @@ def weights_line(group: pd.DataFrame, labels: dict[str, str]) -> str:
     """The bf16 eager rows' model memory against what the preset's parameters take at their precisions, so that a
     wrong kept config (a layer count, a width) shows up as a gap; "" for checkpoints that are not presets."""
     preset = get_preset(str(group.model.iloc[0])) if len(group) else None
-    rows = group[group.apply(is_baseline, axis=1) & group.model_memory_GiB.notna()] if preset else group.iloc[:0]
+    if preset is None:
+        return ""
+    rows = group[group.apply(is_baseline, axis=1) & group.model_memory_GiB.notna()]
     if rows.empty:
         return ""
     try:
