@@ -1,8 +1,9 @@
 """fp8 attention for FLUX: FlashAttention-3's fp8 (e4m3) forward.
 
 q and k leave RMSNorm (+ RoPE), so no entry can exceed sqrt(head_dim) * max|norm weight| (`rms_norm_bound`): they are
-scaled by that bound, known before the data arrives, and their cast fuses into the kernel that writes them. v has no
-such bound and gets one scale per (image, head) from its amax.
+scaled by that bound, computed once from the norm weights when the processor is set (they do not change at
+inference), and their cast fuses into the kernel that writes them. v has no such bound and gets one scale per
+(image, head) from its amax.
 
 FA3 is not in torch or diffusers; its forward comes from the PyPI wheel `fa3-fwd` (a third-party build of
 FlashAttention-3's forward for Hopper, with no author or homepage in its metadata: pin it and review it before use).
@@ -76,20 +77,16 @@ class FluxFp8AttnProcessor:
             attn, hidden_states, encoder_hidden_states)
         query, key, value = (x.unflatten(-1, (-1, attn.head_dim)) for x in (query, key, value))
         query, key = attn.norm_q(query), attn.norm_k(key)
-        query_norms, key_norms = [attn.norm_q], [attn.norm_k]
         if attn.added_kv_proj_dim is not None:
             encoder_query, encoder_key, encoder_value = (
                 x.unflatten(-1, (-1, attn.head_dim)) for x in (encoder_query, encoder_key, encoder_value))
             query = torch.cat([attn.norm_added_q(encoder_query), query], dim=1)
             key = torch.cat([attn.norm_added_k(encoder_key), key], dim=1)
             value = torch.cat([encoder_value, value], dim=1)
-            query_norms.append(attn.norm_added_q)
-            key_norms.append(attn.norm_added_k)
         if image_rotary_emb is not None:
             query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
             key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
-        hidden_states = fp8_attention(query, key, value, rms_norm_bound(*query_norms),
-                                      rms_norm_bound(*key_norms)).flatten(2, 3)
+        hidden_states = fp8_attention(query, key, value, attn.fp8_query_bound, attn.fp8_key_bound).flatten(2, 3)
         if encoder_hidden_states is None:
             return hidden_states
         text_length = encoder_hidden_states.shape[1]
@@ -99,8 +96,14 @@ class FluxFp8AttnProcessor:
 
 
 def set_fp8_attention(model: torch.nn.Module) -> int:
-    """Give every FLUX attention layer of `model` the fp8 processor; returns how many it changed."""
+    """Give every FLUX attention layer of `model` the fp8 processor and the bounds of its q and k (buffers, so that
+    one compiled block serves every layer); returns how many it changed."""
     layers = [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
     for layer in layers:
+        joint = layer.added_kv_proj_dim is not None  # the text tokens' q and k come from norms of their own
+        query_norms = [layer.norm_q, layer.norm_added_q] if joint else [layer.norm_q]
+        key_norms = [layer.norm_k, layer.norm_added_k] if joint else [layer.norm_k]
+        layer.register_buffer("fp8_query_bound", rms_norm_bound(*query_norms), persistent=False)
+        layer.register_buffer("fp8_key_bound", rms_norm_bound(*key_norms), persistent=False)
         layer.set_processor(FluxFp8AttnProcessor())
     return len(layers)
