@@ -73,7 +73,8 @@ def test_report_groups_ranks_and_picks(tmp_path):
     append_row(path, Row(**common, time_median_s=5.0, compile_s=-0.04, inference_memory_GiB=34.0,
                          psnr_db=float("inf")))
     append_row(path, Row(**common, quantization="int8wo", compile=True, time_median_s=4.0, compile_s=21.5,
-                         compile_start="cold", inference_memory_GiB=22.0, psnr_db=47.0))
+                         compile_trace_s=2.5, compile_backend_s=17.0, compile_start="cold",
+                         inference_memory_GiB=22.0, psnr_db=47.0))
     append_row(path, Row(**common, quantization="fp8dqrow", compile=True, time_median_s=3.9,
                          inference_memory_GiB=24.0, psnr_db=43.0))
     append_row(path, Row(**{**common, "batch_size": 4}, quantization="fp8dq", status="oom", error="CUDA out of memory"))
@@ -87,11 +88,13 @@ def test_report_groups_ranks_and_picks(tmp_path):
     assert rows[0]["speedup"] == "1.282" and [rows[2][name] for name in ("median s", "speedup")] == ["5.000", "1.000"]
     assert [(row["compile s"], row["cache"]) for row in rows[1:]] == [("21.500", "cold"), ("", "")]
     assert rows[0]["cache"] == "?"  # compiled, but the row does not say how its caches started
+    assert [(row["trace s"], row["backend s"]) for row in rows] == [("", ""), ("2.500", "17.000"), ("", "")]
     assert "bf16 (C1, 4.950 s): measured again later in the same campaign" in batch1
     assert "What to pick in C1 — fastest: fp8dqrow, compile (3.900 s, 1.28x C1's bf16 eager)" in batch1
     assert "least peak memory within 5% of the fastest: int8wo, compile (22.00 GiB)" in batch1
     assert "closest to bf16 among configurations faster than bf16 eager: int8wo" in batch1
     assert "What to pick" not in batch4 and "oom" in batch4
+    assert "trace s" not in markdown_tables(batch4)[0][0]  # no row of that table has it
     assert (tmp_path / "plots" / "flux-0.png").stat().st_size > 10_000
 
 

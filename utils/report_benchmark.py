@@ -28,7 +28,9 @@ BENCHMARK_CONFIGURATION = ["gpu", *columns_of(RunColumns), "step", "configuratio
 LEGEND = """Columns: campaign = the run the row came from (the table at the top); median/min/max s = end-to-end
 pipeline call (text encoders + denoising + VAE decode) over the timed runs; speedup = the median of the bf16 eager
 row of the same campaign / this median (— where that campaign ran none); compile s = first call minus the median,
-less plan s (compiled rows only); cache = how the compile caches started: cold (empty inductor and Triton caches),
+less plan s (compiled rows only); trace s / backend s = the parts of it torch's own counters give to dynamo's
+tracing and to AOT autograd + inductor (code generation and the wait for the kernels its workers build), where
+recorded; cache = how the compile caches started: cold (empty inductor and Triton caches),
 warm (a saved compile cache loaded), shared (caches holding what earlier runs compiled), ? (not recorded); plan s =
 autoquant's planning or the int8 autotuner's search, not part of compile s (rows written before the column: an
 autoquant plan's quantize step, and the autotuner's search is inside compile s); model GiB = GPU memory allocated
@@ -137,7 +139,8 @@ def pick_lines(table: pd.DataFrame, labels: dict[str, str]) -> tuple[list[str], 
 
 GROUP_TABLE = {"campaign_label": "campaign", "configuration": "configuration", "time_median_s": "median s",
                "time_min_s": "min s", "time_max_s": "max s", "speedup": "speedup", "compile_s": "compile s",
-               "cache": "cache", "plan_s": "plan s", "model_memory_GiB": "model GiB",
+               "compile_trace_s": "trace s", "compile_backend_s": "backend s", "cache": "cache", "plan_s": "plan s",
+               "model_memory_GiB": "model GiB",
                "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB", "latent_rel_l2": "latent rel L2",
                "status": "status", "error": "error"}
 TEXT_COLUMNS = ("campaign_label", "configuration", "cache", "status", "error", "lever")
@@ -156,7 +159,8 @@ def table_cells(table: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
                         **({"gain": ratio_cells(table.gain, finished)} if "gain" in table else {}))
 
 
-OPTIONAL = ("plan_s", "cache", "compile_s")  # left out of a table where every row has them blank
+# left out of a table where every row has them blank
+OPTIONAL = ("plan_s", "cache", "compile_s", "compile_trace_s", "compile_backend_s")
 
 
 def render_rows(table: pd.DataFrame, labels: dict[str, str], columns: dict[str, str] = GROUP_TABLE) -> str:
@@ -251,7 +255,8 @@ is of the same campaign (— otherwise). Steps, levers and bases come from the l
 (inference/grids/)."""
 LADDER_TABLE = {"step": "step", "lever": "lever", "base_step": "base", "campaign_label": "campaign",
                 "configuration": "configuration", "time_median_s": "median s", "gain": "gain", "speedup": "speedup",
-                "compile_s": "compile s", "cache": "cache", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
+                "compile_s": "compile s", "compile_trace_s": "trace s", "compile_backend_s": "backend s",
+                "cache": "cache", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
                 "status": "status", "error": "error"}
 
 
