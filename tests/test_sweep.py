@@ -57,6 +57,12 @@ def test_shipped_grids_expand():
     flux = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/flux-dev.json"))
     video = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/cogvideox.yaml"))
     assert len(flux) == 24 and len(video) == 20
+    full = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/flux-dev-full.json"))
+    flags = [dict(config.flags) for config in full]
+    assert len(full) == 75  # 3 batch sizes x (6 quantizations x eager/compiled x unfused/fused + one compiled VAE)
+    assert [(f["batch_size"], f["quantization"]) for f in flags if f["compile_vae"]] == [
+        (1, "fp8dqrow"), (4, "fp8dqrow"), (8, "fp8dqrow")]
+    assert all(f.get("regional_compile", False) == f["compile"] for f in flags)
 
 
 def test_sweep_runs_and_resumes(tmp_path, capsys):
