@@ -142,6 +142,23 @@ def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
     np.testing.assert_array_equal(image(pipe), expected)
 
 
+def test_each_attention_layer_gets_the_bounds_of_its_own_norms_as_buffers_outside_the_state_dict():
+    from utils.fp8_attention import rms_norm_bound, set_fp8_attention
+
+    transformer = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=0).transformer
+    with torch.no_grad():  # every norm its own largest weight: a bound taken from the wrong norms shows
+        for index, norm in enumerate(m for m in transformer.modules() if isinstance(m, torch.nn.RMSNorm)):
+            norm.weight.fill_(1.0 + index)
+    assert set_fp8_attention(transformer) == 2
+    layers = [m for m in transformer.modules() if type(m).__name__ == "FluxAttention"]
+    joint, single = sorted(layers, key=lambda layer: layer.added_kv_proj_dim is None)
+    assert joint.fp8_query_bound == rms_norm_bound(joint.norm_q, joint.norm_added_q)
+    assert joint.fp8_key_bound == rms_norm_bound(joint.norm_k, joint.norm_added_k)
+    assert single.fp8_query_bound == rms_norm_bound(single.norm_q) != joint.fp8_query_bound
+    assert single.fp8_key_bound == rms_norm_bound(single.norm_k)
+    assert not any("fp8_" in key for key in transformer.state_dict())  # checkpoints stay diffusers' own
+
+
 def test_per_head_scales_put_each_heads_largest_value_on_the_fp8_max():
     from utils.fp8_attention import to_fp8_per_head
 
@@ -180,6 +197,7 @@ def test_the_rms_norm_bound_holds_through_rope_and_is_what_the_scales_put_on_the
 @pytest.mark.parametrize("flags, message", [
     (["--attention_backend", "fa3_fp8"], "Hopper GPU kernel"),
     (["--attention_backend", "fa3_fp8", "--device", "cuda"], "fa3-fwd"),
+    (["--attention_backend", "fa3_fp8", "--device", "cuda", "--offload", "sequential"], "--offload sequential"),
 ])
 def test_fp8_attention_is_refused_where_it_cannot_run(flags, message, run_args, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -97,7 +97,9 @@ class FluxFp8AttnProcessor:
 
 def set_fp8_attention(model: torch.nn.Module) -> int:
     """Give every FLUX attention layer of `model` the fp8 processor and the bounds of its q and k (buffers, so that
-    one compiled block serves every layer); returns how many it changed."""
+    one compiled block serves every layer); returns how many it changed. The bounds are read now: call it again after
+    anything that changes the attention norms' weights (loading weights, a LoRA that replaces norms, a cast to a
+    lower precision), or values above a stale bound saturate."""
     layers = [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
     for layer in layers:
         joint = layer.added_kv_proj_dim is not None  # the text tokens' q and k come from norms of their own

@@ -28,9 +28,10 @@ BENCHMARK_CONFIGURATION = ["gpu", *columns_of(RunColumns), "step", "configuratio
 LEGEND = """Columns: campaign = the run the row came from (the table at the top); median/min/max s = end-to-end
 pipeline call (text encoders + denoising + VAE decode) over the timed runs; speedup = the median of the bf16 eager
 row of the same campaign / this median (— where that campaign ran none); compile s = first call minus the median,
-less plan s (compiled rows only); trace s / backend s = the parts of it torch's own counters give to dynamo's
-tracing and to AOT autograd + inductor (code generation and the wait for the kernels its workers build), where
-recorded; cache = how the compile caches started: cold (empty inductor and Triton caches),
+less plan s (compiled rows only); trace s / backend s = torch's own counters of dynamo's tracing and of AOT
+autograd + inductor (code generation and the wait for the kernels its workers build), summed over every graph the
+process compiled (planning's too), so they need not add up to compile s; cache = how the compile caches started:
+cold (empty inductor and Triton caches),
 warm (a saved compile cache loaded), shared (caches holding what earlier runs compiled), ? (not recorded); plan s =
 autoquant's planning or the int8 autotuner's search, not part of compile s (rows written before the column: an
 autoquant plan's quantize step, and the autotuner's search is inside compile s); model GiB = GPU memory allocated

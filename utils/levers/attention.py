@@ -55,6 +55,9 @@ def check(config) -> None:
     if config.preset is not None and config.preset.pipeline_class != "FluxPipeline":
         raise UsageError(f"--attention_backend {FP8} replaces FLUX's attention processor; "
                          f"{config.preset.name} is not a FLUX model")
+    if config.offload == "sequential":  # the q/k bounds are read from the norm weights, which it keeps off the GPU
+        raise UsageError(f"--attention_backend {FP8} cannot be combined with --offload sequential "
+                         "(--offload model can)")
     from utils.fp8_attention import missing_reason
 
     if reason := missing_reason():
