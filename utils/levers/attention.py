@@ -73,6 +73,14 @@ def label(row) -> str | None:
     return f"{backend.strip('_')} attention" if backend not in ("", "default") else None
 
 
+def prepare(pipe) -> None:
+    """fa3_fp8 only, before fusion and quantization: RoPE's pairs of q/k dimensions laid out as halves of each head."""
+    from utils.fp8_attention import deinterleave_query_key
+
+    for model in denoisers(pipe):
+        deinterleave_query_key(model)
+
+
 def apply(pipe, config) -> None:
     """Route the denoisers' attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
     if config.attention_backend == FP8:
