@@ -144,7 +144,7 @@ def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
 
 def test_with_rope_in_halves_the_processor_computes_what_diffusers_does_and_fusion_keeps_the_new_layout(monkeypatch):
     """The q/k dimensions reordered (deinterleave_query_key) before fusion: the same attention, up to bf16 rounding
-    (RMSNorm and SDPA sum head dimensions in another order)."""
+    (float32 here: RMSNorm and SDPA sum head dimensions in another order)."""
     from diffusers.models.attention_dispatch import dispatch_attention_fn
 
     from utils import fp8_attention
@@ -164,7 +164,7 @@ def test_with_rope_in_halves_the_processor_computes_what_diffusers_does_and_fusi
     fusion.fuse_qkv(pipe)
     fp8_attention.set_fp8_attention(pipe.transformer)
     np.testing.assert_allclose(image(pipe), expected, atol=1e-4)
-    with pytest.raises(ValueError, match="unfused, unquantized"):
+    with pytest.raises(ValueError, match="already reordered"):
         fp8_attention.deinterleave_query_key(pipe.transformer)
 
 
@@ -224,6 +224,7 @@ def test_the_rms_norm_bound_holds_through_rope_and_is_what_the_scales_put_on_the
     (["--attention_backend", "fa3_fp8"], "Hopper GPU kernel"),
     (["--attention_backend", "fa3_fp8", "--device", "cuda"], "fa3-fwd"),
     (["--attention_backend", "fa3_fp8", "--device", "cuda", "--offload", "sequential"], "--offload sequential"),
+    (["--attention_backend", "fa3_fp8", "--device", "cuda", "--context_parallel", "ring"], "--context_parallel"),
 ])
 def test_fp8_attention_is_refused_where_it_cannot_run(flags, message, run_args, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -84,6 +84,8 @@ def deinterleave_query_key(model: torch.nn.Module) -> int:
     only the fp8 processor computes the model's attention with them. Returns how many layers it changed."""
     layers = [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
     for layer in layers:
+        if getattr(layer, "qk_in_halves", False):
+            raise ValueError("deinterleave_query_key already reordered this model's q/k dimensions")
         order = pairs_to_halves(layer.head_dim)
         projections = ["to_q", "to_k"] + (["add_q_proj", "add_k_proj"] if layer.added_kv_proj_dim is not None else [])
         with torch.no_grad():
@@ -99,7 +101,7 @@ def deinterleave_query_key(model: torch.nn.Module) -> int:
             for name in ("norm_q", "norm_k", "norm_added_q", "norm_added_k"):
                 if (norm := getattr(layer, name, None)) is not None and norm.weight is not None:
                     norm.weight.copy_(norm.weight[order.to(norm.weight.device)])
-        layer.rope_in_halves = True
+        layer.qk_in_halves = True
     return len(layers)
 
 
@@ -109,7 +111,8 @@ def rope_in_halves(rotary_emb: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch
 
 
 class FluxFp8AttnProcessor:
-    """diffusers' FluxAttnProcessor (0.42) with its attention call in fp8."""
+    """diffusers' FluxAttnProcessor (0.42) with its attention call in fp8, and RoPE in halves on layers whose q/k
+    dimensions deinterleave_query_key reordered (`qk_in_halves`)."""
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
         if attention_mask is not None:
@@ -125,7 +128,7 @@ class FluxFp8AttnProcessor:
             key = torch.cat([attn.norm_added_k(encoder_key), key], dim=1)
             value = torch.cat([encoder_value, value], dim=1)
         if image_rotary_emb is not None:
-            halves = getattr(attn, "rope_in_halves", False)
+            halves = getattr(attn, "qk_in_halves", False)
             rope = dict(freqs_cis=rope_in_halves(image_rotary_emb) if halves else image_rotary_emb, sequence_dim=1,
                         use_real_unbind_dim=-2 if halves else -1)
             query, key = apply_rotary_emb(query, **rope), apply_rotary_emb(key, **rope)

@@ -1,8 +1,8 @@
-"""optimize(): the levers a run config selects, applied to a pipeline in their one right order: fp8 attention's q/k
-layout -> fuse -> channels_last -> one-pass GELU fp8 -> sparsify -> quantize -> int8 autotuner -> VAE tiling/slicing ->
-CPU offload -> attention backend -> context parallel -> step cache -> inductor reductions -> compile -> CUDA graph. Each
-lever is a module of utils/levers; LEVERS is their list (their flags, config fields, results columns and report labels
-come from it, in this order)."""
+"""optimize(): the levers a run config selects, applied to a pipeline in their one right order: fp8 attention (it
+reorders q/k weights) -> fuse -> channels_last -> one-pass GELU fp8 -> sparsify -> quantize -> int8 autotuner -> VAE
+tiling/slicing -> CPU offload -> attention backend -> context parallel -> step cache -> inductor reductions -> compile
+-> CUDA graph. Each lever is a module of utils/levers; LEVERS is their list (their flags, config fields, results
+columns and report labels come from it, in this order)."""
 
 from utils.levers import (
     attention,
@@ -42,7 +42,7 @@ def optimize(pipe, config, sample_call=None) -> dict:
     pipeline once (autoquant records the real inputs of the layers with it). Compilation happens in the first call."""
     applied = {"n_layers_quantized": 0, "quant_s": 0.0}
     if config.attention_backend == attention.FP8:  # it reorders projection rows: before fusion and quantization
-        attention.prepare(pipe)
+        attention.apply_fp8(pipe)
     if config.fuse_attn_projections:
         fusion.fuse_qkv(pipe)
     if config.channels_last:
@@ -60,7 +60,7 @@ def optimize(pipe, config, sample_call=None) -> dict:
     if config.autotune:  # process-wide, so before the first int8dq call
         applied |= autotune.apply(config)
     memory.apply(pipe, config)
-    if config.attention_backend != "default":
+    if config.attention_backend not in ("default", attention.FP8):
         attention.apply(pipe, config)
     if config.context_parallel != "none":
         context_parallel.apply(pipe, config)

@@ -55,6 +55,8 @@ def check(config) -> None:
     if config.preset is not None and config.preset.pipeline_class != "FluxPipeline":
         raise UsageError(f"--attention_backend {FP8} replaces FLUX's attention processor; "
                          f"{config.preset.name} is not a FLUX model")
+    if config.context_parallel != "none":  # the processor attends over the tokens it is given, one rank's share
+        raise UsageError(f"--attention_backend {FP8} cannot be combined with --context_parallel")
     if config.offload == "sequential":  # the q/k bounds are read from the norm weights, which it keeps off the GPU
         raise UsageError(f"--attention_backend {FP8} cannot be combined with --offload sequential "
                          "(--offload model can)")
@@ -73,23 +75,21 @@ def label(row) -> str | None:
     return f"{backend.strip('_')} attention" if backend not in ("", "default") else None
 
 
-def prepare(pipe) -> None:
-    """fa3_fp8 only, before fusion and quantization: RoPE's pairs of q/k dimensions laid out as halves of each head."""
-    from utils.fp8_attention import deinterleave_query_key
+def apply_fp8(pipe) -> None:
+    """fa3_fp8, before fusion and quantization (it reorders the q/k projections' rows so that RoPE reads halves of
+    each head) and before anything calls the model (autoquant's sample call must see the processor that runs)."""
+    from utils.fp8_attention import deinterleave_query_key, load_kernel, set_fp8_attention
 
+    load_kernel()
+    changed = 0
     for model in denoisers(pipe):
         deinterleave_query_key(model)
+        changed += set_fp8_attention(model)
+    if not changed:
+        raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in {type(denoiser(pipe)).__name__}")
 
 
 def apply(pipe, config) -> None:
-    """Route the denoisers' attention through one backend (e.g. _native_cudnn: torch's cuDNN SDPA)."""
-    if config.attention_backend == FP8:
-        from utils.fp8_attention import load_kernel, set_fp8_attention
-
-        load_kernel()
-        if not sum(set_fp8_attention(model) for model in denoisers(pipe)):
-            raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in "
-                             f"{type(denoiser(pipe)).__name__}")
-    else:
-        for model in denoisers(pipe):
-            model.set_attention_backend(config.attention_backend)
+    """Route the denoisers' attention through one of diffusers' backends (e.g. _native_cudnn: torch's cuDNN SDPA)."""
+    for model in denoisers(pipe):
+        model.set_attention_backend(config.attention_backend)
