@@ -161,8 +161,8 @@ def test_with_rope_in_halves_the_processor_computes_what_diffusers_does_and_fusi
     assert fp8_attention.deinterleave_query_key(pipe.transformer) == 2
     half = layer.head_dim // 2  # the first head's rows: 0, 2, 4, ... then 1, 3, 5, ...
     assert torch.equal(layer.to_q.weight[1], query_weight[2]) and torch.equal(layer.to_q.weight[half], query_weight[1])
-    fusion.fuse_qkv(pipe)
     fp8_attention.set_fp8_attention(pipe.transformer)
+    fusion.fuse_qkv(pipe)  # after both, as optimize() does
     np.testing.assert_allclose(image(pipe), expected, atol=1e-4)
     with pytest.raises(ValueError, match="already reordered"):
         fp8_attention.deinterleave_query_key(pipe.transformer)
