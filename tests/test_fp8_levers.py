@@ -143,8 +143,8 @@ def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
 
 
 def test_with_rope_in_halves_the_processor_computes_what_diffusers_does_and_fusion_keeps_the_new_layout(monkeypatch):
-    """The q/k dimensions reordered (deinterleave_query_key) before fusion: the same attention, up to bf16 rounding
-    (float32 here: RMSNorm and SDPA sum head dimensions in another order)."""
+    """The q/k dimensions reordered (deinterleave_query_key) before fusion: the same attention, up to float32
+    rounding (RMSNorm and SDPA sum head dimensions in another order)."""
     from diffusers.models.attention_dispatch import dispatch_attention_fn
 
     from utils import fp8_attention

@@ -72,6 +72,10 @@ def fp8_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     return out.to(query.dtype)
 
 
+def flux_attention_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    return [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
+
+
 def pairs_to_halves(head_dim: int) -> torch.Tensor:
     """The order of one head's dimensions that puts RoPE's pairs (2i, 2i+1) at (i, head_dim/2 + i)."""
     return torch.arange(head_dim).view(-1, 2).t().flatten()
@@ -82,7 +86,7 @@ def deinterleave_query_key(model: torch.nn.Module) -> int:
     their RMSNorm weights) for RoPE in halves; the fp8 processor then applies RoPE in that layout. Call it before
     fusing or quantizing (it needs the separate nn.Linear projections). The weights stop being diffusers' layout:
     only the fp8 processor computes the model's attention with them. Returns how many layers it changed."""
-    layers = [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
+    layers = flux_attention_layers(model)
     for layer in layers:
         if getattr(layer, "qk_in_halves", False):
             raise ValueError("deinterleave_query_key already reordered this model's q/k dimensions")
@@ -146,7 +150,7 @@ def set_fp8_attention(model: torch.nn.Module) -> int:
     one compiled block serves every layer); returns how many it changed. The bounds are read now: call it again after
     anything that changes the attention norms' weights (loading weights, a LoRA that replaces norms, a cast to a
     lower precision), or values above a stale bound saturate."""
-    layers = [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
+    layers = flux_attention_layers(model)
     for layer in layers:
         joint = layer.added_kv_proj_dim is not None  # the text tokens' q and k come from norms of their own
         query_norms = [layer.norm_q, layer.norm_added_q] if joint else [layer.norm_q]
