@@ -142,32 +142,6 @@ def test_the_fp8_attention_processor_computes_what_diffusers_does(monkeypatch):
     np.testing.assert_array_equal(image(pipe), expected)
 
 
-def test_with_rope_in_halves_the_processor_computes_what_diffusers_does_and_fusion_keeps_the_new_layout(monkeypatch):
-    """The q/k dimensions reordered (deinterleave_query_key) before fusion: the same attention, up to float32
-    rounding (RMSNorm and SDPA sum head dimensions in another order)."""
-    from diffusers.models.attention_dispatch import dispatch_attention_fn
-
-    from utils import fp8_attention
-
-    monkeypatch.setattr(fp8_attention, "fp8_attention", lambda q, k, v, *bounds: dispatch_attention_fn(q, k, v))
-    pipe = build_pipeline(TINY, "random", "cpu", torch.float32, seed=0)
-    with torch.no_grad():  # norm weights that differ per dimension: a reorder missed on one side shows
-        for name, norm in pipe.transformer.named_modules():
-            if isinstance(norm, torch.nn.RMSNorm) and ".attn.norm_" in name:
-                norm.weight.uniform_(0.2, 3)
-    expected = image(pipe)
-    layer = next(m for m in pipe.transformer.modules() if type(m).__name__ == "FluxAttention")
-    query_weight = layer.to_q.weight.clone()
-    assert fp8_attention.deinterleave_query_key(pipe.transformer) == 2
-    half = layer.head_dim // 2  # the first head's rows: 0, 2, 4, ... then 1, 3, 5, ...
-    assert torch.equal(layer.to_q.weight[1], query_weight[2]) and torch.equal(layer.to_q.weight[half], query_weight[1])
-    fp8_attention.set_fp8_attention(pipe.transformer)
-    fusion.fuse_qkv(pipe)  # after both, as optimize() does
-    np.testing.assert_allclose(image(pipe), expected, atol=1e-4)
-    with pytest.raises(ValueError, match="already reordered"):
-        fp8_attention.deinterleave_query_key(pipe.transformer)
-
-
 def test_each_attention_layer_gets_the_bounds_of_its_own_norms_as_buffers_outside_the_state_dict():
     from utils.fp8_attention import rms_norm_bound, set_fp8_attention
 

@@ -8,11 +8,6 @@ inference), and their cast fuses into the kernel that writes them. v has no such
 FA3 is not in torch or diffusers; its forward comes from the PyPI wheel `fa3-fwd` (a third-party build of
 FlashAttention-3's forward for Hopper, with no author or homepage in its metadata: pin it and review it before use).
 It is imported only when the processor runs.
-
-`deinterleave_query_key` (optional, before fusion and quantization) reorders each head's q/k dimensions so that RoPE's
-pairs become the two halves of the head (the layout diffusers' `apply_rotary_emb(use_real_unbind_dim=-2)` reads),
-instead of neighbours: q.k^T is unchanged when q and k get the same order, and inductor's q/k kernel then reads
-contiguous halves instead of stride-2 pairs.
 """
 
 import torch
@@ -76,47 +71,8 @@ def flux_attention_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
 
 
-def pairs_to_halves(head_dim: int) -> torch.Tensor:
-    """The order of one head's dimensions that puts RoPE's pairs (2i, 2i+1) at (i, head_dim/2 + i)."""
-    return torch.arange(head_dim).view(-1, 2).t().flatten()
-
-
-def deinterleave_query_key(model: torch.nn.Module) -> int:
-    """Reorder the q and k dimensions of every FLUX attention head of `model` (its q/k projections' output rows and
-    their RMSNorm weights) for RoPE in halves; the fp8 processor then applies RoPE in that layout. Call it before
-    fusing or quantizing (it needs the separate nn.Linear projections). The weights stop being diffusers' layout:
-    only the fp8 processor computes the model's attention with them. Returns how many layers it changed."""
-    layers = flux_attention_layers(model)
-    for layer in layers:
-        if getattr(layer, "qk_in_halves", False):
-            raise ValueError("deinterleave_query_key already reordered this model's q/k dimensions")
-        order = pairs_to_halves(layer.head_dim)
-        projections = ["to_q", "to_k"] + (["add_q_proj", "add_k_proj"] if layer.added_kv_proj_dim is not None else [])
-        with torch.no_grad():
-            for name in projections:
-                linear = getattr(layer, name, None)
-                if type(linear) is not torch.nn.Linear:
-                    raise ValueError(f"deinterleave_query_key needs unfused, unquantized projections; {name} is "
-                                     f"{type(linear).__name__}")
-                rows = torch.arange(linear.out_features).view(-1, layer.head_dim)[:, order].flatten()
-                linear.weight.copy_(linear.weight[rows.to(linear.weight.device)])
-                if linear.bias is not None:
-                    linear.bias.copy_(linear.bias[rows.to(linear.bias.device)])
-            for name in ("norm_q", "norm_k", "norm_added_q", "norm_added_k"):
-                if (norm := getattr(layer, name, None)) is not None and norm.weight is not None:
-                    norm.weight.copy_(norm.weight[order.to(norm.weight.device)])
-        layer.qk_in_halves = True
-    return len(layers)
-
-
-def rope_in_halves(rotary_emb: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """FLUX's (cos, sin) tables, each (S, D) with every angle twice in a row, in the halves layout."""
-    return tuple(table.unflatten(-1, (-1, 2)).transpose(-1, -2).flatten(-2) for table in rotary_emb)
-
-
 class FluxFp8AttnProcessor:
-    """diffusers' FluxAttnProcessor (0.42) with its attention call in fp8, and RoPE in halves on layers whose q/k
-    dimensions deinterleave_query_key reordered (`qk_in_halves`)."""
+    """diffusers' FluxAttnProcessor (0.42) with its attention call in fp8."""
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
         if attention_mask is not None:
@@ -132,10 +88,8 @@ class FluxFp8AttnProcessor:
             key = torch.cat([attn.norm_added_k(encoder_key), key], dim=1)
             value = torch.cat([encoder_value, value], dim=1)
         if image_rotary_emb is not None:
-            halves = getattr(attn, "qk_in_halves", False)
-            rope = dict(freqs_cis=rope_in_halves(image_rotary_emb) if halves else image_rotary_emb, sequence_dim=1,
-                        use_real_unbind_dim=-2 if halves else -1)
-            query, key = apply_rotary_emb(query, **rope), apply_rotary_emb(key, **rope)
+            query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
+            key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
         hidden_states = fp8_attention(query, key, value, attn.fp8_query_bound, attn.fp8_key_bound).flatten(2, 3)
         if encoder_hidden_states is None:
             return hidden_states

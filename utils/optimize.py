@@ -1,5 +1,5 @@
-"""optimize(): the levers a run config selects, applied to a pipeline in their one right order: fp8 attention (it
-reorders q/k weights) -> fuse -> channels_last -> one-pass GELU fp8 -> sparsify -> quantize -> int8 autotuner -> VAE
+"""optimize(): the levers a run config selects, applied to a pipeline in their one right order: fp8 attention's
+processor -> fuse -> channels_last -> one-pass GELU fp8 -> sparsify -> quantize -> int8 autotuner -> VAE
 tiling/slicing -> CPU offload -> attention backend -> context parallel -> step cache -> inductor reductions -> compile
 -> CUDA graph. Each lever is a module of utils/levers; LEVERS is their list (their flags, config fields, results
 columns and report labels come from it, in this order)."""
@@ -41,7 +41,7 @@ def optimize(pipe, config, sample_call=None) -> dict:
     """Apply the levers of `config` in place; returns the columns saying what was applied. `sample_call` runs the
     pipeline once (autoquant records the real inputs of the layers with it). Compilation happens in the first call."""
     applied = {"n_layers_quantized": 0, "quant_s": 0.0}
-    if config.attention_backend == attention.FP8:  # it reorders projection rows: before fusion and quantization
+    if config.attention_backend == attention.FP8:  # before anything calls the model (autoquant)
         attention.apply_fp8(pipe)
     if config.fuse_attn_projections:
         fusion.fuse_qkv(pipe)

@@ -76,14 +76,12 @@ def label(row) -> str | None:
 
 
 def apply_fp8(pipe) -> None:
-    """fa3_fp8, before fusion and quantization (it reorders the q/k projections' rows so that RoPE reads halves of
-    each head) and before anything calls the model (autoquant's sample call must see the processor that runs)."""
-    from utils.fp8_attention import deinterleave_query_key, load_kernel, set_fp8_attention
+    """fa3_fp8, before anything calls the model (autoquant's sample call must see the processor that runs)."""
+    from utils.fp8_attention import load_kernel, set_fp8_attention
 
     load_kernel()
     changed = 0
     for model in denoisers(pipe):
-        deinterleave_query_key(model)
         changed += set_fp8_attention(model)
     if not changed:
         raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in {type(denoiser(pipe)).__name__}")
