@@ -1,8 +1,13 @@
 """The one-pass GELU -> fp8 layers (utils/fp8_kernels.py, --gelu_fp8_one_pass): the PyTorch reference they run on
 the CPU quantizes exactly as torchao's fp8dqrow does, and the pipeline keeps its output close to bf16 with them.
-The Triton kernel itself needs a GPU; it is checked against this reference there."""
+The Triton kernel runs here under Triton's interpreter when triton is installed; its speed and its rounding are
+checked on the GPU."""
 
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +15,8 @@ import torch
 
 from inference import benchmark_image
 from tests.conftest import TINY
-from utils.fp8_kernels import FP8, Fp8RowLinear, quantize_weight_rows, reference_rows_to_fp8, rows_to_fp8
+from utils import fp8_kernels
+from utils.fp8_kernels import FP8, Fp8RowLinear, gelu_tanh, quantize_weight_rows, reference_rows_to_fp8, rows_to_fp8
 from utils.levers import fusion, gelu_fp8
 from utils.pipelines import build_pipeline
 
@@ -30,6 +36,37 @@ def test_rows_are_gelu_then_concatenated_then_quantized_per_row():
     assert ((rows.float() * scale - expected).norm() / expected.norm()) < 0.05
     only_gelu, _ = reference_rows_to_fp8(None, pre)
     assert only_gelu.shape == (16, 64)
+
+
+def check_the_triton_kernel(plain_cols: int, gelu_cols: int) -> None:
+    """Run in a process started with TRITON_INTERPRET=1 (Triton reads it when it is imported)."""
+    generator = torch.Generator().manual_seed(plain_cols + gelu_cols)
+    gelu_input = (3 * torch.randn(8, gelu_cols + 24, generator=generator)).bfloat16()[:, 24:]
+    plain = None
+    if plain_cols:  # every other row's largest value in the plain part
+        plain = (torch.randn(8, plain_cols + 8, generator=generator) * torch.tensor([1.0, 10.0]).repeat(4)[:, None])
+        plain = plain.bfloat16()[:, :plain_cols]
+    scaled, scale = fp8_kernels.triton_rows_to_fp8(plain, gelu_input, out_dtype=torch.float32)
+    activated = gelu_tanh(gelu_input)
+    expected = (activated if plain is None else torch.cat([plain, activated], dim=-1)).float()
+    # one bf16 step apart at most: the interpreter rounds the kernel's GELU to bf16 its own way (atol: values near
+    # zero, far below e4m3's smallest step)
+    torch.testing.assert_close(scale, expected.abs().amax(dim=-1, keepdim=True) / 448, rtol=2**-7, atol=0)
+    torch.testing.assert_close(scaled, expected / scale, rtol=2**-7, atol=1e-4)
+    torch.testing.assert_close(scaled.abs().amax(dim=-1), torch.full((8,), 448.0))  # each row's largest: e4m3's max
+
+
+def test_the_triton_kernel_quantizes_like_the_reference_under_the_interpreter():
+    """The Triton kernel itself, run on the CPU by Triton's interpreter, at FLUX.1-dev's row widths (feed-forward:
+    12288; single block: 3072 + 12288) and at widths that are not powers of two, on column slices of wider tensors
+    (row strides that are not the width): the reference's scales and scaled rows, up to the interpreter's own
+    rounding to bf16. The e4m3 cast is checked on the GPU: the interpreter's halves some values just above a power of
+    two."""
+    pytest.importorskip("triton")
+    cases = [(0, 12288), (3072, 12288), (40, 150)]
+    calls = "; ".join(f"check_the_triton_kernel({plain}, {gelu})" for plain, gelu in cases)
+    subprocess.run([sys.executable, "-c", f"from tests.test_fp8_levers import check_the_triton_kernel; {calls}"],
+                   check=True, cwd=Path(__file__).parents[1], env={**os.environ, "TRITON_INTERPRET": "1"})
 
 
 def test_the_weights_are_quantized_like_fp8dqrow_and_the_layer_matches_bf16():
