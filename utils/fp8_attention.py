@@ -67,10 +67,6 @@ def fp8_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     return out.to(query.dtype)
 
 
-def flux_attention_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    return [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
-
-
 class FluxFp8AttnProcessor:
     """diffusers' FluxAttnProcessor (0.42) with its attention call in fp8."""
 
@@ -104,7 +100,7 @@ def set_fp8_attention(model: torch.nn.Module) -> int:
     one compiled block serves every layer); returns how many it changed. The bounds are read now: call it again after
     anything that changes the attention norms' weights (loading weights, a LoRA that replaces norms, a cast to a
     lower precision), or values above a stale bound saturate."""
-    layers = flux_attention_layers(model)
+    layers = [module for module in model.modules() if type(module).__name__ == "FluxAttention"]
     for layer in layers:
         joint = layer.added_kv_proj_dim is not None  # the text tokens' q and k come from norms of their own
         query_norms = [layer.norm_q, layer.norm_added_q] if joint else [layer.norm_q]

@@ -80,10 +80,7 @@ def apply_fp8(pipe) -> None:
     from utils.fp8_attention import load_kernel, set_fp8_attention
 
     load_kernel()
-    changed = 0
-    for model in denoisers(pipe):
-        changed += set_fp8_attention(model)
-    if not changed:
+    if not sum(set_fp8_attention(model) for model in denoisers(pipe)):
         raise UsageError(f"--attention_backend {FP8} found no FLUX attention layer in {type(denoiser(pipe)).__name__}")
 
 
