@@ -1,5 +1,6 @@
-"""Benchmark a diffusers text-to-image pipeline (FLUX.1-dev / schnell, Qwen-Image) with torchao quantization and
-torch.compile. One configuration per run: load -> fuse -> quantize -> compile -> warm up -> time -> record.
+"""Benchmark a diffusers text-to-image pipeline (FLUX.1-dev / schnell, FLUX.2-dev, Qwen-Image) with torchao
+quantization and torch.compile. One configuration per run: load -> fuse -> quantize -> compile -> warm up -> time ->
+record.
 
     python inference/benchmark_image.py                                       # tiny-flux on the CPU, offline
     python inference/benchmark_image.py --ckpt_id black-forest-labs/FLUX.1-dev \\
@@ -40,9 +41,12 @@ def build_parser() -> Parser:
 
 
 def with_recipe(parser: Parser, argv: list[str]) -> list[str]:
-    """argv with its --recipe's flags in front of the user's (which therefore win)."""
+    """argv with its --recipe's flags in front of the user's (which therefore win); errors then name the recipe."""
     recipe = parser.parse_args(argv).recipe
-    return [*RECIPES[recipe], *argv] if recipe else argv
+    if not recipe:
+        return argv
+    parser.error_context = f"--recipe {recipe}: "
+    return [*RECIPES[recipe], *argv]
 
 
 def parse_config(argv=None):

@@ -8,7 +8,7 @@ quantization, torch.compile, CPU offload and VAE tiling/slicing. One configurati
     python inference/benchmark_video.py --model_id Wan-AI/Wan2.2-T2V-A14B-Diffusers --quantization fp8dqrow \\
         --regional_compile                               # both experts (transformer, transformer_2) quantized, compiled
 
-`--dtype` takes the seed's vocabulary: fp16 or bf16 (no quantization), or a quantization name applied on the
+`--dtype` takes the seed's vocabulary: fp16 or bf16 (the base precision), or a quantization name applied on the
 model's base precision (fp16 for CogVideoX-2b, bf16 for 5b; --base_dtype overrides it).
 """
 
@@ -32,8 +32,8 @@ def build_parser() -> Parser:
     group.add_argument("--num_frames", type=positive_int, default=None,
                        help="frames per video, 4k+1 (the video VAEs compress time 4x); default: the preset's")
     group.add_argument("--dtype", choices=[*DTYPES, *QUANTIZATIONS], default=None,
-                       help="fp16/bf16: base precision, no quantization; any other name: that --quantization on the "
-                            "model's base precision")
+                       help="fp16/bf16: the base precision (as --base_dtype; --quantization still quantizes on it); "
+                            "any other name: that --quantization on the model's base precision")
     group.add_argument("--base_dtype", choices=list(DTYPES), default=None,
                        help="base precision of the weights (default: the preset's: fp16 for CogVideoX-2b, bf16 "
                             "otherwise; Wan keeps its VAE in fp32 as its model cards do)")

@@ -1,6 +1,7 @@
 """Run a grid of configurations, one subprocess each (fresh CUDA context, compile state, inductor cache directory
 and memory), all appending to one CSV. Resumable: a configuration whose row is already in the CSV with status ok is
-skipped. A grid file is a crossed grid, a job list or a cumulative ladder (see utils/sweep.py and inference/grids/).
+skipped. A grid file is a crossed grid, a job list or a cumulative ladder (format: docs/architecture.md, Grid files;
+examples: inference/grids/).
 Every configuration is checked by its script before any runs: bad input is one line on stderr and exit code 2, with
 nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) stops the running configuration, which
 records itself as `interrupted` with the times it finished (killed after 20 s if it has not), and exits with 130;
@@ -84,7 +85,8 @@ def grid_spec(args) -> dict:
     spec = {}
     if args.grid:
         if not args.grid.is_file():
-            raise UsageError(f"--grid {args.grid}: no such file")
+            raise UsageError(f"--grid {args.grid}: " + ("is a folder; give a grid file in it" if args.grid.is_dir()
+                                                         else "no such file"))
         spec = load_grid_file(args.grid)
         if args.vary and ("configs" in spec or "ladder" in spec):
             raise UsageError(f"--vary crosses a grid; {args.grid} is a job list or a ladder (narrow it with --only)")

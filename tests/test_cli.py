@@ -40,6 +40,8 @@ BAD_INPUTS = {
     "autotune on the cpu": (["--autotune", "--quantization", "int8dq"], "--autotune needs CUDA"),
     "autotune cache without autotune": (["--autotune_cache", "tuned.pkl"], "needs --autotune"),
     "autotune configs without autotune": (["--autotune_configs", "all"], "--autotune_configs needs --autotune"),
+    "a video model": (["--ckpt_id", "tiny-cogvideox"], "is a video model: run it with inference/benchmark_video.py"),
+    "a recipe on the cpu": (["--recipe", "fastest"], "--recipe fastest: --quantization fp8dqrow runs only on CUDA"),
 }
 
 
@@ -69,6 +71,10 @@ def test_help_explains_every_flag():
     for flag in ["--ckpt_id", "--quantization", "--sparsify", "--fuse_attn_projections", "--compile", "--compile_vae",
                  "--batch_size"]:  # the seed's flags still exist
         assert flag in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    assert "(default: 1)" in text  # --batch_size: a default worth reading is still shown
+    assert text.count("default results/<model>.csv") == 1  # the --csv help names its default once
 
 
 def test_autotuner_check_names_what_is_missing(monkeypatch):

@@ -98,6 +98,19 @@ def test_report_groups_ranks_and_picks(tmp_path):
     assert (tmp_path / "plots" / "flux-0.png").stat().st_size > 10_000
 
 
+def test_a_row_with_a_wide_spread_of_call_times_is_called_noisy(tmp_path):
+    path = tmp_path / "flux.csv"
+    common = dict(model="m", gpu="H100", weights="random", batch_size=1, height=1024, width=1024,
+                  num_inference_steps=28, dtype="bf16", campaign="run-1")
+    append_row(path, Row(**common, time_median_s=1.06, time_min_s=0.24, time_max_s=1.91))
+    append_row(path, Row(**common, quantization="int8wo", time_median_s=0.045, time_min_s=0.044, time_max_s=0.047))
+    assert report.main([str(path)]) == 0
+    text = " ".join(path.with_suffix(".md").read_text().split())
+    assert ("Noisy timing: the slowest timed call exceeds 1.5x the fastest for bf16 in C1 (8.0x); their medians, "
+            "speedups and picks may not hold on a rerun.") in text
+    assert "int8wo in C1" not in text
+
+
 def test_ratios_and_picks_stay_within_one_campaign(tmp_path):
     """Two campaigns on one GPU model: each row's speedup divides by its own campaign's bf16 eager row (— where the
     campaign has none), each campaign gets its own pick line, and a configuration measured in both keeps both rows;

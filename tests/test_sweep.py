@@ -133,7 +133,8 @@ def test_sigkill_leaves_no_partial_or_duplicated_row(tmp_path):
 def test_bad_sweep_input(tmp_path, capsys):
     script = ["--script", "inference/benchmark_image.py"]
     for flags, message in [([*script, "--vary", "quantization"], "FLAG=V1,V2"),
-                           (["--grid", "nope.json"], "no such file")]:
+                           (["--grid", "nope.json"], "no such file"),
+                           (["--grid", str(tmp_path)], "is a folder; give a grid file in it")]:
         try:
             sweep.main(["--csv", str(tmp_path / "x.csv"), *flags])
         except SystemExit as exit_info:

@@ -55,6 +55,7 @@ def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
     (["--num_frames", "10"], "4k+1"),
     (["--offload", "model"], "needs a CUDA device"),
     (["--offload", "sequential", "--compile"], "cannot be combined"),
+    (["--ckpt_id", "tiny-flux"], "is an image model: run it with inference/benchmark_image.py"),
 ])
 def test_bad_video_input_exits_2(video_args, tmp_path, capsys, flags, message):
     expect_exit_2(benchmark_video.main, [*video_args, *flags], message, capsys)

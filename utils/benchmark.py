@@ -3,6 +3,7 @@ fidelity -> record. A script supplies its run config, how to read frames from an
 
 import inspect
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 
 from utils import fidelity
-from utils.campaign import caches_at_launch, compile_start
+from utils.campaign import CAMPAIGN_ENV, caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
 from utils.errors import (
@@ -205,7 +206,8 @@ def measure(config, row: Row, rank: int, save_sample: Callable) -> None:
     row.model_memory_GiB = allocated_GiB(config.device)
     # 4. warm up, then time
     times, output = time_calls(call, warmup=config.warmup, runs=config.runs, device=config.device,
-                               label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} {config.quantization}",
+                               label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} "
+                                     f"{config.base_dtype if config.quantization == 'None' else config.quantization}",
                                show_progress=rank == 0)
     record(row, times.summary())
     if compilation.compiles_anything(config):
@@ -238,4 +240,7 @@ def run_and_print(config, save_sample: Callable) -> int:
     if row_path is not None:
         print(render_row(row))
         print(f"row appended to {row_path}")
+        if not os.environ.get(CAMPAIGN_ENV):
+            print(f"This run is campaign {row.campaign} on its own, and the report divides only by a bf16 eager row of "
+                  "the same campaign: run configurations together with inference/sweep.py (docs/campaigns.md).")
     return 0 if row.status == "ok" else 1

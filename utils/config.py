@@ -101,6 +101,7 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
     launcher = ["torchrun", "--nproc_per_node", str(world_size)] if world_size > 1 else ["python"]
     preset = get_preset(flags.ckpt_id)
     if checked:
+        check_script_fits(flags.sample_flag, preset)
         check_generation(flags, preset)
         check_device(flags.device)
     context = RunContext(script=script, command=shlex.join([*launcher, script, *argv]), ckpt_id=flags.ckpt_id,
@@ -125,6 +126,14 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
         check_output_memory(config.batch_size, size["height"], size["width"], size["num_frames"])
     # last: resolving --weights auto may ask the hub, which can take seconds
     return dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
+
+
+def check_script_fits(sample_flag: str, preset) -> None:
+    """A video model through the image script (or the reverse) would run, but file its row beside the other kind's."""
+    if preset is None or preset.makes_video == (sample_flag == "save_video"):
+        return
+    kind, script = ("a video", "benchmark_video.py") if preset.makes_video else ("an image", "benchmark_image.py")
+    raise UsageError(f"{preset.name} is {kind} model: run it with inference/{script}")
 
 
 def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tuple[str, ...]) -> None:

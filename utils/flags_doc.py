@@ -125,8 +125,9 @@ def render() -> str:
     video = parsers["inference/benchmark_video.py"]
     missing = sorted(dests(image) - dests(video))
     lines += ["## `inference/benchmark_video.py`", "",
-              "The flags of the image benchmark, except " + (", ".join(f"`{name}`" for name in missing) or "none")
-              + ", and these:", "", *table(flag_rows(video, skip=dests(image))), ""]
+              "The flags of the image benchmark (`--save_video` in place of `--save_image`), except "
+              + (", ".join(f"`{name}`" for name in missing) or "none") + ", and these:", "",
+              *table(flag_rows(video, skip=dests(image))), ""]
     for script in ("inference/sweep.py", "inference/quantization_time.py", "training/train_fp8.py"):
         lines += [f"## `{script}`", "", *table(flag_rows(parsers[script])), ""]
     serialize = parsers["inference/serialize.py"]

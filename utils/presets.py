@@ -36,6 +36,10 @@ class Preset:
     few_rows_layers: str = ""
 
     @property
+    def makes_video(self) -> bool:
+        return "num_frames" in self.call_defaults
+
+    @property
     def config_dir(self) -> Path:
         return CONFIG_ROOT / self.slug
 

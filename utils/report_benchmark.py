@@ -107,6 +107,21 @@ def weights_line(group: pd.DataFrame, labels: dict[str, str]) -> str:
             f" take {weights_GiB:.2f} GiB at their precisions; the bf16 eager rows allocate {measured} once loaded.")
 
 
+NOISY_SPREAD = 1.5  # slowest over fastest timed call of one row
+
+
+def spread_line(table: pd.DataFrame, labels: dict[str, str]) -> str:
+    """The rows whose timed calls differ so much (a busy machine, clocks changing) that their medians, and the ratios
+    and picks made from them, may not hold on a rerun; "" when there are none."""
+    noisy = table[(table.status == "ok") & (table.time_max_s > NOISY_SPREAD * table.time_min_s)]
+    if noisy.empty:
+        return ""
+    rows = "; ".join(f"{row.configuration} in {labels[row.unit]} ({row.time_max_s / row.time_min_s:.1f}x)"
+                     for _, row in noisy.iterrows())
+    return (f"Noisy timing: the slowest timed call exceeds {NOISY_SPREAD}x the fastest for {rows}; their medians, "
+            "speedups and picks may not hold on a rerun.")
+
+
 def pick_lines(table: pd.DataFrame, labels: dict[str, str]) -> tuple[list[str], set]:
     """One "what to pick" line per campaign with two finished rows or more in the table (never across campaigns);
     returns the lines and the index of each campaign's fastest row."""
@@ -215,12 +230,13 @@ def render_table(model_rows: pd.DataFrame, group: pd.DataFrame, references: dict
     shown = set(model_rows.unit[model_rows.apply(is_baseline, axis=1)])
     line = reference_line(group, references, labels, shown)
     picks, fastest = pick_lines(table, labels)
+    noisy = spread_line(table, labels)
     table = table.assign(configuration=[f"**{name}** (fastest in {labels[unit]})" if position in fastest
                                         else name for position, name, unit in
                                         zip(table.index, table.configuration, table.unit)])
     weights = weights_line(model_rows, labels)
-    sections = ["", line, *(["", weights] if weights else []), *(["", *picks] if picks else []), "",
-                render_rows(table, labels)]
+    sections = ["", line, *(["", weights] if weights else []), *(["", *picks] if picks else []),
+                *(["", noisy] if noisy else []), "", render_rows(table, labels)]
     if (table.status == "ok").sum() >= 2:
         plot_group(plot_rows(table, labels), title, plot_path)
         sections += ["", f"![{title}]({Path('plots') / plot_path.name})"]

@@ -17,12 +17,13 @@ TRAIN_GROUP_COLUMNS = ["model", "gpu", "weights", "method", "rank", "transformer
                        "gradient_checkpointing"]
 TRAIN_LEGEND = """Columns: campaign = the run the row came from (the table at the top); steps = optimizer steps run;
 step median/min/max s = one optimizer step (forward, backward, optimizer) after the warm-up steps, timed with CUDA
-events; speedup = the bf16 row (fp8 off) of otherwise the same configuration (compile, attention, steps, ...) and
-the same campaign / this row (— where that campaign has none); compile s = first step minus the median; cache = how
-the compile caches started (cold, warm, shared; ? not recorded); peak GiB = peak allocated during the timed steps
-(transformer, LoRA or full weights, optimizer state, activations; the text encoders and VAE are gone by then). Rows
-with weights=random train the real architecture from random weights: step time and memory are real, the loss only
-shows that the optimization moves. The CSV has every column, including each step's loss and the exact command."""
+events (the wall clock on a CPU); speedup = the bf16 row (fp8 off) of otherwise the same configuration (compile,
+attention, steps, ...) and the same campaign / this row (— where that campaign has none); compile s = first step
+minus the median; cache = how the compile caches started (cold, warm, shared; ? not recorded); peak GiB = peak
+allocated during the timed steps (transformer, LoRA or full weights, optimizer state, activations; the text encoders
+and VAE are gone by then). Rows with weights=random train the real architecture from random weights: step time and
+memory are real, the loss only shows that the optimization moves. The CSV has every column, including each step's
+loss and the exact command."""
 TRAIN_TABLE = {"campaign_label": "campaign", "fp8": "fp8", "compile": "compiled", "attention_backend": "attention",
                "max_steps": "steps", "step_median_s": "step median s", "step_min_s": "min s", "step_max_s": "max s",
                "speedup": "speedup", "images_per_s": "images/s", "compile_s": "compile s", "cache": "cache",
@@ -52,6 +53,7 @@ def render_training_group(group: pd.DataFrame, labels: dict[str, str]) -> str:
     order = {unit: position for position, unit in enumerate(labels)}
     group = group.assign(
         campaign_label=group.unit.map(labels), _order=group.unit.map(order),
+        fp8=[f"{row.fp8} (emulated)" if is_set(row.fp8_emulate) else row.fp8 for _, row in group.iterrows()],
         speedup=ratio_cells([bf16.get(same_but_fp8(row), float("nan")) / row.step_median_s
                              for _, row in group.iterrows()], group.status == "ok"),
         cache=[cache_state(row, is_set(row.compile)) for _, row in group.iterrows()],
