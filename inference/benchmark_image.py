@@ -11,6 +11,7 @@ Each run appends one row to a CSV (default results/<model>.csv) and prints it as
 with `python -m utils.report results/<model>.csv`.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -41,11 +42,19 @@ def build_parser() -> Parser:
 
 
 def with_recipe(parser: Parser, argv: list[str]) -> list[str]:
-    """argv with its --recipe's flags in front of the user's (which therefore win); errors then name the recipe."""
+    """argv with its --recipe's flags in front of the user's (which therefore win). An error about a flag that only
+    the recipe gave names the recipe, since the user never typed that flag."""
     recipe = parser.parse_args(argv).recipe
     if not recipe:
         return argv
-    parser.error_context = f"--recipe {recipe}: "
+    added = [flag for flag in RECIPES[recipe] if flag.startswith("--") and flag not in argv]
+    plain_error = parser.error
+
+    def error(message):
+        from_recipe = any(re.search(rf"{flag}(?![\w-])", message) for flag in added)
+        plain_error(f"--recipe {recipe}: {message}" if from_recipe else message)
+
+    parser.error = error
     return [*RECIPES[recipe], *argv]
 
 

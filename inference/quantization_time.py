@@ -58,10 +58,12 @@ class QuantTimeConfig:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0].rstrip(":") + " (the ways: --method)")
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0].rstrip(":") + "; --method lists the three.")
     add_model_args(parser, default_ckpt="tiny-flux")
     parser.add_argument("--quantization", choices=[name for name in QUANTIZATIONS if name != "None"],
-                        default="int8wo", help="registry name of the quantization (docs/flags.md lists them)")
+                        default="int8wo",
+                        help="registry name of the quantization (each is described under the image benchmark's "
+                             "--quantization)")
     parser.add_argument("--method", choices=["all", *METHODS], default="all",
                         help="all: each way in its own subprocess, one after the other; a single name: that way, "
                              "in this process. " + "; ".join(f"{name} = {text}" for name, text in METHODS.items()))

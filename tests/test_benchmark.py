@@ -27,7 +27,8 @@ def rows(tmp_path):
     return read_rows(tmp_path / "results.csv")
 
 
-def test_default_run_appends_an_ok_row_with_the_schema(run_args, tmp_path, capsys):
+def test_default_run_appends_an_ok_row_with_the_schema(run_args, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("BENCH_CAMPAIGN", raising=False)
     image_path = tmp_path / "sample.png"
     assert run([*run_args, "--save_image", str(image_path)]) == 0
     frame = rows(tmp_path)
@@ -39,7 +40,15 @@ def test_default_run_appends_an_ok_row_with_the_schema(run_args, tmp_path, capsy
     assert math.isinf(row.psnr_db) and row.latent_rel_l2 == 0  # bf16 eager is its own reference
     assert "benchmark_image.py" in row.command and row.torch_version == torch.__version__
     assert Image.open(image_path).size == (64, 64)
-    assert "| tiny-flux" in capsys.readouterr().out  # the row, printed as markdown
+    out = capsys.readouterr().out
+    assert "| tiny-flux" in out  # the row, printed as markdown
+    assert f"This run is its own campaign ({row.campaign})" in out  # a run alone gets no speedup: say why
+
+
+def test_a_run_inside_a_campaign_prints_no_campaign_hint(run_args, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_CAMPAIGN", "20261207T000000Z-0000")
+    assert run(run_args) == 0
+    assert "own campaign" not in capsys.readouterr().out
 
 
 def test_quantized_run_reuses_the_cached_reference_and_stays_close(run_args, tmp_path):

@@ -52,6 +52,14 @@ def test_bad_input_exits_2_with_one_line(flags, message, run_args, tmp_path, cap
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_an_error_names_the_recipe_only_for_a_flag_the_recipe_gave(run_args, capsys):
+    for flags, message in ((["--height", "17"], "multiple of 16"), (["--quantization", "fp8dq"], "only on CUDA")):
+        expect_exit_2(benchmark_image.main, [*run_args, "--recipe", "readme", *flags], message, capsys)
+    with pytest.raises(SystemExit):  # the user typed these flags: the message does not blame the recipe
+        benchmark_image.main([*run_args, "--recipe", "readme", "--quantization", "fp8dq"])
+    assert capsys.readouterr().err.split("error: ")[1].startswith("--quantization fp8dq runs only on CUDA")
+
+
 def test_cuda_device_without_cuda(run_args, capsys):
     import torch
 

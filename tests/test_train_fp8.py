@@ -4,6 +4,7 @@ LoRA's round trip into an inference pipeline, bad input and the CSV row."""
 import csv
 import importlib.util
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import torch
 
 from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from training import train_fp8
+from utils import report
 from utils.pipelines import build_pipeline
 from utils.results import TrainRow, columns_of
 from utils.training import data, float8, loop, lora, run
@@ -82,6 +84,9 @@ def test_compare_run_with_fp8_emulation(tmp_path, capsys):
     assert (tmp_path / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert float(fp8["reload_max_abs_diff"]) == 0
     assert plot.stat().st_size > 0
+    assert report.main([str(tmp_path / "train.csv")]) == 0
+    table = (tmp_path / "train.md").read_text()
+    assert re.search(r"\|\s*rowwise \(emulated\)\s*\|", table) and "wall clock on a CPU" in table
 
 
 @pytest.mark.parametrize("recipe", ["tensorwise", "rowwise"])

@@ -240,7 +240,8 @@ def run_and_print(config, save_sample: Callable) -> int:
     if row_path is not None:
         print(render_row(row))
         print(f"row appended to {row_path}")
-        if not os.environ.get(CAMPAIGN_ENV):
-            print(f"This run is campaign {row.campaign} on its own, and the report divides only by a bf16 eager row of "
-                  "the same campaign: run configurations together with inference/sweep.py (docs/campaigns.md).")
+        if row.status == "ok" and not config.memory_only and not os.environ.get(CAMPAIGN_ENV):
+            print(f"This run is its own campaign ({row.campaign}); the report's speedups compare rows of one campaign "
+                  "only: run the configurations to compare, bf16 eager among them, through inference/sweep.py, or "
+                  "export one BENCH_CAMPAIGN for all of them (docs/campaigns.md).")
     return 0 if row.status == "ok" else 1

@@ -23,12 +23,11 @@ from utils.timing import GiB
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: ...)" only where there is a default worth reading (not None, an off switch or an empty
-    list) and the help does not already name it."""
+    """Appends "(default: ...)" only where there is a default worth reading: not None (such helps say what happens
+    without the flag), an off switch or an empty list."""
 
     def _get_help_string(self, action):
-        empty = action.default is None or action.default is False or action.default == []
-        if empty or "default" in (action.help or "").lower():
+        if action.default is None or action.default is False or action.default == []:
             return action.help
         return super()._get_help_string(action)
 
@@ -38,10 +37,9 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, **kwargs):
         super().__init__(formatter_class=DefaultsFormatter, **kwargs)
-        self.error_context = ""  # what the user typed that the error stems from, when it is not in the message
 
     def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {self.error_context}{message}\n")
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
 
     def parse_known_args(self, args=None, namespace=None):

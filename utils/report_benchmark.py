@@ -112,14 +112,15 @@ NOISY_SPREAD = 1.5  # slowest over fastest timed call of one row
 
 def spread_line(table: pd.DataFrame, labels: dict[str, str]) -> str:
     """The rows whose timed calls differ so much (a busy machine, clocks changing) that their medians, and the ratios
-    and picks made from them, may not hold on a rerun; "" when there are none."""
-    noisy = table[(table.status == "ok") & (table.time_max_s > NOISY_SPREAD * table.time_min_s)]
+    and picks made from them, may move on a rerun; "" when there are none."""
+    finished = (table.status == "ok") & (table.time_min_s > 0)
+    noisy = table[finished & (table.time_max_s > NOISY_SPREAD * table.time_min_s)]
     if noisy.empty:
         return ""
     rows = "; ".join(f"{row.configuration} in {labels[row.unit]} ({row.time_max_s / row.time_min_s:.1f}x)"
                      for _, row in noisy.iterrows())
-    return (f"Noisy timing: the slowest timed call exceeds {NOISY_SPREAD}x the fastest for {rows}; their medians, "
-            "speedups and picks may not hold on a rerun.")
+    return (f"Noisy timing: the slowest timed call took over {NOISY_SPREAD}x the fastest for {rows}; rerun on an idle "
+            "machine before trusting their medians and speedups.")
 
 
 def pick_lines(table: pd.DataFrame, labels: dict[str, str]) -> tuple[list[str], set]:
