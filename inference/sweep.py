@@ -62,7 +62,9 @@ def build_parser() -> Parser:
                         help="run only the configurations whose command matches this regex (e.g. to split a ladder "
                              "across calls: --only 'ladder_step [1-5] ')")
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
-                        help="list the configurations that would run (and those skipped as done), run nothing")
+                        help="list the configurations that would run (and those skipped as done), run nothing; "
+                             "flags are parsed, not checked against this machine's devices and memory, so that a "
+                             "grid can be planned elsewhere")
     return parser
 
 
