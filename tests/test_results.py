@@ -58,9 +58,13 @@ def test_concurrent_appends_never_interleave(tmp_path):
 
 
 def test_markdown_rendering(tmp_path):
-    text = render_row(Row(model="tiny-flux", quantization="int8wo", time_median_s=0.123456))
+    text = render_row(Row(model="tiny-flux", quantization="int8wo", time_median_s=0.123456, compile_s=-0.01))
     header, rule, line = text.splitlines()
     assert "median s" in header and "| tiny-flux" in line and "0.123" in line and "nan" not in line
+    assert "frames" not in header and "-0.010" not in line  # an image; nothing compiled: no compile time
+    header, rule, line = render_row(Row(model="tiny-cogvideox", num_frames=9, compile=True, compile_s=2.5)).splitlines()
+    cells = dict(zip([cell.strip() for cell in header.split("|")], [cell.strip() for cell in line.split("|")]))
+    assert (cells["frames"], cells["compile s"]) == ("9", "2.500")
 
 
 def test_report_groups_ranks_and_picks(tmp_path):

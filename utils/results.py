@@ -434,17 +434,24 @@ def read_rows(path: Path) -> pd.DataFrame:
 # Columns shown in a printed row, with short headers.
 TABLE_COLUMNS = {
     "model": "model", "weights": "weights", "gpu": "gpu", "batch_size": "bs", "height": "h", "width": "w",
-    "num_inference_steps": "steps", "configuration": "configuration", "time_median_s": "median s",
-    "time_min_s": "min s", "time_max_s": "max s", "compile_s": "compile s",
+    "num_frames": "frames", "num_inference_steps": "steps", "configuration": "configuration",
+    "time_median_s": "median s", "time_min_s": "min s", "time_max_s": "max s", "compile_s": "compile s",
     "model_memory_GiB": "model GiB", "inference_memory_GiB": "peak GiB", "psnr_db": "PSNR dB",
     "latent_rel_l2": "latent rel L2", "status": "status", "error": "error", "git_sha": "sha",
 }
 
 
 def render_markdown(frame: pd.DataFrame) -> str:
-    """A markdown table of the key columns, numbers rounded to 3 decimals."""
-    frame = frame.assign(configuration=[describe(row) for _, row in frame.iterrows()])  # every lever in words
-    table = frame[[column for column in TABLE_COLUMNS if column in frame.columns]].copy()
+    """A markdown table of the key columns, numbers rounded to 3 decimals; compile s only where something was
+    compiled (elsewhere the first call minus the median is noise), frames only for videos."""
+    from utils.levers.compilation import compiles_anything
+
+    frame = frame.assign(configuration=[describe(row) for _, row in frame.iterrows()],  # every lever in words
+                         compile_s=[row.compile_s if compiles_anything(row) else None for _, row in frame.iterrows()])
+    columns = [column for column in TABLE_COLUMNS if column in frame.columns]
+    if "num_frames" in frame and frame.num_frames.isna().all():
+        columns.remove("num_frames")
+    table = frame[columns].copy()
     if "error" in table:
         table["error"] = [text[:80] if isinstance(text, str) else None for text in table["error"]]
     table = table.astype(object).where(table.notna(), None).rename(columns=TABLE_COLUMNS)
