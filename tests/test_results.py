@@ -209,7 +209,8 @@ def test_ladder_report_shows_each_step_against_its_base(tmp_path):
                   compile_mode="default", time_median_s=4.0),
              dict(step=3, lever="CUDA graphs", base_step=2, compile=True, regional_compile=True, status="error",
                   error="CUDAGraphs overwritten"),
-             dict(step=4, lever="fp8dqrow", base_step=2, quantization="fp8dqrow", compile=True, time_median_s=3.2),
+             dict(step=4, lever="fp8dqrow", base_step=2, quantization="fp8dqrow", compile=True, time_median_s=3.2,
+                  time_min_s=3.1, time_max_s=6.4),
              dict(step=5, lever="on step 3", base_step=3, quantization="fp8dqrow", compile=True, time_median_s=3.3)]
     for step in reversed(steps):  # rows in any order: the table follows the steps
         append_row(path, Row(**common, **step))
@@ -220,6 +221,8 @@ def test_ladder_report_shows_each_step_against_its_base(tmp_path):
         ["5", "on step 3", "3"]]
     assert [rows[3]["gain"], rows[3]["speedup"]] == ["1.250", "1.562"]  # gain over step 2, speedup over bf16 eager
     assert rows[4]["gain"] == "—"  # its base failed: no gain
+    assert "Noisy timing: the slowest timed call took over 1.5x the fastest for fp8dqrow, compile in C1 (2.1x)" in (
+        " ".join((tmp_path / "perf-ladder.md").read_text().split()))
 
     append_row(path, Row(**common, step_cache="first_block", time_median_s=2.5, psnr_db=30.0))
     assert report.main([str(path)]) == 0

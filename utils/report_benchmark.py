@@ -193,7 +193,9 @@ def render_output_changing(cached: pd.DataFrame, references: dict[str, float], l
     for lever in dict.fromkeys(output_changing_lever(row) for _, row in cached.iterrows()):
         rows = cached[[output_changing_lever(row) is lever for _, row in cached.iterrows()]]
         table = in_campaign_order(with_speedups(rows, references), labels)
-        sections += ["", f"### {lever.SECTION_TITLE}", "", lever.SECTION_NOTE, "", render_rows(table, labels)]
+        noisy = spread_line(table, labels)
+        sections += ["", f"### {lever.SECTION_TITLE}", "", lever.SECTION_NOTE, *(["", noisy] if noisy else []), "",
+                     render_rows(table, labels)]
     return sections
 
 
@@ -292,8 +294,9 @@ def render_ladder(frame: pd.DataFrame, labels: dict[str, str]) -> list[str]:
                                    for base, unit, median in zip(steps.base_step, steps.unit, steps.time_median_s)],
                              step=steps.step.astype("Int64"), base_step=steps.base_step.astype("Int64"))
         shown = set(steps.unit[steps.apply(is_baseline, axis=1)]) if len(steps) else set()
-        sections += ["", f"## {group_title(key)}", "", reference_line(group, references, labels, shown), "",
-                     render_rows(steps, labels, LADDER_TABLE)]
+        noisy = spread_line(steps, labels)
+        sections += ["", f"## {group_title(key)}", "", reference_line(group, references, labels, shown),
+                     *(["", noisy] if noisy else []), "", render_rows(steps, labels, LADDER_TABLE)]
         if len(cached):
             sections += render_output_changing(cached, references, labels)
         sections += left_out_note(left_out, describe, labels, group)
