@@ -19,6 +19,7 @@ import pandas as pd
 
 from utils.errors import UsageError, one_line
 from utils.files import atomic_path
+from utils.levers.compilation import compiles_anything
 from utils.optimize import LEVERS, describe
 from utils.path_checks import nearest_existing
 
@@ -444,8 +445,6 @@ TABLE_COLUMNS = {
 def render_markdown(frame: pd.DataFrame) -> str:
     """A markdown table of the key columns, numbers rounded to 3 decimals; compile s only where something was
     compiled (elsewhere the first call minus the median is noise), frames only for videos."""
-    from utils.levers.compilation import compiles_anything
-
     frame = frame.assign(configuration=[describe(row) for _, row in frame.iterrows()],  # every lever in words
                          compile_s=[row.compile_s if compiles_anything(row) else None for _, row in frame.iterrows()])
     columns = [column for column in TABLE_COLUMNS if column in frame.columns]
