@@ -63,7 +63,7 @@ def baselines(group: pd.DataFrame) -> dict[str, float]:
 
 def with_speedups(group: pd.DataFrame, references: dict[str, float]) -> pd.DataFrame:
     return group.assign(configuration=[describe(row) for _, row in group.iterrows()],
-                        speedup=[references.get(unit, float("nan")) / median
+                        speedup=[references.get(unit, float("nan")) / median if median else float("nan")
                                  for unit, median in zip(group.unit, group.time_median_s)])
 
 
@@ -290,7 +290,7 @@ def render_ladder(frame: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         steps = with_speedups(steps.sort_values("step", kind="stable"), references)
         medians = {(step, unit): median for step, unit, median, status in
                    zip(steps.step, steps.unit, steps.time_median_s, steps.status) if status == "ok"}
-        steps = steps.assign(gain=[medians.get((base, unit), float("nan")) / median
+        steps = steps.assign(gain=[medians.get((base, unit), float("nan")) / median if median else float("nan")
                                    for base, unit, median in zip(steps.base_step, steps.unit, steps.time_median_s)],
                              step=steps.step.astype("Int64"), base_step=steps.base_step.astype("Int64"))
         shown = set(steps.unit[steps.apply(is_baseline, axis=1)]) if len(steps) else set()
