@@ -174,9 +174,9 @@ PRESETS = {
             slug="tiny-cogvideox",
             pipeline_class="CogVideoXPipeline",
             components=COGVIDEOX_COMPONENTS,
-            tokenizers={"tokenizer": ("T5Tokenizer", 16)},
+            tokenizers={"tokenizer": ("T5Tokenizer", 32)},
             call_defaults={**COGVIDEOX_CALL, "num_frames": 9, "height": 64, "width": 64, "num_inference_steps": 2,
-                           "max_sequence_length": 16},
+                           "max_sequence_length": 32},
         ),
         Preset(
             name="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
