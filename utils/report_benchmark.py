@@ -14,7 +14,7 @@ from utils.pipelines import component_parameters, weight_bytes
 from utils.plots import plot_group
 from utils.presets import get_preset
 from utils.report_campaigns import cache_state
-from utils.report_tables import NO_RATIO, left_out_note, newest_runs, ratio_cells, to_markdown
+from utils.report_tables import NO_RATIO, left_out_note, newest_runs, ratio_cells, time_ratio, to_markdown
 from utils.results import Row, RunColumns, columns_of
 from utils.timing import GiB
 
@@ -63,7 +63,7 @@ def baselines(group: pd.DataFrame) -> dict[str, float]:
 
 def with_speedups(group: pd.DataFrame, references: dict[str, float]) -> pd.DataFrame:
     return group.assign(configuration=[describe(row) for _, row in group.iterrows()],
-                        speedup=[references.get(unit, float("nan")) / median if median else float("nan")
+                        speedup=[time_ratio(references.get(unit, float("nan")), median)
                                  for unit, median in zip(group.unit, group.time_median_s)])
 
 
@@ -290,7 +290,7 @@ def render_ladder(frame: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         steps = with_speedups(steps.sort_values("step", kind="stable"), references)
         medians = {(step, unit): median for step, unit, median, status in
                    zip(steps.step, steps.unit, steps.time_median_s, steps.status) if status == "ok"}
-        steps = steps.assign(gain=[medians.get((base, unit), float("nan")) / median if median else float("nan")
+        steps = steps.assign(gain=[time_ratio(medians.get((base, unit), float("nan")), median)
                                    for base, unit, median in zip(steps.base_step, steps.unit, steps.time_median_s)],
                              step=steps.step.astype("Int64"), base_step=steps.base_step.astype("Int64"))
         shown = set(steps.unit[steps.apply(is_baseline, axis=1)]) if len(steps) else set()

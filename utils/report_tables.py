@@ -86,6 +86,11 @@ def to_markdown(table: pd.DataFrame, columns: dict[str, str], text_columns=None,
     return table.to_markdown(index=False, floatfmt=floatfmt, missingval="", **align)
 
 
+def time_ratio(reference: float, time_s: float) -> float:
+    """How many times faster `time_s` is than `reference`; NaN where either is missing or the time is zero."""
+    return reference / time_s if time_s else float("nan")
+
+
 def ratio_cells(values, finished) -> list:
     """Ratios as the tables print them (text, right-aligned by the caller): 3 decimals, or NO_RATIO where the row
     finished but its campaign has no denominator; blank for a row that did not finish."""

@@ -10,7 +10,7 @@ from utils.levers.base import is_set, text
 from utils.plots import plot_losses
 from utils.quantization_time import METHODS, SEED_FIGURES, SEED_MODEL, SEED_QUANTIZATION
 from utils.report_campaigns import cache_state
-from utils.report_tables import left_out_note, newest_runs, ratio_cells, to_markdown
+from utils.report_tables import left_out_note, newest_runs, ratio_cells, time_ratio, to_markdown
 from utils.results import QuantTimeRow, TrainRow, columns_of
 
 TRAIN_GROUP_COLUMNS = ["model", "gpu", "weights", "method", "rank", "transformer_blocks", "resolution", "batch_size",
@@ -54,7 +54,7 @@ def render_training_group(group: pd.DataFrame, labels: dict[str, str]) -> str:
     group = group.assign(
         campaign_label=group.unit.map(labels), _order=group.unit.map(order),
         fp8=[f"{row.fp8} (emulated)" if is_set(row.fp8_emulate) else row.fp8 for _, row in group.iterrows()],
-        speedup=ratio_cells([bf16.get(same_but_fp8(row), float("nan")) / row.step_median_s
+        speedup=ratio_cells([time_ratio(bf16.get(same_but_fp8(row), float("nan")), row.step_median_s)
                              for _, row in group.iterrows()], group.status == "ok"),
         cache=[cache_state(row, is_set(row.compile)) for _, row in group.iterrows()],
         loss=[f"{row.loss_first:.3f} → {row.loss_last:.3f}" if row.loss_first == row.loss_first else None
