@@ -45,7 +45,8 @@ def build_parser() -> Parser:
     parser.add_argument("--grid", type=Path, help="grid file (JSON or YAML); see inference/grids/")
     parser.add_argument("--script", help="the script to run, when the grid is given as flags")
     parser.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
-                        help="a flag every configuration gets (repeatable; overrides the grid file's fixed flags)")
+                        help="a flag every configuration gets, in place of any value the grid file gives "
+                             "it (repeatable)")
     parser.add_argument("--vary", action="append", default=[], metavar="FLAG=V1,V2",
                         help="a flag to sweep over the listed values (repeatable; crossed with the others)")
     parser.add_argument("--csv", type=Path, required=True, help="CSV every configuration appends its row to")
@@ -94,16 +95,18 @@ def grid_spec(args) -> dict:
             raise UsageError(f"--vary crosses a grid; {args.grid} is a job list or a ladder (narrow it with --only)")
     else:
         spec["script"] = args.script
-    spec["fixed"] = dict(spec.get("fixed", {}))
+    spec["override"] = {}
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise UsageError(f"--set expects FLAG=VALUE, got {item!r}")
-        spec["fixed"][name] = parse_value(value)
+        spec["override"][name] = parse_value(value)
     for item in args.vary:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise UsageError(f"--vary expects FLAG=V1,V2,..., got {item!r}")
+        if name in spec["override"]:
+            raise UsageError(f"--set {name} and --vary {name}: give the flag one way")
         spec.setdefault("grid", {})[name] = [parse_value(value) for value in values.split(",")]
     if not spec.get("script"):
         raise UsageError("give --grid or --script")

@@ -53,6 +53,26 @@ def test_rules_match_values_given_on_the_command_line(tmp_path):
         assert any(str(flags["batch_size"]) == "4" and not flags["compile"] for flags in configs)
 
 
+def test_set_beats_every_value_the_grid_file_gives(tmp_path):
+    """--set is a flag every configuration gets: a grid file's fixed flags, a ladder step's `measure` and a job's
+    own `set` all give way to it (two jobs it makes equal run once); --set and --vary of one flag is refused."""
+    parser = sweep.build_parser()
+    grid = REPO_ROOT / "inference/grids/flux-fastest-ladder.json"
+    args = parser.parse_args(["--grid", str(grid), "--csv", str(tmp_path / "x.csv"), "--set", "runs=1",
+                              "--set", "ckpt_id=tiny-flux"])
+    flags = [dict(config.flags) for config in utils.sweep.expand(sweep.grid_spec(args))]
+    assert flags and all(f["runs"] == "1" and f["ckpt_id"] == "tiny-flux" for f in flags)
+    video = REPO_ROOT / "inference/grids/cogvideox.yaml"
+    args = parser.parse_args(["--grid", str(video), "--csv", str(tmp_path / "x.csv"), "--set",
+                              "model_id=tiny-cogvideox"])
+    flags = [dict(config.flags) for config in utils.sweep.expand(sweep.grid_spec(args))]
+    assert {f["model_id"] for f in flags} == {"tiny-cogvideox"}
+    args = parser.parse_args(["--grid", str(video), "--csv", str(tmp_path / "x.csv"), "--set", "batch_size=1",
+                              "--vary", "batch_size=1,2"])
+    with pytest.raises(sweep.UsageError, match="give the flag one way"):
+        sweep.grid_spec(args)
+
+
 def test_shipped_grids_expand():
     flux = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/flux-dev.json"))
     video = utils.sweep.expand(utils.sweep.load_grid_file(REPO_ROOT / "inference/grids/cogvideox.yaml"))

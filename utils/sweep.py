@@ -212,13 +212,16 @@ def substitute(value, log_dir: Path | None):
 
 
 def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
-    """Every configuration of the spec, `when` rules applied, duplicates (rules can make two equal) dropped."""
+    """Every configuration of the spec, `when` rules applied, duplicates (rules or overrides can make two equal)
+    dropped. The spec's `override` (sweep.py's --set, not a grid-file key) beats every value the file gives."""
     configs, seen = [], set()
+    override = spec.get("override", {})
     for own in combinations(spec):
-        flags = {**spec.get("fixed", {}), **own}
+        flags = {**spec.get("fixed", {}), **own, **override}
         for rule in spec.get("when", []):
             if all(same_value(flags.get(key), value) for key, value in rule["if"].items()):
                 flags.update(rule["set"])
+        flags.update(override)
         config = Config(spec["script"], tuple((name, substitute(value, log_dir)) for name, value in flags.items()))
         if config.command() not in seen:
             seen.add(config.command())
