@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image
-from utils import fidelity
+from utils import fidelity, timing
 from utils.errors import Stopped
 from utils.files import atomic_path
 from utils.levers import compilation, fusion
@@ -166,12 +166,13 @@ def test_a_failed_sample_write_is_an_error_row(run_args, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
-@pytest.mark.parametrize("signum, status", [(signal.SIGUSR1, "timeout"), (signal.SIGTERM, "interrupted")])
-def test_a_run_its_sweep_stops_after_timing_keeps_its_times(run_args, tmp_path, monkeypatch, signum, status,
-                                                             wrapped):
-    """The sweep stops a configuration with SIGUSR1 (out of time) or SIGTERM (the sweep stopped): here the signal
-    comes during the fidelity comparison, after the timed runs, and the row keeps their times, also when the stop
-    reaches the run wrapped in another exception (as torch.compile wraps what its backend raises)."""
+@pytest.mark.parametrize("signum, status, code", [(signal.SIGUSR1, "timeout", 1), (signal.SIGTERM, "interrupted", 130),
+                                                  (signal.SIGINT, "interrupted", 130)])
+def test_a_stopped_run_after_timing_keeps_its_times(run_args, tmp_path, monkeypatch, signum, status, code, wrapped):
+    """The sweep stops a configuration with SIGUSR1 (out of time) or SIGTERM (the sweep stopped), a user with Ctrl-C
+    (SIGINT): here the signal comes during the fidelity comparison, after the timed runs, and the row keeps their
+    times, also when the stop reaches the run wrapped in another exception (as torch.compile wraps what its backend
+    raises). An interrupted run exits with 130, as a shell reports Ctrl-C."""
     def stopped_during_fidelity(output, reference):
         try:
             os.kill(os.getpid(), signum)
@@ -183,9 +184,28 @@ def test_a_run_its_sweep_stops_after_timing_keeps_its_times(run_args, tmp_path, 
         raise AssertionError("the stop signal did not interrupt the run")
 
     monkeypatch.setattr(fidelity, "compare", stopped_during_fidelity)
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGUSR1)}
-    assert run(run_args) == 1
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    assert run(run_args) == code
     [row] = rows(tmp_path).itertuples()
     assert row.status == status and row.time_median_s > 0 and math.isnan(row.psnr_db)
     assert row.error.startswith(f"Stopped: {signal.Signals(signum).name} ({status}") and "times are kept" in row.error
     assert {number: signal.getsignal(number) for number in handlers} == handlers  # put back after the run
+
+
+def test_a_run_stopped_during_its_timed_calls_keeps_those_it_finished(run_args, tmp_path, monkeypatch):
+    """Ctrl-C during the third of five timed calls: the row is interrupted and holds the two finished calls."""
+    calls = []
+    real = timing.time_call_s
+
+    def third_timed_call_interrupted(call, device):
+        calls.append(1)
+        if len(calls) == 4:  # one warm-up call, then the timed ones
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        return real(call, device)
+
+    monkeypatch.setattr(timing, "time_call_s", third_timed_call_interrupted)
+    assert run([*run_args, "--runs", "5"]) == 130
+    [row] = rows(tmp_path).itertuples()
+    assert row.status == "interrupted" and row.time_min_s <= row.time_median_s <= row.time_max_s
+    assert "after 2 of 5 timed runs" in row.error and math.isnan(row.psnr_db)

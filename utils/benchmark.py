@@ -16,6 +16,7 @@ from utils.campaign import CAMPAIGN_ENV, caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
 from utils.errors import (
+    INTERRUPTED_EXIT_CODE,
     STOP_SIGNALS,
     Stopped,
     failure_status,
@@ -30,7 +31,7 @@ from utils.presets import DTYPES
 from utils.profiling import write_profile
 from utils.provenance import device_name, provenance, versions
 from utils.results import Row, append_row_or_save_aside, render_row
-from utils.timing import allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
+from utils.timing import CallTimes, allocated_GiB, host_peak_GiB, peak_allocated_GiB, time_calls
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,11 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
     caches_at_launch()  # before anything compiles: whether this run's compile starts cold
     rank = init_distributed(config.device, config.world_size)
     row = new_row(config)
+    times = CallTimes([], [])
     with stop_signals_raise() as stop:
         try:
             try:
-                measure(config, row, rank, save_sample)
+                measure(config, row, rank, save_sample, times)
             finally:
                 stop.disarm()
         except (Exception, Stopped) as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
@@ -180,13 +182,18 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
                 row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
                 if row.time_median_s is not None:
                     row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
+                elif times.run_s:
+                    record(row, times.summary())
+                    row.error += (f" (after {len(times.run_s)} of {config.runs} timed runs: their times are kept; "
+                                  "later columns and the sample are not)")
         row.host_peak_memory_GiB = host_peak_GiB()
         # 7. record
         return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None
 
 
-def measure(config, row: Row, rank: int, save_sample: Callable) -> None:
-    """Steps 1-6 of one configuration, each filling in its columns of `row` as it finishes."""
+def measure(config, row: Row, rank: int, save_sample: Callable, times: CallTimes) -> None:
+    """Steps 1-6 of one configuration, each filling in its columns of `row` as it finishes (and `times` call by
+    call, so that a stopped run keeps the calls it timed)."""
     # 1. load
     start = time.perf_counter()
     pipe = build_pipeline(config.ckpt_id, config.weights, config.device, DTYPES[config.base_dtype], config.seed)
@@ -205,10 +212,10 @@ def measure(config, row: Row, rank: int, save_sample: Callable) -> None:
     row.inductor_config = compilation.inductor_config()
     row.model_memory_GiB = allocated_GiB(config.device)
     # 4. warm up, then time
-    times, output = time_calls(call, warmup=config.warmup, runs=config.runs, device=config.device,
-                               label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} "
-                                     f"{config.base_dtype if config.quantization == 'None' else config.quantization}",
-                               show_progress=rank == 0)
+    output = time_calls(call, times, warmup=config.warmup, runs=config.runs, device=config.device,
+                        label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} "
+                              f"{config.base_dtype if config.quantization == 'None' else config.quantization}",
+                        show_progress=rank == 0)
     record(row, times.summary())
     if compilation.compiles_anything(config):
         record(row, compilation.compile_phases())
@@ -244,4 +251,6 @@ def run_and_print(config, save_sample: Callable) -> int:
             print(f"This run is its own campaign ({row.campaign}); the report's speedups compare rows of one campaign "
                   "only: run the configurations to compare, bf16 eager among them, through inference/sweep.py, or "
                   "export one BENCH_CAMPAIGN for all of them (docs/campaigns.md).")
+    if row.status == "interrupted":
+        return INTERRUPTED_EXIT_CODE
     return 0 if row.status == "ok" else 1

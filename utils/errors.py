@@ -32,20 +32,22 @@ def failure_status(error: BaseException) -> str:
     return "oom" if is_out_of_memory(error) else "error"
 
 
-# How a sweep stops a configuration process: SIGTERM when the sweep itself is stopped, SIGUSR1 when the
-# configuration ran out of its time (utils.sweep_processes); SIGKILL follows if the process has not exited.
-STOP_SIGNALS = {signal.SIGTERM: "interrupted", signal.SIGUSR1: "timeout"}
+# How a run is stopped: Ctrl-C (SIGINT) or SIGTERM, which a sweep also sends when it is stopped itself; SIGUSR1
+# when the sweep's time for the configuration ran out (utils.sweep_processes; SIGKILL follows if the process has
+# not exited). Each becomes the row's status.
+STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "interrupted", signal.SIGUSR1: "timeout"}
+STOP_REASONS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "stopped by its sweep or by hand",
+                signal.SIGUSR1: "the sweep ran out of time for it"}
+INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a process ended by Ctrl-C
 
 
 class Stopped(BaseException):
-    """A configuration stopped by its sweep, raised in the main thread so that the run still writes its row (with
-    whatever it finished measuring) before it exits. A BaseException: the `except Exception` of a fallback or of
-    torch.compile's backend wrapper must not swallow it or wrap it."""
+    """A run stopped by a signal (Ctrl-C, or its sweep), raised in the main thread so that the run still writes its
+    row (with whatever it finished measuring) before it exits. A BaseException: the `except Exception` of a
+    fallback or of torch.compile's backend wrapper must not swallow it or wrap it."""
 
     def __init__(self, signum: int):
-        status = STOP_SIGNALS[signum]
-        why = "the sweep ran out of time for it" if status == "timeout" else "the sweep was stopped"
-        super().__init__(f"{signal.Signals(signum).name} ({status}: {why})")
+        super().__init__(f"{signal.Signals(signum).name} ({STOP_SIGNALS[signum]}: {STOP_REASONS[signum]})")
 
 
 class StopSignals:

@@ -54,10 +54,10 @@ class CallTimes:
                 "compile_s": self.compile_s, "first_call_s": (self.warmup_s or self.run_s)[0]}
 
 
-def time_calls(call: Callable, *, warmup: int, runs: int, device, label: str = "",
-               show_progress: bool = True) -> tuple[CallTimes, object]:
-    """Warm up, reset the peak-memory counter, then time `runs` calls. Returns the times and the last output."""
-    times = CallTimes([], [])
+def time_calls(call: Callable, times: CallTimes, *, warmup: int, runs: int, device, label: str = "",
+               show_progress: bool = True) -> object:
+    """Warm up, reset the peak-memory counter, then time `runs` calls, adding each call's seconds to `times` as it
+    ends. Returns the last output."""
     output = None
     with tqdm(total=warmup + runs, desc=label or "calls", unit="call", disable=not show_progress) as bar:
         for _ in range(warmup):
@@ -71,7 +71,7 @@ def time_calls(call: Callable, *, warmup: int, runs: int, device, label: str = "
             times.run_s.append(seconds)
             bar.set_postfix(last_s=f"{seconds:.3f}", phase="timed")
             bar.update()
-    return times, output
+    return output
 
 
 def free_memory(device) -> None:
