@@ -21,14 +21,17 @@ how quantize_ is called, and the peak-GPU-memory column stays empty. Those rows 
 comparison.
 """
 
+import os
 import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils.campaign import CAMPAIGN_ENV, campaign_id
 from utils.cli import Parser, add_model_args, check_device, check_memory, check_weights, parse_checked, positive_int
-from utils.errors import UsageError
+from utils.errors import INTERRUPTED_EXIT_CODE, UsageError
 from utils.logs import setup_logging
 from utils.path_checks import check_output_file
 from utils.paths import RESULTS_DIR
@@ -36,8 +39,8 @@ from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
 from utils.quantization_time import METHODS, measure, new_row
 from utils.report import render_file
-from utils.results import QuantTimeRow, append_row_or_save_aside, check_csv_target
-from utils.sweep_processes import die_with_parent
+from utils.results import QuantTimeRow, append_row_or_save_aside, check_csv_target, count_rows
+from utils.sweep_processes import STOP_GRACE_S, die_with_parent
 
 PROG = "inference/quantization_time.py"
 DEFAULT_CSV = RESULTS_DIR / "quantization-time.csv"
@@ -116,49 +119,83 @@ def blank_row(argv: list[str]):
 
 
 def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
-    """Each way in a fresh subprocess (fresh CUDA memory statistics). A subprocess that dies without writing its row
-    (killed, segfault, timeout) gets a crash or timeout row written here. Returns the statuses."""
+    """Each way in a fresh subprocess (fresh CUDA memory statistics), all in one campaign. A subprocess that dies
+    without writing its row (killed, segfault, timeout) gets a crash or timeout row written here. Ctrl-C lets the
+    running one record itself as interrupted, then raises KeyboardInterrupt. Returns the statuses."""
     statuses = []
+    env = {**os.environ, CAMPAIGN_ENV: campaign_id()}
     for method in METHODS:
         command = [sys.executable, "-m", "inference.quantization_time", *argv, "--method", method,
                    "--weights", config.weights]  # argparse keeps the last value of a repeated flag
         print(f"=== {method}: {METHODS[method]}", flush=True)
+        rows_before = count_rows(config.csv)
+        # A session of its own: a terminal's Ctrl-C reaches only this process, which stops the child with SIGTERM
+        # (silent if it comes before the child's handlers are in place, as SIGINT would not be).
+        process = subprocess.Popen(command, preexec_fn=die_with_parent(), env=env, start_new_session=True,
+                                   cwd=Path(__file__).resolve().parents[1])
         try:
-            returncode = subprocess.run(command, timeout=config.timeout_s, preexec_fn=die_with_parent(),
-                                        cwd=Path(__file__).resolve().parents[1]).returncode
+            returncode = process.wait(timeout=config.timeout_s)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
             returncode = None
-        if returncode in (0, 1):  # the subprocess wrote its own row (ok, or its recorded failure)
-            statuses.append("ok" if returncode == 0 else "failed")
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if count_rows(config.csv) == rows_before:  # stopped before it could record itself
+                append_row_or_save_aside(config.csv, failure_row(config, method, command, "interrupted",
+                                                                 "Ctrl-C before this way could record itself"))
+            raise
+        if returncode in (0, 1, INTERRUPTED_EXIT_CODE):  # it wrote its own row (ok, failed, interrupted)
+            statuses.append({0: "ok", 1: "failed"}.get(returncode, "interrupted"))
             continue
-        row = new_row(config, method)
-        row.command = shlex.join(["python", PROG, *command[3:]])
-        row.status = "timeout" if returncode is None else "crash"
-        row.error = (f"killed after --timeout_s {config.timeout_s}" if returncode is None
-                     else f"the subprocess exited with code {returncode} without writing its row")
-        append_row_or_save_aside(config.csv, row)
-        statuses.append(row.status)
+        status = "timeout" if returncode is None else "crash"
+        append_row_or_save_aside(config.csv, failure_row(
+            config, method, command, status, f"killed after --timeout_s {config.timeout_s}" if returncode is None
+            else f"the subprocess exited with code {returncode} without writing its row"))
+        statuses.append(status)
     return statuses
+
+
+def failure_row(config: QuantTimeConfig, method: str, command: list[str], status: str, error: str) -> QuantTimeRow:
+    """The row of a way whose subprocess wrote none."""
+    row = new_row(config, method)
+    row.command = shlex.join(["python", PROG, *command[3:]])
+    row.status, row.error = status, error
+    return row
 
 
 def main(argv=None) -> int:
     setup_logging()
     argv = sys.argv[1:] if argv is None else list(argv)
     config = parse_config(argv)
+    interrupted = False
     if config.method == "all":
-        ok = all(status == "ok" for status in run_all(config, argv))
+        try:
+            ok = all(status == "ok" for status in run_all(config, argv))
+        except KeyboardInterrupt:
+            ok = interrupted = True
+            print("interrupted (Ctrl-C): the ways that finished, and the one that was running, are in the CSV")
     else:
         row = measure(config, config.method)
         if append_row_or_save_aside(config.csv, row) != config.csv:
             return 1
-        ok = row.status == "ok"
-        print(f"{config.method}: {row.status}, {row.seconds if row.seconds is None else round(row.seconds, 3)} s, "
-              f"peak {row.peak_GiB if row.peak_GiB is None else round(row.peak_GiB, 2)} GiB, "
-              f"{row.n_layers_quantized} layers quantized {row.error}".rstrip())
+        ok, interrupted = row.status == "ok", row.status == "interrupted"
+        seconds = "—" if row.seconds is None else f"{row.seconds:.3f}"
+        peak = "" if row.peak_GiB is None else f", peak {row.peak_GiB:.2f} GiB"
+        print(f"{config.method}: {row.status}, {seconds} s{peak}, {row.n_layers_quantized} layers quantized "
+              f"{row.error}".rstrip())
     md_path = render_file(config.csv)
-    if config.method == "all":
+    if config.method == "all" and not interrupted:
         print(md_path.read_text())
     print(f"rows appended to {config.csv}; table written to {md_path}")
+    if interrupted:
+        return INTERRUPTED_EXIT_CODE
     return 0 if ok else 1
 
 

@@ -41,6 +41,8 @@ def test_all_ways_append_one_ok_row_each(all_ways):
         assert row.peak_GiB != row.peak_GiB  # NaN: no GPU memory on the CPU
         assert row.torch_version == torch.__version__ and f"--method {row.method}" in row.command
     assert len(set(frame.n_layers_quantized)) == 1  # the same layers, whichever way
+    assert frame.campaign.nunique() == 1  # one run, one campaign
+    assert "peak None" not in result.stdout
 
 
 def test_markdown_is_rendered_next_to_the_csv_with_the_seed_apart(all_ways):
@@ -123,3 +125,32 @@ def test_cuda_requested_without_cuda(tmp_path, capsys):
 def test_help_explains_every_flag():
     for action in quantization_time.build_parser()._actions:
         assert action.help, action.option_strings
+
+
+def test_ctrl_c_keeps_the_finished_ways_and_records_the_running_one(tmp_path):
+    """SIGINT to the whole process group (a terminal's Ctrl-C) while the second way runs: the first way's row
+    stays, the second records itself as interrupted, the third never starts, and the script exits with 130 after
+    one line, no traceback."""
+    import os
+    import signal
+    import time
+
+    csv_path = tmp_path / "q.csv"
+    process = subprocess.Popen([sys.executable, "inference/quantization_time.py", "--ckpt_id", TINY, "--device",
+                                "cpu", "--csv", str(csv_path)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    second = f"=== {list(METHODS)[1]}"
+    seen = []
+    while not seen or not seen[-1].startswith(second):
+        seen.append(process.stdout.readline())
+        assert seen[-1], "the second way never started"
+    time.sleep(0.5)  # its process is starting or building its model
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    out = "".join(seen) + out
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted (Ctrl-C)" in out
+    frame = read_rows(csv_path)
+    assert list(frame.method) == list(METHODS)[:2] and list(frame.status) == ["ok", "interrupted"]
+    error = frame.error.iloc[1]  # its own row (stopped by the parent), or the parent's if it had no handler yet
+    assert "SIGTERM (interrupted: stopped by its sweep, its parent script" in error or "Ctrl-C before" in error

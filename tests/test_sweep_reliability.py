@@ -297,5 +297,6 @@ def test_a_stopped_sweep_tells_its_configurations_and_kills_one_that_does_not_ex
     deaf = start_child(children, IGNORES_STOPS)
     children.stop()
     assert polite.wait(5) == 0 and deaf.wait(5) == -signal.SIGKILL
-    assert (tmp_path / "stopped").read_text() == "SIGTERM (interrupted: stopped by its sweep or by hand)"
+    assert (tmp_path / "stopped").read_text() == ("SIGTERM (interrupted: stopped by its sweep, its parent script or "
+                                                   "by hand)")
     assert children.start([sys.executable, "-c", "pass"]) is None  # none starts after a stop

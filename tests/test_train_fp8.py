@@ -134,7 +134,8 @@ def test_loss_falls_on_a_fixed_batch(flags, fixed_batch, tmp_path):
     transformer = run.load_transformer(config)
     before = fixed_loss(transformer, fixed_batch)
     row = run.new_row(config, "rowwise")
-    result = run.run_once(config, "rowwise", transformer, fixed_batch, row)
+    result = loop.TrainResult([], [])
+    run.run_once(config, "rowwise", transformer, fixed_batch, row, result)
     after = fixed_loss(transformer, fixed_batch)
     assert row.status == "ok" and all(math.isfinite(loss) for loss in result.losses)
     assert statistics.mean(result.losses[-5:]) < statistics.mean(result.losses[:5])
@@ -146,7 +147,7 @@ def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
     transformer = run.load_transformer(config)
     lora.add_lora(transformer, config.rank, config.seed)
     params = loop.prepare_for_training(transformer, config)
-    loop.train(transformer, params, fixed_batch, config)
+    loop.train(transformer, params, fixed_batch, config, loop.TrainResult([], []))
     transformer.eval()
     trained = loop.predict(transformer, fixed_batch, [0], seed=7, device="cpu")
     path = lora.save_lora(transformer, config.output_dir)
@@ -252,3 +253,32 @@ def test_profile_writes_one_summary_per_run(tmp_path):
     written = sorted(path.name for path in tmp_path.glob("step-*.md"))
     assert written == ["step-bf16.md", "step-fp8-rowwise-emulated.md"]
     assert "| gemm |" in (tmp_path / "step-bf16.md").read_text()
+
+
+def test_ctrl_c_records_the_run_in_progress_with_its_finished_steps(tmp_path, monkeypatch):
+    """Ctrl-C in the first run of --compare, during step 5 of 8: that row is interrupted with four steps' times and
+    losses, nothing is saved, the second run never starts (no row), and the script exits with 130."""
+    import os
+    import signal
+    import time
+
+    real, calls = loop.time_call_s, []
+
+    def fifth_step_interrupted(call, device):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        return real(call, device)
+
+    monkeypatch.setattr(loop, "time_call_s", fifth_step_interrupted)
+    code = train_fp8.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
+                           "--output_dir", str(tmp_path / "lora"), "--compare", "--fp8", "rowwise",
+                           "--max_steps", "8", "--warmup_steps", "1", "--num_images", "2"])
+    assert code == 130
+    _, rows = read_csv(tmp_path / "train.csv")
+    [row] = rows
+    assert row["status"] == "interrupted" and row["fp8"] == "off" and "after 4 of 8 steps" in row["error"]
+    assert len(row["losses"].split()) == 4 and float(row["step_median_s"]) > 0 and not row["saved_to"]
+    assert not (tmp_path / "lora").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run

@@ -30,7 +30,7 @@ from utils.cli import (
     parse_checked,
     positive_int,
 )
-from utils.errors import UsageError
+from utils.errors import INTERRUPTED_EXIT_CODE, UsageError
 from utils.levers.attention import BACKENDS, check_backend
 from utils.levers.base import off_as
 from utils.logs import setup_logging
@@ -251,6 +251,8 @@ def main(argv=None) -> int:
     if config.plot and curves:
         plot_losses(curves, f"{config.ckpt_id} {rows[0].method}, {config.weights} weights", config.plot, dpi=120)
         print(f"loss curves written to {config.plot}")
+    if any(row.status == "interrupted" for row in rows):
+        return INTERRUPTED_EXIT_CODE
     return 0 if all(row.status == "ok" for row in rows) else 1
 
 

@@ -36,7 +36,7 @@ def failure_status(error: BaseException) -> str:
 # when the sweep's time for the configuration ran out (utils.sweep_processes; SIGKILL follows if the process has
 # not exited). Each becomes the row's status.
 STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "interrupted", signal.SIGUSR1: "timeout"}
-STOP_REASONS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "stopped by its sweep or by hand",
+STOP_REASONS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "stopped by its sweep, its parent script or by hand",
                 signal.SIGUSR1: "the sweep ran out of time for it"}
 INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a process ended by Ctrl-C
 
@@ -48,6 +48,7 @@ class Stopped(BaseException):
 
     def __init__(self, signum: int):
         super().__init__(f"{signal.Signals(signum).name} ({STOP_SIGNALS[signum]}: {STOP_REASONS[signum]})")
+        self.signum = signum
 
 
 class StopSignals:

@@ -6,7 +6,7 @@ import traceback
 
 import torch
 
-from utils.errors import failure_status, is_out_of_memory, one_line
+from utils.errors import STOP_SIGNALS, Stopped, failure_status, is_out_of_memory, one_line, stop_signals_raise
 from utils.pipelines import build_transformer
 from utils.provenance import provenance
 from utils.quant import apply_quantization, count_quantized_linears
@@ -48,32 +48,41 @@ def new_row(config, method: str) -> QuantTimeRow:
 
 
 def measure(config, method: str) -> QuantTimeRow:
-    """Build on the CPU, then time one way of quantizing onto config.device. Failures become the row's status."""
+    """Build on the CPU, then time one way of quantizing onto config.device. Failures, and a stop (Ctrl-C, or the
+    parent's timeout), become the row's status."""
     row = new_row(config, method)
-    on_cuda = torch.device(config.device).type == "cuda"
-    try:
-        start = time.perf_counter()
-        model = build_transformer(config.ckpt_id, config.weights, "cpu", torch.bfloat16, config.seed)
-        row.build_s = time.perf_counter() - start
-        if on_cuda:  # create the CUDA context outside the timed region; it is not part of any way's cost
-            torch.zeros(1, device=config.device)
-            synchronize(config.device)
-            torch.cuda.reset_peak_memory_stats(config.device)
-        start = time.perf_counter()
-        WAYS[method](model, config.quantization, config.device)
-        synchronize(config.device)
-        row.seconds = time.perf_counter() - start
-        if on_cuda:
-            row.peak_GiB = torch.cuda.max_memory_allocated(config.device) / GiB
-            row.allocated_GiB = torch.cuda.memory_allocated(config.device) / GiB
-        row.n_layers_quantized = count_quantized_linears(model)
-        devices = {tensor.device.type for tensor in [*model.parameters(), *model.buffers()]}
-        if devices != {torch.device(config.device).type}:
-            raise RuntimeError(f"the model ended up on {sorted(devices)}, not only on {config.device}")
-        if row.n_layers_quantized == 0:
-            raise RuntimeError("no Linear layer was quantized")
-    except Exception as error:  # noqa: BLE001 - a failed way is recorded, not lost
-        if not is_out_of_memory(error):
-            traceback.print_exc()
-        row.status, row.error = failure_status(error), one_line(error)
+    with stop_signals_raise():
+        try:
+            measure_into(row, config, method)
+        except Stopped as stopped:
+            row.status, row.error = STOP_SIGNALS[stopped.signum], one_line(stopped)
+        except Exception as error:  # noqa: BLE001 - a failed way is recorded, not lost
+            if not is_out_of_memory(error):
+                traceback.print_exc()
+            row.status, row.error = failure_status(error), one_line(error)
     return row
+
+
+def measure_into(row: QuantTimeRow, config, method: str) -> None:
+    """Fill `row` column by column; raise on failure."""
+    on_cuda = torch.device(config.device).type == "cuda"
+    start = time.perf_counter()
+    model = build_transformer(config.ckpt_id, config.weights, "cpu", torch.bfloat16, config.seed)
+    row.build_s = time.perf_counter() - start
+    if on_cuda:  # create the CUDA context outside the timed region; it is not part of any way's cost
+        torch.zeros(1, device=config.device)
+        synchronize(config.device)
+        torch.cuda.reset_peak_memory_stats(config.device)
+    start = time.perf_counter()
+    WAYS[method](model, config.quantization, config.device)
+    synchronize(config.device)
+    row.seconds = time.perf_counter() - start
+    if on_cuda:
+        row.peak_GiB = torch.cuda.max_memory_allocated(config.device) / GiB
+        row.allocated_GiB = torch.cuda.memory_allocated(config.device) / GiB
+    row.n_layers_quantized = count_quantized_linears(model)
+    devices = {tensor.device.type for tensor in [*model.parameters(), *model.buffers()]}
+    if devices != {torch.device(config.device).type}:
+        raise RuntimeError(f"the model ended up on {sorted(devices)}, not only on {config.device}")
+    if row.n_layers_quantized == 0:
+        raise RuntimeError("no Linear layer was quantized")

@@ -416,6 +416,12 @@ def check_numbers(path: Path, frame: pd.DataFrame, row_class) -> None:
                 raise CsvError(f"{path} line {bad.index[0] + 2}: column {name} holds {bad.iloc[0]!r}, not a number")
 
 
+def count_rows(path: Path) -> int:
+    """How many rows a results CSV holds (0 for a missing or blank file), read under the writers' lock."""
+    path = Path(path)
+    return len(_check(path, _read_bytes(path))[1]) if path.exists() else 0
+
+
 def read_rows(path: Path) -> pd.DataFrame:
     """Load a results CSV of any kind with all the columns of its kind (columns an older version did not write yet
     come back empty; a file written before the kind column existed gets its kind from its columns). An empty,

@@ -104,7 +104,9 @@ class TrainResult:
     output: torch.Tensor | None = None  # for --check_reload: the trained transformer's output on fixed inputs
 
 
-def train(transformer, params, data: CachedData, config, label: str = "train") -> TrainResult:
+def train(transformer, params, data: CachedData, config, result: TrainResult, label: str = "train") -> None:
+    """Run config.max_steps steps, adding each one's seconds and loss to `result` as it ends (a stopped run keeps
+    the steps it finished)."""
     from tqdm.auto import tqdm
 
     optimizer = make_optimizer(params, config.lr, config.use_8bit_adam)
@@ -120,7 +122,6 @@ def train(transformer, params, data: CachedData, config, label: str = "train") -
         optimizer.zero_grad(set_to_none=True)
         return loss.detach()
 
-    result = TrainResult([], [])
     with tqdm(range(config.max_steps), desc=label, unit="step") as bar:
         for index in bar:
             if index == config.warmup_steps:
@@ -135,7 +136,6 @@ def train(transformer, params, data: CachedData, config, label: str = "train") -
         title = f"One training step ({label}): {config.command}"
         write_profile(lambda: step(config.max_steps), config.device, path, title)
         logger.info("profile written to %s", path)
-    return result
 
 
 def record_training(row: TrainRow, result: TrainResult, batch_size: int, warmup_steps: int) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from utils.campaign import compile_start
-from utils.errors import failure_status, is_out_of_memory, one_line
+from utils.errors import STOP_SIGNALS, Stopped, failure_status, is_out_of_memory, one_line, stop_signals_raise
 from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
 from utils.provenance import package_version, provenance
@@ -101,8 +101,10 @@ def check_reload(config: TrainConfig, expected: torch.Tensor, data: CachedData, 
     return (actual - expected).abs().max().item()
 
 
-def run_once(config: TrainConfig, fp8: str, transformer, data: CachedData, row: TrainRow) -> TrainResult:
-    """Convert -> (LoRA) -> compile -> train -> record -> save, filling `row`. The transformer is consumed."""
+def run_once(config: TrainConfig, fp8: str, transformer, data: CachedData, row: TrainRow,
+             result: TrainResult) -> None:
+    """Convert -> (LoRA) -> compile -> train -> record -> save, filling `row` and `result`. The transformer is
+    consumed."""
     row.transformer_blocks = f"{transformer.config.num_layers}+{transformer.config.num_single_layers}"
     row.n_layers_fp8 = convert_to_fp8(transformer, fp8, config.device)
     if row.fp8_emulate:
@@ -119,19 +121,18 @@ def run_once(config: TrainConfig, fp8: str, transformer, data: CachedData, row: 
     if config.compile:
         compile_model(transformer, regional=True)  # each block on its own: a fraction of the whole model's compile
     row.model_memory_GiB = allocated_GiB(config.device)
-    result = train(transformer, params, data, config, label=run_label(fp8, row.fp8_emulate))
+    train(transformer, params, data, config, result, label=run_label(fp8, row.fp8_emulate))
     record_training(row, result, config.batch_size, config.warmup_steps)
     row.peak_memory_GiB = peak_allocated_GiB(config.device)
     if config.no_save or fp8 != config.fp8:  # with --compare only the run of the chosen recipe is saved
-        return result
+        return
     transformer.eval()
     if config.full_finetune:
         row.saved_to = str(save_full(transformer, config.output_dir))
-        return result
+        return
     row.saved_to = str(save_lora(transformer, config.output_dir))
     if config.check_reload:
         result.output = predict(transformer, data, [0], config.seed, config.device, config.guidance_scale)
-    return result
 
 
 def build_and_cache(config: TrainConfig, rows: list[TrainRow]):
@@ -178,33 +179,58 @@ def render_summary(row: TrainRow) -> str:
 
 def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tuple[list[TrainRow], dict]:
     """Train with config.fp8 (with --compare: bf16 first, then config.fp8, from the same starting weights), each run
-    recorded by `record(row)` when it ends, failed or not. Returns the rows and the loss curves by run label."""
+    recorded by `record(row)` when it ends, failed or not. Ctrl-C (or a sweep's stop) ends the run in progress as
+    `interrupted`, its finished steps kept and nothing saved, and starts no other. Returns the rows and the loss
+    curves by run label."""
     recipes = ["off", config.fp8] if config.compare else [config.fp8]
     rows = [new_row(config, fp8) for fp8 in recipes]
     for index, row in enumerate(rows):  # the second run of --compare compiles after the first, in this process
         row.compile_start = compile_start(config.compile, first_in_process=index == 0)
-    transformer, data, curves = None, None, {}
-    try:
-        transformer, data = build_and_cache(config, rows)
-    except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
-        record_failure(rows, error)
-    for fp8, row in zip(recipes, rows):
-        if data is not None:
+    transformer, data, curves, done = None, None, {}, []
+    result = TrainResult([], [])
+    with stop_signals_raise() as stop:
+        try:
             try:
-                if transformer is None:  # the second run of --compare starts from the same weights
-                    start = time.perf_counter()
-                    transformer = load_transformer(config)
-                    row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's, if any
-                result = run_once(config, fp8, transformer, data, row)
-                curves[run_label(fp8, row.fp8_emulate)] = result.losses
-                transformer = None
-                free_memory(config.device)  # before --check_reload builds a second pipeline
-                if result.output is not None:
-                    row.reload_max_abs_diff = check_reload(config, result.output, data, fp8)
-            except Exception as error:  # noqa: BLE001
-                record_failure([row], error)
-            transformer = None
-            free_memory(config.device)
-        row.host_peak_memory_GiB = host_peak_GiB()
-        record(row)
-    return rows, curves
+                transformer, data = build_and_cache(config, rows)
+            except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
+                record_failure(rows, error)
+            for fp8, row in zip(recipes, rows):
+                result = TrainResult([], [])
+                if data is not None:
+                    try:
+                        if transformer is None:  # the second run of --compare starts from the same weights
+                            start = time.perf_counter()
+                            transformer = load_transformer(config)
+                            row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's
+                        run_once(config, fp8, transformer, data, row, result)
+                        curves[run_label(fp8, row.fp8_emulate)] = result.losses
+                        transformer = None
+                        free_memory(config.device)  # before --check_reload builds a second pipeline
+                        if result.output is not None:
+                            row.reload_max_abs_diff = check_reload(config, result.output, data, fp8)
+                    except Exception as error:  # noqa: BLE001
+                        if stop.signum is not None:  # the stop, wrapped (torch.compile's BackendCompilerFailed)
+                            raise Stopped(stop.signum) from error
+                        record_failure([row], error)
+                    transformer = None
+                    free_memory(config.device)
+                finish(row, record, done)
+        except Stopped:
+            stop.disarm()
+            if len(done) == len(rows):  # stopped while the last row was being written: it is
+                return done, curves
+            row = rows[len(done)]
+            if row.step_median_s is None and len(result.step_s) > config.warmup_steps:
+                record_training(row, result, config.batch_size, config.warmup_steps)
+            row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
+            if result.step_s:
+                row.error += (f" (after {len(result.step_s)} of {config.max_steps} steps: their times and losses "
+                              "are kept; nothing was saved)")
+            finish(row, record, done)
+    return done, curves
+
+
+def finish(row: TrainRow, record: Callable[[TrainRow], None], done: list[TrainRow]) -> None:
+    row.host_peak_memory_GiB = host_peak_GiB()
+    record(row)
+    done.append(row)
