@@ -18,6 +18,12 @@ BAD_INPUTS = {
     "removed fpx": (["--quantization", "fp6_e3m2"], "removed the fpx"),
     "autoquant plan without autoquant": (["--autoquant_plan", "plan.json"], "needs --quantization autoquant"),
     "autoquant error bound 0": (["--quantization", "autoquant", "--autoquant_max_error", "0"], "positive number"),
+    "autoquant error bound without autoquant": (["--autoquant_max_error", "0.1"], "needs --quantization autoquant"),
+    "quantized VAE without a quantization": (["--quantize_vae"], "--quantize_vae applies only with --quantization"),
+    "quantized text encoders and torchao's inductor flags without a quantization": (
+        ["--quantize_text_encoders", "--torchao_inductor_config"],
+        "--quantize_text_encoders and --torchao_inductor_config apply only with --quantization"),
+    "compile mode with nothing compiled": (["--compile_mode", "max-autotune"], "needs something to compile"),
     "autoquant of the VAE": (["--quantization", "autoquant", "--quantize_vae"], "transformer only"),
     "sparsify on the cpu": (["--sparsify"], "needs CUDA"),
     "sparsify with quantization": (["--sparsify", "--quantization", "int8wo"], "removed int8 + 2:4"),

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import stat
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -214,6 +215,14 @@ def test_check_csv_target_refuses_unwritable_folders_and_files(tmp_path):
             assert_one_line(error.value, problem)
     finally:
         folder.chmod(0o755)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_check_csv_target_tries_the_folder_instead_of_trusting_access():
+    """access() tells root that /proc is writable; only making a file there says no."""
+    with pytest.raises(UsageError) as error:
+        results.check_csv_target(Path("/proc/x.csv"), Row)
+    assert_one_line(error.value, "/proc/x.csv", "cannot write in /proc")
 
 
 def test_a_row_that_cannot_be_appended_is_saved_aside(tmp_path, monkeypatch, caplog):

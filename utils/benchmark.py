@@ -242,7 +242,7 @@ def measure(config, row: Row, rank: int, save_sample: Callable, times: CallTimes
 
 def run_and_print(config, save_sample: Callable) -> int:
     """What a benchmark script does once its flags are checked: run, print the row on stdout (the script's output),
-    return the exit code (0 when the run measured)."""
+    return the exit code (0 when the run measured and its row is in --csv)."""
     row, row_path = run_benchmark(config, save_sample=save_sample)
     if row_path is not None:
         print(render_row(row))
@@ -253,4 +253,5 @@ def run_and_print(config, save_sample: Callable) -> int:
                   "export one BENCH_CAMPAIGN for all of them (docs/campaigns.md).")
     if row.status == "interrupted":
         return INTERRUPTED_EXIT_CODE
-    return 0 if row.status == "ok" else 1
+    saved_aside = row_path is not None and Path(row_path) != Path(config.csv)
+    return 0 if row.status == "ok" and not saved_aside else 1

@@ -333,8 +333,18 @@ def check_csv_target(path: Path, row_class) -> None:
                 check_ours(path, header)
             except CsvError as error:
                 raise CsvError(f"--csv {error}; pass another --csv") from None
-    if rewrite and not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"--csv {path}: cannot write in {folder} (permission denied)")
+    if rewrite and not can_create_in(folder):
+        raise UsageError(f"--csv {path}: cannot write in {folder}")
+
+
+def can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder`, tried with a nameless temporary file: access() says yes to root
+    everywhere, also in /proc or on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def append_row(path: Path, row) -> None:

@@ -49,6 +49,8 @@ def check(config) -> None:
     if config.quantization != "autoquant":
         if config.autoquant_plan is not None:
             raise UsageError("--autoquant_plan needs --quantization autoquant")
+        if config.autoquant_max_error != DEFAULT_MAX_ERROR:
+            raise UsageError("--autoquant_max_error needs --quantization autoquant")
         return
     if not (0 < config.autoquant_max_error < float("inf")):
         raise UsageError(f"--autoquant_max_error must be a positive number, got {config.autoquant_max_error}")

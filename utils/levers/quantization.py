@@ -62,6 +62,15 @@ def check(config) -> None:
         check_skip_pattern(config.quant_skip_pattern)
         if config.quantization == "None":
             raise UsageError("--quant_skip_pattern keeps layers out of a quantization: it needs --quantization")
+    if config.quantization == "None":
+        given = [flag for flag, name in (("--quantize_vae", "quantize_vae"),
+                                         ("--quantize_text_encoders", "quantize_text_encoders"),
+                                         ("--torchao_inductor_config", "torchao_inductor_config"))
+                 if getattr(config, name)]
+        if given:
+            one = len(given) == 1
+            raise UsageError(f"{' and '.join(given)} {'applies' if one else 'apply'} only with --quantization: give "
+                             f"one (e.g. --quantization int8wo) or drop {'it' if one else 'them'}")
 
 
 def check_skip_pattern(pattern: str) -> None:
