@@ -35,8 +35,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="inference/benchmark_image.py", description=__doc__.split("\n\n")[0])
     add_benchmark_flags(parser, default_ckpt="tiny-flux", sample_flag="save_image")
     parser.add_argument("--recipe", choices=list(RECIPES), default=None,
-                        help="a named set of flags: " + "; ".join(f"{name} = {' '.join(flags)}"
-                                                                  for name, flags in RECIPES.items()))
+                        help="a named set of flags (a flag also given on the command line wins): "
+                             + "; ".join(f"{name} = {' '.join(flags)}" for name, flags in RECIPES.items()))
     parser.set_defaults(base_dtype="bf16")
     return parser
 

@@ -153,8 +153,8 @@ def main(argv=None) -> int:
 def sweep(args) -> int:
     spec = grid_spec(args)
     log_dir = args.log_dir or args.csv.parent / "logs" / args.csv.stem
-    check_output_dir("--log_dir", log_dir)
     check_csv_target(args.csv, type(script_module(spec["script"]).blank_row([])))
+    check_output_dir("--log_dir" if args.log_dir else "the log folder (--log_dir's default, beside --csv)", log_dir)
     configs = [config for config in expand(spec, log_dir) if not args.only or args.only.search(config.command())]
     check_configs(configs, args.csv, on_this_machine=not args.dry_run)
     if args.dry_run:

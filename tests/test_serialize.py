@@ -107,7 +107,7 @@ def test_cli_measure_compares_load_paths(tmp_path, capsys):
     report = tmp_path / "measure.json"
     assert main(["measure", "--quantization", "int8dq", "--workdir", str(tmp_path / "work"), "--json",
                  str(report), "--num_inference_steps", "1"]) == 0
-    measured = json.loads(report.read_text())
+    measured = json.loads(report.read_text(), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert measured["command"].startswith("python inference/serialize.py measure --quantization int8dq")
     assert measured["torchao_version"] and measured["gpu"] and measured["checkpoint_GiB"] > 0
     rows = measured["rows"]

@@ -128,6 +128,7 @@ def test_ctrl_c_records_the_running_configuration_as_interrupted(tmp_path, start
     [row] = read_rows(csv).itertuples()  # the second configuration never started
     assert (row.status, row.model, row.seed, row.runs, row.device) == ("interrupted", "tiny-flux", 1, 1000000, "cpu")
     assert "--seed 1" in row.command and "interrupted" in row.error
+    assert len(list((tmp_path / "logs" / "r").iterdir())) == 1  # no log for the one that never started
 
 
 def bad_input(capfd, argv) -> str:

@@ -120,7 +120,7 @@ def add_generation_args(parser: Parser) -> None:
 def add_measurement_args(parser: Parser, sample_flag: str) -> None:
     group = parser.add_argument_group("measurement and results")
     group.add_argument("--warmup", type=positive_int, default=2,
-                       help="untimed calls first; the first one's extra time is reported as compile_s")
+                       help="untimed calls first, at least 1: the first one's extra time is reported as compile_s")
     group.add_argument("--runs", type=positive_int, default=5, help="timed calls (median, min and max reported)")
     group.add_argument("--memory_only", action="store_true",
                        help="this run measures memory (e.g. with fewer denoising steps): the row says so and the "

@@ -4,6 +4,7 @@ pre-quantized, pre-quantized + torch.compile and an AOT package; load time, load
 import gc
 import json
 import logging
+import math
 import time
 
 import numpy as np
@@ -116,7 +117,7 @@ def measure_loading(config, pipe, kwargs: dict, call) -> tuple[list[dict], dict]
     def write_report() -> None:  # after every stage, so that a run cut short keeps what it measured
         if config.json:
             with atomic_path(config.json) as partial:
-                partial.write_text(json.dumps(report, indent=2, default=str))
+                partial.write_text(json.dumps(strict_json(report), indent=2, default=str, allow_nan=False))
 
     write_report()
     package = workdir / f"{config.quantization}.pt2"
@@ -149,3 +150,15 @@ def measure_loading(config, pipe, kwargs: dict, call) -> tuple[list[dict], dict]
         if compiled_path(label):
             torch._dynamo.reset()  # drop the compiled graphs and the model they hold before the next path
     return rows, saved
+
+
+def strict_json(value):
+    """`value` with every non-finite float spelled as a string ("inf" for the PSNR of an identical output): JSON has
+    no Infinity or NaN, and strict parsers (JavaScript's, jq's) reject or mangle Python's spelling of them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value

@@ -324,9 +324,11 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
         log.flush()
         process = children.start([sys.executable, "-m", config.module, *config.argv(csv)], cwd=REPO_ROOT, env=env,
                                  stdout=log, stderr=subprocess.STDOUT)
-        if process is None:
-            return None
-        returncode = children.wait(process, timeout_s)
+        if process is not None:
+            returncode = children.wait(process, timeout_s)
+    if process is None:  # the sweep stopped before it started: no log of a run that never was
+        log_path.unlink(missing_ok=True)
+        return None
     # Other GPUs' workers append to the same CSV, so look for this configuration's own new row.
     statuses = [status for recorded, status in recorded_statuses(csv, config.script) if recorded == key]
     if len(statuses) > rows_before:
