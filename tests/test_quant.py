@@ -4,6 +4,7 @@ import re
 import pytest
 import torch
 
+from utils.fp8_kernels import MIN_AMAX
 from utils.pipelines import build_random_component
 from utils.presets import get_preset
 from utils.quant import (
@@ -195,3 +196,26 @@ def test_sparse_layers_run_on_rows_with_the_same_result(monkeypatch):
         assert apply_sparsity(layers, quantization) == 1
         assert type(layers["proj"]) is RowwiseLinear and type(layers["norm1"].linear) is torch.nn.Linear
         layers["proj"].__class__ = torch.nn.Linear
+
+
+@pytest.mark.parametrize("name", ["fp8dq", "fp8dqrow"])
+def test_fp8_activation_scales_have_a_floor_so_zero_rows_stay_zero(name):
+    """Wan pads its text embeddings with all-zero rows; torchao's scale is amax / 448, so without a floor such a row
+    (or, per tensor, an all-zero input) is quantized as 0 / 0 = NaN: a whole video of NaN on the GPU. The registry's
+    configs set one, and with it torchao's own scale and cast (CPU-runnable primitives; the fp8 matmul needs CUDA)
+    keep those values at zero."""
+    from torchao.quantization.quant_primitives import _choose_scale_float8, _quantize_affine_float8
+
+    config = QUANTIZATIONS[name].make_config(False)
+    assert config.activation_value_lb == MIN_AMAX > 0
+    rows = torch.randn(3, 64, dtype=torch.bfloat16)
+    rows[1] = 0
+    if name == "fp8dq":
+        rows, block = torch.zeros_like(rows), [3, 64]
+    else:
+        block = [1, 64]
+    for floor in (None, config.activation_value_lb):
+        scale = _choose_scale_float8(rows, block, hp_value_lb=floor)
+        quantized = _quantize_affine_float8(rows, scale, torch.float8_e4m3fn).float()
+        assert quantized.isnan().any() == (floor is None)
+    assert (quantized[1] == 0).all() and quantized.isfinite().all()

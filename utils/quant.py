@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from utils.fp8_kernels import MIN_AMAX
+
 FP8_MIN_CAPABILITY = (8, 9)  # torch._scaled_mm float8 kernels: Ada (8.9) and Hopper (9.0) or newer
 
 
@@ -66,16 +68,20 @@ def _fp8wo(set_inductor_config):
     return Float8WeightOnlyConfig(set_inductor_config=set_inductor_config)
 
 
+# torchao scales an activation by its amax / 448 with no floor: an all-zero row (Wan pads its text embeddings with
+# zero rows) becomes 0 / 0 = NaN. activation_value_lb gives such a row the tiny scale our own fp8 kernels give it.
 def _fp8dq(set_inductor_config):
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig
 
-    return Float8DynamicActivationFloat8WeightConfig(set_inductor_config=set_inductor_config)
+    return Float8DynamicActivationFloat8WeightConfig(activation_value_lb=MIN_AMAX,
+                                                     set_inductor_config=set_inductor_config)
 
 
 def _fp8dqrow(set_inductor_config):
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
 
-    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=set_inductor_config)
+    return Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), activation_value_lb=MIN_AMAX,
+                                                     set_inductor_config=set_inductor_config)
 
 
 _FPX_REMOVED = "torchao removed the fpx (floatx) weight-only configs in 0.16; there is no replacement on Hopper"
