@@ -31,7 +31,7 @@ from pathlib import Path
 
 from utils.campaign import CAMPAIGN_ENV, campaign_id
 from utils.cli import Parser, add_model_args, check_device, check_memory, check_weights, parse_checked, positive_int
-from utils.errors import INTERRUPTED_EXIT_CODE, UsageError
+from utils.errors import INTERRUPTED_EXIT_CODE, STOP_SIGNALS, Stopped, UsageError, stop_signals_raise
 from utils.logs import setup_logging
 from utils.path_checks import check_output_file
 from utils.paths import RESULTS_DIR
@@ -120,8 +120,9 @@ def blank_row(argv: list[str]):
 
 def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
     """Each way in a fresh subprocess (fresh CUDA memory statistics), all in one campaign. A subprocess that dies
-    without writing its row (killed, segfault, timeout) gets a crash or timeout row written here. Ctrl-C lets the
-    running one record itself as interrupted, then raises KeyboardInterrupt. Returns the statuses."""
+    without writing its row (killed, segfault, timeout) gets a crash or timeout row written here. A stop signal
+    (Ctrl-C, or a sweep's SIGTERM/SIGUSR1) is passed on to the running way, which records itself, then raises
+    Stopped. Returns the statuses."""
     statuses = []
     env = {**os.environ, CAMPAIGN_ENV: campaign_id()}
     for method in METHODS:
@@ -129,28 +130,29 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
                    "--weights", config.weights]  # argparse keeps the last value of a repeated flag
         print(f"=== {method}: {METHODS[method]}", flush=True)
         rows_before = count_rows(config.csv)
-        # A session of its own: a terminal's Ctrl-C reaches only this process, which stops the child with SIGTERM
+        # A session of its own: a terminal's Ctrl-C reaches only this process, which passes the stop on as SIGTERM
         # (silent if it comes before the child's handlers are in place, as SIGINT would not be).
         process = subprocess.Popen(command, preexec_fn=die_with_parent(), env=env, start_new_session=True,
                                    cwd=Path(__file__).resolve().parents[1])
-        try:
-            returncode = process.wait(timeout=config.timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            returncode = None
-        except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-            process.terminate()
+        with stop_signals_raise() as stop:
             try:
-                process.wait(timeout=STOP_GRACE_S)
+                returncode = process.wait(timeout=config.timeout_s)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            if count_rows(config.csv) == rows_before:  # stopped before it could record itself
-                append_row_or_save_aside(config.csv, failure_row(config, method, command, "interrupted",
-                                                                 "Ctrl-C before this way could record itself"))
-            raise
+                returncode = None
+            except Stopped:
+                process.send_signal(signal.SIGUSR1 if stop.signum == signal.SIGUSR1 else signal.SIGTERM)
+                try:
+                    process.wait(timeout=STOP_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                if count_rows(config.csv) == rows_before:  # stopped before it could record itself
+                    append_row_or_save_aside(config.csv, failure_row(
+                        config, method, command, STOP_SIGNALS[stop.signum],
+                        f"{signal.Signals(stop.signum).name} before this way could record itself"))
+                raise
         if returncode in (0, 1, INTERRUPTED_EXIT_CODE):  # it wrote its own row (ok, failed, interrupted)
             statuses.append({0: "ok", 1: "failed"}.get(returncode, "interrupted"))
             continue
@@ -178,9 +180,9 @@ def main(argv=None) -> int:
     if config.method == "all":
         try:
             ok = all(status == "ok" for status in run_all(config, argv))
-        except KeyboardInterrupt:
+        except Stopped as stopped:
             ok = interrupted = True
-            print("interrupted (Ctrl-C): the ways that finished, and the one that was running, are in the CSV")
+            print(f"stopped ({stopped}): the ways that finished, and the one that was running, are in the CSV")
     else:
         row = measure(config, config.method)
         if append_row_or_save_aside(config.csv, row) != config.csv:

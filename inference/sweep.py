@@ -46,7 +46,8 @@ def build_parser() -> Parser:
     parser.add_argument("--script", help="the script to run, when the grid is given as flags")
     parser.add_argument("--set", action="append", default=[], metavar="FLAG=VALUE",
                         help="a flag every configuration gets, in place of any value the grid file gives "
-                             "it (repeatable)")
+                             "it (repeatable); one that some configurations cannot take (e.g. --compile_mode on an "
+                             "eager baseline) stops the sweep before anything runs: leave those out with --only")
     parser.add_argument("--vary", action="append", default=[], metavar="FLAG=V1,V2",
                         help="a flag to sweep over the listed values (repeatable; crossed with the others)")
     parser.add_argument("--csv", type=Path, required=True, help="CSV every configuration appends its row to")

@@ -127,14 +127,18 @@ def test_help_explains_every_flag():
         assert action.help, action.option_strings
 
 
-def test_ctrl_c_keeps_the_finished_ways_and_records_the_running_one(tmp_path):
-    """SIGINT to the whole process group (a terminal's Ctrl-C) while the second way runs: the first way's row
-    stays, the second records itself as interrupted, the third never starts, and the script exits with 130 after
-    one line, no traceback."""
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM", "SIGUSR1"])
+def test_a_stop_keeps_the_finished_ways_and_records_the_running_one(tmp_path, signum):
+    """Ctrl-C (SIGINT), or a sweep's SIGTERM (stopped) or SIGUSR1 (out of time), while the second way runs: the
+    first way's row stays, the second is recorded with the stop's status (by itself, or by the parent if it had no
+    handler yet), the third never starts, and the script exits with 130 after one line, no traceback."""
     import os
     import signal
     import time
 
+    from utils.errors import STOP_SIGNALS
+
+    number = signal.Signals[signum]
     csv_path = tmp_path / "q.csv"
     process = subprocess.Popen([sys.executable, "inference/quantization_time.py", "--ckpt_id", TINY, "--device",
                                 "cpu", "--csv", str(csv_path)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
@@ -145,12 +149,10 @@ def test_ctrl_c_keeps_the_finished_ways_and_records_the_running_one(tmp_path):
         seen.append(process.stdout.readline())
         assert seen[-1], "the second way never started"
     time.sleep(0.5)  # its process is starting or building its model
-    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, number)  # the parent's group only: each way runs in a session of its own
     out, err = process.communicate(timeout=60)
     out = "".join(seen) + out
     assert process.returncode == 130, err[-2000:]
-    assert "Traceback" not in err and "interrupted (Ctrl-C)" in out
+    assert "Traceback" not in err and f"stopped ({signum} ({STOP_SIGNALS[number]}" in out
     frame = read_rows(csv_path)
-    assert list(frame.method) == list(METHODS)[:2] and list(frame.status) == ["ok", "interrupted"]
-    error = frame.error.iloc[1]  # its own row (stopped by the parent), or the parent's if it had no handler yet
-    assert "SIGTERM (interrupted: stopped by its sweep, its parent script" in error or "Ctrl-C before" in error
+    assert list(frame.method) == list(METHODS)[:2] and list(frame.status) == ["ok", STOP_SIGNALS[number]]

@@ -284,3 +284,24 @@ def test_ctrl_c_records_the_run_in_progress_with_its_finished_steps(tmp_path, mo
     assert len(row["losses"].split()) == 4 and float(row["step_median_s"]) > 0 and not row["saved_to"]
     assert not (tmp_path / "lora").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
+
+
+def test_ctrl_c_while_a_row_is_written_records_it_once_and_starts_nothing(tmp_path, monkeypatch):
+    """Ctrl-C while the first run of --compare prints its row: that row is written once (ok), the second run does
+    not start, and the script still exits with 130."""
+    import os
+    import signal
+
+    real = train_fp8.render_summary
+
+    def interrupted_while_printing(row):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(row)
+
+    monkeypatch.setattr(train_fp8, "render_summary", interrupted_while_printing)
+    code = train_fp8.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
+                           "--output_dir", str(tmp_path / "lora"), "--compare", "--fp8", "rowwise",
+                           "--max_steps", "3", "--warmup_steps", "1", "--num_images", "2", "--no_save"])
+    assert code == 130
+    _, rows = read_csv(tmp_path / "train.csv")
+    assert [(row["fp8"], row["status"]) for row in rows] == [("off", "ok")]

@@ -252,11 +252,11 @@ def main(argv=None) -> int:
         print(render_summary(row))
         print(f"row appended to {saved}")
 
-    rows, curves = train_recipes(config, record)
+    rows, curves, stopped = train_recipes(config, record)
     if config.plot and curves:
         plot_losses(curves, f"{config.ckpt_id} {rows[0].method}, {config.weights} weights", config.plot, dpi=120)
         print(f"loss curves written to {config.plot}")
-    if any(row.status == "interrupted" for row in rows):
+    if stopped:
         return INTERRUPTED_EXIT_CODE
     return 0 if all(row.status == "ok" for row in rows) else 1
 

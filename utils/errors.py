@@ -57,15 +57,32 @@ class StopSignals:
     def __init__(self):
         self.signum: int | None = None
         self.armed = True
+        self.holding = False
+        self.pending: int | None = None
 
     def disarm(self) -> None:
         """From now on a stop signal changes nothing (the row is about to be written)."""
         self.armed = False
 
     def handler(self, signum, frame):
-        if self.armed:
+        if self.holding:
+            self.pending = self.pending or signum
+        elif self.armed:
             self.armed, self.signum = False, signum
             raise Stopped(signum)
+
+    @contextlib.contextmanager
+    def held(self):
+        """Within the block a stop signal waits; it raises Stopped as the block ends. For writing a row, which must
+        be written whole and once."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.pending is not None:
+                signum, self.pending = self.pending, None
+                self.handler(signum, None)
 
 
 @contextlib.contextmanager
@@ -83,3 +100,4 @@ def stop_signals_raise():
     finally:
         for number, action in previous.items():
             signal.signal(number, action)
+

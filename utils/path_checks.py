@@ -2,6 +2,7 @@
 with one line (UsageError) instead of failing after minutes of measurement."""
 
 import os
+import tempfile
 from pathlib import Path
 
 from utils.errors import UsageError
@@ -19,8 +20,18 @@ def check_creatable_dir(flag: str, directory: Path) -> None:
     existing = nearest_existing(directory)
     if not existing.is_dir():
         raise UsageError(f"{flag} {directory}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not can_create_in(existing):
         raise UsageError(f"{flag} {directory}: {existing} is not writable")
+
+
+def can_create_in(folder: Path) -> bool:
+    """Whether a file can be made in `folder`, tried with a nameless temporary file: access() says yes to root
+    everywhere, also in /proc or on a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_output_file(flag: str, path: Path | None, suffixes: tuple[str, ...] = ()) -> None:

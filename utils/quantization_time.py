@@ -48,18 +48,22 @@ def new_row(config, method: str) -> QuantTimeRow:
 
 
 def measure(config, method: str) -> QuantTimeRow:
-    """Build on the CPU, then time one way of quantizing onto config.device. Failures, and a stop (Ctrl-C, or the
-    parent's timeout), become the row's status."""
+    """Build on the CPU, then time one way of quantizing onto config.device. Failures, and a stop signal (Ctrl-C,
+    or one from the parent process or a sweep), become the row's status."""
     row = new_row(config, method)
-    with stop_signals_raise():
+    with stop_signals_raise() as stop:
         try:
-            measure_into(row, config, method)
-        except Stopped as stopped:
-            row.status, row.error = STOP_SIGNALS[stopped.signum], one_line(stopped)
-        except Exception as error:  # noqa: BLE001 - a failed way is recorded, not lost
-            if not is_out_of_memory(error):
-                traceback.print_exc()
-            row.status, row.error = failure_status(error), one_line(error)
+            try:
+                measure_into(row, config, method)
+            finally:
+                stop.disarm()
+        except (Exception, Stopped) as error:  # noqa: BLE001 - a failed way is recorded, not lost
+            if stop.signum is not None:  # also when the stop reached us wrapped in another exception
+                row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
+            else:
+                if not is_out_of_memory(error):
+                    traceback.print_exc()
+                row.status, row.error = failure_status(error), one_line(error)
     return row
 
 

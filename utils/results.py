@@ -21,7 +21,7 @@ from utils.errors import UsageError, one_line
 from utils.files import atomic_path
 from utils.levers.compilation import compiles_anything
 from utils.optimize import LEVERS, describe
-from utils.path_checks import nearest_existing
+from utils.path_checks import can_create_in, nearest_existing
 
 logger = logging.getLogger(__name__)
 
@@ -335,16 +335,6 @@ def check_csv_target(path: Path, row_class) -> None:
                 raise CsvError(f"--csv {error}; pass another --csv") from None
     if rewrite and not can_create_in(folder):
         raise UsageError(f"--csv {path}: cannot write in {folder}")
-
-
-def can_create_in(folder: Path) -> bool:
-    """Whether a file can be made in `folder`, tried with a nameless temporary file: access() says yes to root
-    everywhere, also in /proc or on a read-only mount."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def append_row(path: Path, row) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 import torch
 
 from utils.campaign import compile_start
-from utils.errors import STOP_SIGNALS, Stopped, failure_status, is_out_of_memory, one_line, stop_signals_raise
+from utils.errors import (
+    STOP_SIGNALS,
+    Stopped,
+    failure_status,
+    is_out_of_memory,
+    one_line,
+    stop_signals_raise,
+)
 from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
 from utils.provenance import package_version, provenance
@@ -177,25 +184,27 @@ def render_summary(row: TrainRow) -> str:
     return text
 
 
-def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tuple[list[TrainRow], dict]:
+def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tuple[list[TrainRow], dict, bool]:
     """Train with config.fp8 (with --compare: bf16 first, then config.fp8, from the same starting weights), each run
     recorded by `record(row)` when it ends, failed or not. Ctrl-C (or a sweep's stop) ends the run in progress as
-    `interrupted`, its finished steps kept and nothing saved, and starts no other. Returns the rows and the loss
-    curves by run label."""
+    `interrupted`, its finished steps kept, and starts no other. Returns the rows written, the loss curves by run
+    label, and whether a stop ended the training."""
     recipes = ["off", config.fp8] if config.compare else [config.fp8]
     rows = [new_row(config, fp8) for fp8 in recipes]
     for index, row in enumerate(rows):  # the second run of --compare compiles after the first, in this process
         row.compile_start = compile_start(config.compile, first_in_process=index == 0)
     transformer, data, curves, done = None, None, {}, []
-    result = TrainResult([], [])
+    current, result = rows[0], TrainResult([], [])  # the run a stop interrupts (None between runs)
     with stop_signals_raise() as stop:
         try:
             try:
                 transformer, data = build_and_cache(config, rows)
             except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
+                if stop.signum is not None:  # the stop, wrapped
+                    raise Stopped(stop.signum) from error
                 record_failure(rows, error)
             for fp8, row in zip(recipes, rows):
-                result = TrainResult([], [])
+                current, result = row, TrainResult([], [])
                 if data is not None:
                     try:
                         if transformer is None:  # the second run of --compare starts from the same weights
@@ -214,20 +223,27 @@ def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tu
                         record_failure([row], error)
                     transformer = None
                     free_memory(config.device)
-                finish(row, record, done)
+                with stop.held():  # a stop waits until the row is written, then finds no run going
+                    finish(row, record, done)
+                    current = None
         except Stopped:
             stop.disarm()
-            if len(done) == len(rows):  # stopped while the last row was being written: it is
-                return done, curves
-            row = rows[len(done)]
-            if row.step_median_s is None and len(result.step_s) > config.warmup_steps:
-                record_training(row, result, config.batch_size, config.warmup_steps)
-            row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
-            if result.step_s:
-                row.error += (f" (after {len(result.step_s)} of {config.max_steps} steps: their times and losses "
-                              "are kept; nothing was saved)")
-            finish(row, record, done)
-    return done, curves
+            if current is not None:
+                record_stopped(current, result, config, stop.signum)
+                with stop.held():
+                    finish(current, record, done)
+    return done, curves, stop.signum is not None
+
+
+def record_stopped(row: TrainRow, result: TrainResult, config: TrainConfig, signum: int) -> None:
+    """A run a stop signal ended: its finished steps' times and losses are kept (if past the warm-up)."""
+    if row.step_median_s is None and len(result.step_s) > config.warmup_steps:
+        record_training(row, result, config.batch_size, config.warmup_steps)
+    row.status, row.error = STOP_SIGNALS[signum], one_line(Stopped(signum))
+    if result.step_s:
+        saved = f"the weights were saved to {row.saved_to}" if row.saved_to else "nothing was saved"
+        row.error += (f" (after {len(result.step_s)} of {config.max_steps} steps: their times and losses are kept; "
+                      f"{saved})")
 
 
 def finish(row: TrainRow, record: Callable[[TrainRow], None], done: list[TrainRow]) -> None:
