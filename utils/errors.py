@@ -100,4 +100,3 @@ def stop_signals_raise():
     finally:
         for number, action in previous.items():
             signal.signal(number, action)
-
