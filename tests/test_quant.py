@@ -148,6 +148,7 @@ def test_sparsity_prunes_to_2_4_and_reaches_torchaos_cuda_only_kernels():
     with pytest.raises(AssertionError, match="compute capability"):  # torchao's float8 path refuses the CPU
         apply_sparsity(model(), "fp8dqrow")
     assert sparse_fp8_config().packing_format.value == "sparse_2d_data_2d_metadata"
+    assert sparse_fp8_config().activation_value_lb == MIN_AMAX
     with pytest.raises(ValueError, match="combines with None or fp8dqrow, not int8wo"):
         apply_sparsity(model(), "int8wo")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from utils.errors import UsageError
+from utils.fp8_kernels import MIN_AMAX
 from utils.levers.base import is_set
 from utils.pipelines import denoisers
 from utils.quant import PER_IMAGE_LAYERS, quantizable_linear
@@ -75,7 +76,8 @@ def sparse_fp8_config():
     from torchao.quantization.quantize_.workflows.float8.float8_packing_format import Float8PackingFormat
 
     return Float8DynamicActivationFloat8WeightConfig(
-        granularity=PerRow(), packing_format=Float8PackingFormat.SPARSE_2D_DATA_2D_METADATA, set_inductor_config=False)
+        granularity=PerRow(), packing_format=Float8PackingFormat.SPARSE_2D_DATA_2D_METADATA,
+        activation_value_lb=MIN_AMAX, set_inductor_config=False)  # the floor utils/quant.py explains
 
 
 def apply_sparsity(transformer: torch.nn.Module, quantization: str = "None") -> int:
