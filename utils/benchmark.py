@@ -5,7 +5,6 @@ import inspect
 import logging
 import os
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,15 +14,7 @@ from utils import fidelity
 from utils.campaign import CAMPAIGN_ENV, caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
-from utils.errors import (
-    INTERRUPTED_EXIT_CODE,
-    STOP_SIGNALS,
-    Stopped,
-    failure_status,
-    is_out_of_memory,
-    one_line,
-    stop_signals_raise,
-)
+from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, failure_fields, stop_signals_raise
 from utils.levers import autotune, compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
@@ -175,11 +166,9 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
             finally:
                 stop.disarm()
         except (Exception, Stopped) as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
-            if not is_out_of_memory(error) and stop.signum is None:
-                traceback.print_exc()
-            row.status, row.error = failure_status(error), one_line(error)
-            if stop.signum is not None:  # the Stopped may reach us wrapped (torch.compile's BackendCompilerFailed)
-                row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
+            # The Stopped may reach us wrapped (torch.compile's BackendCompilerFailed): stop.signum says it came.
+            row.status, row.error = failure_fields(error, stop.signum)
+            if stop.signum is not None:
                 if row.time_median_s is not None:
                     row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
                 elif times.run_s:

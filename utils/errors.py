@@ -4,6 +4,7 @@ measurement recorded in its row."""
 import contextlib
 import signal
 import threading
+import traceback
 
 
 class UsageError(ValueError):
@@ -39,6 +40,17 @@ STOP_SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "interrupted", sig
 STOP_REASONS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "stopped by its sweep, its parent script or by hand",
                 signal.SIGUSR1: "the sweep ran out of time for it"}
 INTERRUPTED_EXIT_CODE = 130  # what a shell reports for a process ended by Ctrl-C
+
+
+def failure_fields(error: BaseException | None, signum: int | None = None) -> tuple[str, str]:
+    """The status and error columns of a run that failed with `error`, or that stop signal `signum` ended (however
+    the stop reached the handler: wrapped in another exception or not). A failure's traceback goes to stderr, unless
+    it ran out of memory (the one line says all)."""
+    if signum is not None:
+        return STOP_SIGNALS[signum], one_line(Stopped(signum))
+    if not is_out_of_memory(error):
+        traceback.print_exception(error)
+    return failure_status(error), one_line(error)
 
 
 class Stopped(BaseException):

@@ -2,11 +2,10 @@
 the GPU, each timed with the GPU memory it needs on the way (inference/quantization_time.py runs them)."""
 
 import time
-import traceback
 
 import torch
 
-from utils.errors import STOP_SIGNALS, Stopped, failure_status, is_out_of_memory, one_line, stop_signals_raise
+from utils.errors import Stopped, failure_fields, stop_signals_raise
 from utils.pipelines import build_transformer
 from utils.provenance import provenance
 from utils.quant import apply_quantization, count_quantized_linears
@@ -58,12 +57,7 @@ def measure(config, method: str) -> QuantTimeRow:
             finally:
                 stop.disarm()
         except (Exception, Stopped) as error:  # noqa: BLE001 - a failed way is recorded, not lost
-            if stop.signum is not None:  # also when the stop reached us wrapped in another exception
-                row.status, row.error = STOP_SIGNALS[stop.signum], one_line(Stopped(stop.signum))
-            else:
-                if not is_out_of_memory(error):
-                    traceback.print_exc()
-                row.status, row.error = failure_status(error), one_line(error)
+            row.status, row.error = failure_fields(error, stop.signum)
     return row
 
 

@@ -3,7 +3,6 @@ the loop, and the row it fills."""
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +10,7 @@ from pathlib import Path
 import torch
 
 from utils.campaign import compile_start
-from utils.errors import (
-    STOP_SIGNALS,
-    Stopped,
-    failure_status,
-    is_out_of_memory,
-    one_line,
-    stop_signals_raise,
-)
+from utils.errors import Stopped, failure_fields, stop_signals_raise
 from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
 from utils.provenance import package_version, provenance
@@ -162,11 +154,9 @@ def build_and_cache(config: TrainConfig, rows: list[TrainRow]):
 
 
 def record_failure(rows: list[TrainRow], error: Exception) -> None:
-    if not is_out_of_memory(error):
-        traceback.print_exc()
+    status, message = failure_fields(error)
     for row in rows:
-        row.status = failure_status(error)
-        row.error = one_line(error)
+        row.status, row.error = status, message
 
 
 def render_summary(row: TrainRow) -> str:
@@ -239,7 +229,7 @@ def record_stopped(row: TrainRow, result: TrainResult, config: TrainConfig, sign
     """A run a stop signal ended: its finished steps' times and losses are kept (if past the warm-up)."""
     if row.step_median_s is None and len(result.step_s) > config.warmup_steps:
         record_training(row, result, config.batch_size, config.warmup_steps)
-    row.status, row.error = STOP_SIGNALS[signum], one_line(Stopped(signum))
+    row.status, row.error = failure_fields(None, signum)
     if result.step_s:
         saved = f"the weights were saved to {row.saved_to}" if row.saved_to else "nothing was saved"
         row.error += (f" (after {len(result.step_s)} of {config.max_steps} steps: their times and losses are kept; "
