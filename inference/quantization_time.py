@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         try:
             ok = all(status == "ok" for status in run_all(config, argv))
         except Stopped as stopped:
-            ok = interrupted = True
+            ok, interrupted = False, True
             print(f"stopped ({stopped}): the ways that finished, and the one that was running, are in the CSV")
     else:
         row = measure(config, config.method)

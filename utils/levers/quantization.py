@@ -63,9 +63,7 @@ def check(config) -> None:
         if config.quantization == "None":
             raise UsageError("--quant_skip_pattern keeps layers out of a quantization: it needs --quantization")
     if config.quantization == "None":
-        given = [flag for flag, name in (("--quantize_vae", "quantize_vae"),
-                                         ("--quantize_text_encoders", "quantize_text_encoders"),
-                                         ("--torchao_inductor_config", "torchao_inductor_config"))
+        given = [f"--{name}" for name in ("quantize_vae", "quantize_text_encoders", "torchao_inductor_config")
                  if getattr(config, name)]
         if given:
             one = len(given) == 1
