@@ -1,0 +1,4 @@
+# session 11, call 4 (same machine). The campaign id was set by hand; its time is not the rows' (they were written 09:14-09:15 UTC).
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 BENCH_GIT_SHA=f76666a || exit 1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee $OUT/gpu.txt; export BENCH_CAMPAIGN=20261207T0916Z-cc; F=/tmp/cc.bin
+for i in cold warm; do C=$(mktemp -d); TORCHINDUCTOR_CACHE_DIR=$C TRITON_CACHE_DIR=$C/t timeout 240 python3 inference/benchmark_image.py --recipe fastest --ckpt_id black-forest-labs/FLUX.1-dev --weights random --warmup 1 --runs 3 --compile_cache $F --csv $OUT/cc.csv > $OUT/cc-$i.log 2>&1; echo "$i rc=$?"; ls -la $F; tail -3 $OUT/cc-$i.log; done
