@@ -29,8 +29,10 @@ from utils.cli import (
     Parser,
     add_generation_args,
     add_model_args,
+    base_dtype_of,
     check_device,
     check_generation,
+    check_memory,
     check_weights,
     parse_checked,
 )
@@ -173,10 +175,12 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
         raise UsageError("measure --aot times torch.compile of the int8wo model loaded from safetensors, which "
                          "crashes on the CPU (segfault in aten._weight_int8pack_mm): use another --quantization or "
                          "CUDA")
+    weights = check_weights(args.ckpt_id, args.weights)
+    check_memory(preset, base_dtype_of(preset), args.device)
     values = {name: value for name, value in vars(args).items() if name in SerializeConfig.__dataclass_fields__}
     return SerializeConfig(**{**values, "command_line": shlex.join(["python", PROG, *argv]), "preset": preset,
-                              "weights": check_weights(args.ckpt_id, args.weights),
-                              "dtype": DTYPES[preset.base_dtype if preset else "bf16"]})
+                              "weights": weights,
+                              "dtype": DTYPES[base_dtype_of(preset)]})
 
 
 def check_package_path(flag: str, path: Path) -> None:

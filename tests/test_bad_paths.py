@@ -115,6 +115,14 @@ def test_model_that_does_not_fit_is_refused(monkeypatch, tmp_path, capsys, no_mo
     expect_exit_2(benchmark_image.main, argv, "needs about 31.4 GiB for its bf16 weights alone", capsys)
 
 
+def test_model_whose_weights_just_fit_is_refused(monkeypatch, tmp_path, capsys, no_model):
+    # the weights alone (31.4 GiB) fit, but not the activations and the runtime beside them
+    monkeypatch.setattr(cli, "available_GiB", lambda device: 32.0)
+    argv = ["--ckpt_id", "black-forest-labs/FLUX.1-dev", "--weights", "random", "--device", "cpu",
+            "--csv", str(tmp_path / "r.csv")]
+    expect_exit_2(benchmark_image.main, argv, "35.6 GiB with room to run; cpu has 32.0 GiB free", capsys)
+
+
 def test_uncached_hub_checkpoint_is_one_line(monkeypatch, tmp_path, capsys, no_model):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(cli, "checkpoint_available", lambda ckpt_id: (False, "not in the Hugging Face cache"))
@@ -254,3 +262,11 @@ def test_overwrite_keeps_a_folder_the_user_added(tmp_path, capsys):
     (tmp_path / "m" / "notes" / "sub").mkdir(parents=True)
     expect_exit_2(serialize.main, [*argv, "--overwrite"], "files or folders this tool did not write", capsys)
     assert (tmp_path / "m" / "notes" / "sub").is_dir()
+
+
+def test_serialize_refuses_a_model_that_does_not_fit(monkeypatch, tmp_path, capsys, no_model):
+    monkeypatch.setattr(cli, "available_GiB", lambda device: 1.0)
+    argv = ["save", "--ckpt_id", "black-forest-labs/FLUX.1-dev", "--weights", "random", "--device", "cpu",
+            "--output", str(tmp_path / "out")]
+    expect_exit_2(serialize.main, argv, "needs about 31.4 GiB for its bf16 weights alone", capsys)
+    assert list(tmp_path.iterdir()) == []

@@ -268,6 +268,13 @@ def available_GiB(device: torch.device) -> float | None:
     return None
 
 
+def with_headroom(weights_GiB: float) -> float:
+    """What a run needs beyond its weights: activations, the framework itself and the allocator's slack. Without
+    this margin a model whose weights just fit passes the check and is then killed by the OS (on the CPU) or
+    fails with an out-of-memory error after loading."""
+    return weights_GiB * 1.1 + 1.0
+
+
 def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: str = "none",
                  components: tuple[str, ...] | None = None) -> None:
     """The preset's weights (of `components`, default all), in their base precision, against the device's free
@@ -281,10 +288,11 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
     need_GiB = sum(sizes.values()) / GiB
     where = torch_device if offload == "none" else torch.device("cpu")
     free_GiB = available_GiB(where)
-    if free_GiB is not None and need_GiB > free_GiB:
+    if free_GiB is not None and with_headroom(need_GiB) > free_GiB:
         hint = "; --offload model keeps the weights on the CPU" if where.type == "cuda" else ""
-        raise UsageError(f"{preset.name} needs about {need_GiB:.1f} GiB for its {base_dtype} weights alone; "
-                         f"{where} has {free_GiB:.1f} GiB free{hint}")
+        raise UsageError(f"{preset.name} needs about {need_GiB:.1f} GiB for its {base_dtype} weights alone, "
+                         f"{with_headroom(need_GiB):.1f} GiB with room to run; {where} has {free_GiB:.1f} GiB "
+                         f"free{hint}")
     if offload == "model" and torch_device.type == "cuda":
         largest_GiB, free_GiB = max(sizes.values()) / GiB, available_GiB(torch_device)
         if free_GiB is not None and largest_GiB > free_GiB:
