@@ -61,3 +61,16 @@ def test_every_bash_job_configuration_parses(script, tmp_path, fake_h100):
     assert commands, f"{script} ran no configuration"
     for program, *argv in commands:
         parses(program, argv)
+
+
+def test_a_job_with_a_failed_configuration_exits_1_after_running_the_rest(tmp_path):
+    # the fake `timeout` fails the two sparsity configurations and runs (prints) every other one
+    fake = ('timeout() { shift; echo "$@"; [[ "$*" != *--sparsify* ]]; }; python3() { echo "$@"; }; '
+            'export -f timeout python3; ')
+    job = f"results/commands/flux-autoquant.sh {tmp_path / 'out.csv'} {tmp_path / 'logs'}"
+    inner = f"source results/commands/lib.sh; source {job}"
+    done = subprocess.run(["bash", "-c", fake + f"bash -c {shlex.quote(inner)}"], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "2 configuration(s) failed: bs16-sparse-2of4 (exit 1) bs16-fp8dqrow-sparse-2of4 (exit 1)" in done.stderr
+    assert len(list((tmp_path / "logs").glob("*.log"))) == 14  # every configuration ran

@@ -33,3 +33,4 @@ configs+=(
 run_configs inference/benchmark_image.py "$csv" "$logs" "${CONFIG_TIMEOUT_S:-540}" \
   "--ckpt_id black-forest-labs/FLUX.1-dev --weights random --fuse_attn_projections --regional_compile --compile_mode default --warmup 1 --runs 3" \
   "${configs[@]}"
+finish_job

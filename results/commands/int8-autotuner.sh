@@ -22,5 +22,7 @@ for run in "tune|$tuned" "plain|" "reuse|$tuned"; do
   # shellcheck disable=SC2086
   TORCHINDUCTOR_CACHE_DIR=$cache TRITON_CACHE_DIR=$cache/triton \
     timeout "${CONFIG_TIMEOUT_S:-300}" python3 inference/benchmark_image.py $common ${run#*|} > "$logs/$name.log" 2>&1
-  echo "$name: exit $? after ${SECONDS}s; $(grep -c 'Starting autotune search' "$logs/$name.log") shapes tuned"
+  record_exit $? "$name"
+  echo "$name: $(grep -c 'Starting autotune search' "$logs/$name.log") shapes tuned"
 done
+finish_job

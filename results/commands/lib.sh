@@ -5,6 +5,20 @@
 # BENCH_CAMPAIGN already. Same spelling as utils.campaign.new_campaign_id: UTC start time and 4 hex digits.
 export BENCH_CAMPAIGN=${BENCH_CAMPAIGN:-$(date -u +%Y%m%dT%H%M%SZ)-$(printf '%04x' "$RANDOM")}
 
+# A job runs every configuration, then exits 1 if any of them failed (so a caller or CI sees it), 0 otherwise.
+failed_configs=()
+record_exit() {  # record_exit STATUS NAME: print the configuration's exit status and remember a failure
+  echo "exit $1 after ${SECONDS}s"
+  [ "$1" -eq 0 ] || failed_configs+=("$2 (exit $1)")
+}
+finish_job() {  # the job's last line
+  if [ ${#failed_configs[@]} -gt 0 ]; then
+    echo "${#failed_configs[@]} configuration(s) failed: ${failed_configs[*]}" >&2
+    exit 1
+  fi
+  exit 0
+}
+
 # run_configs SCRIPT CSV LOG_DIR TIMEOUT_S "COMMON FLAGS" "name|flags" ...   (ONLY=regex runs a subset)
 run_configs() {
   local script=$1 csv=$2 logs=$3 timeout_s=$4 common=$5 entry name flags cache
@@ -20,7 +34,7 @@ run_configs() {
     # shellcheck disable=SC2086
     TORCHINDUCTOR_CACHE_DIR=$cache TRITON_CACHE_DIR=$cache/triton \
       timeout "$timeout_s" python3 "$script" $common $flags --csv "$csv" > "$logs/$name.log" 2>&1
-    echo "exit $? after ${SECONDS}s"
+    record_exit $? "$name"
     rm -rf "$cache"
     grep -E '^\| (THUDM|black)|Error|: ok, step|: (error|oom|nan) ' "$logs/$name.log" | tail -3 | cut -c1-300
   done

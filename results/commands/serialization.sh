@@ -23,7 +23,7 @@ for entry in None int8wo fp8dqrow fp8dqrow-aot; do
   timeout "$limit" python3 inference/serialize.py measure $flux --quantization "$quantization" $extra \
     --workdir "$work" --json "$out/$name.json" > "$out/$name.log" 2>&1
   status=$?
-  echo "exit $status after ${SECONDS}s"; tail -6 "$out/$name.log"
+  record_exit "$status" "$name"; tail -6 "$out/$name.log"
   # Free the disk for the next one, but only what measure wrote: exit 2 means it refused to run (e.g. a folder there
   # that it did not write), and then nothing is deleted.
   [ "$status" -le 1 ] && rm -rf "${work:?}/$quantization" "$work/$quantization.pt2"
@@ -41,5 +41,6 @@ for phase in cold warm; do
   TORCHINDUCTOR_CACHE_DIR="$work/inductor-$phase" TRITON_CACHE_DIR="$work/inductor-$phase/triton" \
     timeout "${CONFIG_TIMEOUT_S:-400}" python3 inference/benchmark_image.py \
     $flux $compiled --compile_cache "$work/fp8dqrow-compile-cache.bin" --csv "$out/compile-cache.csv" > "$out/$name.log" 2>&1
-  echo "exit $? after ${SECONDS}s"; grep -E '^\| black|Error' "$out/$name.log" | tail -2 | cut -c1-300
+  record_exit $? "$name"; grep -E '^\| black|Error' "$out/$name.log" | tail -2 | cut -c1-300
 done
+finish_job
