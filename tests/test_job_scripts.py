@@ -2,6 +2,7 @@
 a flag typo never costs GPU time: the grid files under inference/grids and the bash jobs left in results/commands."""
 
 import importlib
+import re
 import shlex
 import subprocess
 
@@ -40,6 +41,23 @@ def test_every_grid_configuration_parses(grid, tmp_path, fake_h100):
     assert configs, f"{grid} has no configuration"
     for config in configs:
         parses(config.script, config.argv(tmp_path / "out.csv"))
+
+
+def documented_commands() -> list[str]:
+    """The suite's commands written out in the README and docs/ (backslash continuations joined, comments cut)."""
+    commands = []
+    for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        for line in re.sub(r"\\\n\s*", " ", path.read_text()).splitlines():
+            found = re.match(r"\s*python3? ((?:inference|training)/\w+\.py .*?)(?:\s+#.*)?$", line)
+            if found and found.group(1).split()[0] != "inference/sweep.py":
+                commands.append(found.group(1))
+    return commands
+
+
+@pytest.mark.parametrize("command", documented_commands())
+def test_every_documented_command_parses(command, fake_h100):
+    program, *argv = shlex.split(command)
+    parses(program, argv)
 
 
 def bash_commands(script: str, tmp_path) -> list[list[str]]:
