@@ -208,6 +208,7 @@ BAD_INPUTS = {
     "resume without file": (["--resume_lora", "/nonexistent/lora"], "no pytorch_lora_weights"),
     "reload check with full finetune": (["--full_finetune", "--check_reload"], "not --full_finetune"),
     "LoRA rank with full finetune": (["--full_finetune", "--rank", "8"], "--full_finetune trains every weight"),
+    "default LoRA rank, given, with full finetune": (["--full_finetune", "--rank", "16"], "trains every weight"),
     "reload check without saving": (["--no_save", "--check_reload"], "not with --no_save"),
     "not a flux model": (["--ckpt_id", "tiny-cogvideox"], "not a Flux model"),
     "unknown model, random weights": (["--ckpt_id", "acme/unknown", "--weights", "random"], "presets: "),

@@ -27,6 +27,7 @@ from utils.cli import (
     check_memory,
     check_output_memory,
     check_weights,
+    given_flags,
     parse_checked,
     positive_int,
 )
@@ -54,7 +55,6 @@ from utils.training.run import (
 )
 
 logger = logging.getLogger(__name__)
-RANK_DEFAULT = 16
 
 
 def resolution_type(text: str) -> tuple[int, int]:
@@ -76,7 +76,7 @@ def build_parser() -> Parser:
     group = parser.add_argument_group("what to train")
     group.add_argument("--full_finetune", action="store_true",
                        help="train every transformer weight (fp32 master weights) instead of a LoRA")
-    group.add_argument("--rank", type=positive_int, default=RANK_DEFAULT,
+    group.add_argument("--rank", type=positive_int, default=16,
                        help="LoRA rank (lora_alpha = rank) on the attention to_q/to_k/to_v/to_out.0 projections")
     group.add_argument("--resume_lora", type=Path, default=None,
                        help="start the LoRA from one saved by this script (a folder with "
@@ -186,7 +186,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--use_8bit_adam needs bitsandbytes, which is not installed")
     if args.full_finetune and (args.resume_lora or args.check_reload):
         raise UsageError("--resume_lora and --check_reload are for LoRA training, not --full_finetune")
-    if args.full_finetune and args.rank != RANK_DEFAULT:
+    if args.full_finetune and "rank" in given_flags(build_parser(), argv):
         raise UsageError("--rank is the LoRA's rank: --full_finetune trains every weight and has none")
     if args.no_save and args.check_reload:
         raise UsageError("--check_reload reloads the saved LoRA: not with --no_save")

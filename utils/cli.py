@@ -62,6 +62,15 @@ def parse_checked(parser: Parser, build_config, argv=None):
         parser.error(str(error))
 
 
+def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> frozenset[str]:
+    """The flags (by dest) the command line set itself, whatever their values: a check can then refuse a flag that
+    has nothing to act on even when it repeats its default."""
+    unset = object()
+    probe = argparse.Namespace(**{action.dest: unset for action in parser._actions})  # argparse fills only the unset
+    parser.parse_known_args(argv, namespace=probe)
+    return frozenset(name for name, value in vars(probe).items() if value is not unset)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

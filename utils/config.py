@@ -19,6 +19,7 @@ from utils.cli import (
     check_memory,
     check_output_memory,
     check_weights,
+    given_flags,
 )
 from utils.distributed import launched_world_size, rank_device
 from utils.errors import UsageError
@@ -40,6 +41,7 @@ class RunContext:
     base_dtype: str  # bf16 | fp16: the precision of the weights before any quantization
     device: str  # under torchrun, this process's own GPU
     world_size: int  # processes torchrun started, else 1
+    given_flags: frozenset[str] = frozenset()  # the flags the command line set (utils.cli.given_flags)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +96,8 @@ def add_benchmark_flags(parser: Parser, default_ckpt: str, sample_flag: str) -> 
     parser.set_defaults(sample_flag=sample_flag)
 
 
-def build_config(script: str, flags: argparse.Namespace, argv: list[str], checked: bool = True) -> RunConfig:
+def build_config(script: str, flags: argparse.Namespace, argv: list[str], checked: bool = True,
+                 given: frozenset[str] = frozenset()) -> RunConfig:
     """The checked, resolved config; raises UsageError for input that cannot work. `checked=False` skips the checks
     and leaves --weights as given: what the flags say, for the row of a run that never wrote its own."""
     world_size = launched_world_size()
@@ -107,7 +110,7 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
     context = RunContext(script=script, command=shlex.join([*launcher, script, *argv]), ckpt_id=flags.ckpt_id,
                          preset=preset, weights=flags.weights,
                          base_dtype=getattr(flags, "base_dtype", None) or base_dtype_of(preset),
-                         device=rank_device(flags.device, world_size), world_size=world_size)
+                         device=rank_device(flags.device, world_size), world_size=world_size, given_flags=given)
     values = {field.name: getattr(context, field.name) for field in fields(RunContext)}
     for lever in LEVERS:
         values.update(dataclasses.asdict(lever.settings(flags, context)))
@@ -155,6 +158,7 @@ def validate(parser: Parser, args: argparse.Namespace, argv: list[str], **overri
     """The run config, or one line on stderr and exit code 2. `overrides` replace parsed flags (the video script maps
     its --dtype onto --base_dtype and --quantization this way)."""
     try:
-        return build_config(parser.prog, argparse.Namespace(**{**vars(args), **overrides}), argv)
+        return build_config(parser.prog, argparse.Namespace(**{**vars(args), **overrides}), argv,
+                            given=given_flags(parser, argv))
     except UsageError as error:
         parser.error(str(error))

@@ -49,7 +49,7 @@ def check(config) -> None:
     if config.quantization != "autoquant":
         if config.autoquant_plan is not None:
             raise UsageError("--autoquant_plan needs --quantization autoquant")
-        if config.autoquant_max_error != DEFAULT_MAX_ERROR:
+        if "autoquant_max_error" in config.given_flags:
             raise UsageError("--autoquant_max_error needs --quantization autoquant")
         return
     if not (0 < config.autoquant_max_error < float("inf")):

@@ -84,7 +84,7 @@ def check(config) -> None:
     if config.compile_text_encoders and config.compile_mode in CUDA_GRAPH_MODES:
         raise UsageError(f"--compile_text_encoders compiles layer by layer, which fails with --compile_mode "
                          f"{config.compile_mode} (CUDA graphs) for the same reason as --regional_compile")
-    if config.compile_mode != "default" and not compiles_anything(config):
+    if "compile_mode" in config.given_flags and not compiles_anything(config):
         raise UsageError(f"--compile_mode {config.compile_mode} needs something to compile: --compile, "
                          "--regional_compile, --compile_vae or --compile_text_encoders")
     if config.compile_cache and not compiles_anything(config):
