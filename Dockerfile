@@ -1,5 +1,5 @@
 # GPU image: the official PyTorch CUDA image (devel: torch.compile's Triton needs a C compiler) + our requirements.
-#   docker build --build-arg GIT_SHA=$(git rev-parse --short HEAD) -t diffusion-bench .
+#   docker build --build-arg GIT_SHA=$(git describe --always --dirty) -t diffusion-bench .
 #   (.git stays out of the image, so GIT_SHA is what every row's git_sha column records)
 #   docker run --gpus all --rm -v $HOME/.cache/huggingface:/root/.cache/huggingface -v $PWD/results:/workspace/suite/results \
 #       diffusion-bench --ckpt_id black-forest-labs/FLUX.1-dev --quantization fp8dqrow --compile

@@ -176,7 +176,11 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
                          "crashes on the CPU (segfault in aten._weight_int8pack_mm): use another --quantization or "
                          "CUDA")
     weights = check_weights(args.ckpt_id, args.weights)
-    check_memory(preset, base_dtype_of(preset), args.device)
+    # A saved transformer (load, aot --path) comes in at its quantized size, and a checkpoint's pipeline never reads
+    # its own; a random-weight pipeline still builds (and then drops) a bf16 transformer beside it.
+    others_only = getattr(args, "path", None) is not None and weights == "pretrained" and preset is not None
+    check_memory(preset, base_dtype_of(preset), args.device,
+                 components=tuple(name for name in preset.components if name != "transformer") if others_only else None)
     values = {name: value for name, value in vars(args).items() if name in SerializeConfig.__dataclass_fields__}
     return SerializeConfig(**{**values, "command_line": shlex.join(["python", PROG, *argv]), "preset": preset,
                               "weights": weights,

@@ -187,3 +187,13 @@ def test_a_checkpoint_whose_processor_needs_a_missing_package_is_refused_before_
                         find_spec(name, *a))
     argv = [*run_args, "--ckpt_id", "black-forest-labs/FLUX.2-dev", "--weights", "pretrained", "--device", "cpu"]
     expect_exit_2(benchmark_image.main, argv, "needs torchvision (pip install torchvision)", capsys)
+
+
+def test_given_flags_are_the_typed_ones_whatever_their_spelling():
+    from inference import benchmark_video
+    from utils.cli import given_flags
+
+    parser = benchmark_video.build_parser()  # sets defaults (base_dtype, sample_flag) that no one types
+    assert given_flags(parser, []) == frozenset()
+    argv = ["--compile_m=default", "--seed", "0", "--regional_compile"]  # an abbreviation, =, a default value
+    assert given_flags(parser, argv) == {"compile_mode", "seed", "regional_compile"}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO_ROOT
-from utils import fp8_attention
+from utils import cli, fp8_attention
 from utils.levers import autotune
 from utils.sweep import expand, load_grid_file
 
@@ -25,6 +25,8 @@ def fake_h100(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "NVIDIA H100 80GB HBM3")
     monkeypatch.setattr(autotune, "unavailable_reason", lambda: None)  # CI has no Triton; the GPU machine has
     monkeypatch.setattr(fp8_attention, "missing_reason", lambda: None)  # nor the fa3-fwd wheel
+    # the GPU machine's free memory (an H200's, for FLUX.2-dev), not this host's
+    monkeypatch.setattr(cli, "available_GiB", lambda device: 139.0 if device.type == "cuda" else 120.0)
 
 
 def parses(program: str, argv: list[str]) -> None:

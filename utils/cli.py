@@ -66,9 +66,10 @@ def given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> frozenset[s
     """The flags (by dest) the command line set itself, whatever their values: a check can then refuse a flag that
     has nothing to act on even when it repeats its default."""
     unset = object()
-    probe = argparse.Namespace(**{action.dest: unset for action in parser._actions})  # argparse fills only the unset
+    dests = {action.dest for action in parser._actions}
+    probe = argparse.Namespace(**dict.fromkeys(dests, unset))  # argparse fills in defaults only where nothing is set
     parser.parse_known_args(argv, namespace=probe)
-    return frozenset(name for name, value in vars(probe).items() if value is not unset)
+    return frozenset(dest for dest in dests if getattr(probe, dest) is not unset)
 
 
 def positive_int(text: str) -> int:
@@ -284,21 +285,21 @@ def with_headroom(weights_GiB: float) -> float:
     return weights_GiB * 1.1 + 1.0
 
 
-def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: str = "none",
+def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: str | None = None,
                  components: tuple[str, ...] | None = None) -> None:
     """The preset's weights (of `components`, default all), in their base precision, against the device's free
     memory: a model that cannot be loaded stops here rather than after a minute of allocating (quantization happens
     after loading, so it does not lower this). With CPU offload the GPU holds one model at a time (sequential: one
-    layer)."""
+    layer); `offload` None: the script has no --offload."""
     if preset is None:
         return
     sizes = {name: size for name, size in weight_bytes(preset, base_dtype).items() if name in (components or [name])}
     torch_device = torch.device(device)
     need_GiB = sum(sizes.values()) / GiB
-    where = torch_device if offload == "none" else torch.device("cpu")
+    where = torch_device if offload in ("none", None) else torch.device("cpu")
     free_GiB = available_GiB(where)
     if free_GiB is not None and with_headroom(need_GiB) > free_GiB:
-        hint = "; --offload model keeps the weights on the CPU" if where.type == "cuda" else ""
+        hint = "; --offload model keeps the weights on the CPU" if where.type == "cuda" and offload else ""
         raise UsageError(f"{preset.name} needs about {need_GiB:.1f} GiB for its {base_dtype} weights alone, "
                          f"{with_headroom(need_GiB):.1f} GiB with room to run; {where} has {free_GiB:.1f} GiB "
                          f"free{hint}")

@@ -30,7 +30,7 @@ run_configs() {
     echo "=== $name: $flags"
     # An empty compile cache per configuration, as inference/sweep.py gives: compile_s never depends on what ran
     # before, and no configuration loads another's compiled graph.
-    cache=$(mktemp -d -t inductor-XXXXXX) || return 1
+    cache=$(mktemp -d -t inductor-XXXXXX) || { failed_configs+=("$name (no cache folder)"); continue; }
     # shellcheck disable=SC2086
     TORCHINDUCTOR_CACHE_DIR=$cache TRITON_CACHE_DIR=$cache/triton \
       timeout "$timeout_s" python3 "$script" $common $flags --csv "$csv" > "$logs/$name.log" 2>&1
