@@ -16,6 +16,8 @@ import functools
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
+
 from utils.benchmark import new_row, run_and_print
 from utils.cli import Parser, positive_int
 from utils.config import add_benchmark_flags, unchecked_config, validate

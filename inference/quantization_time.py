@@ -29,6 +29,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
+
 from utils.campaign import CAMPAIGN_ENV, campaign_id
 from utils.cli import Parser, add_model_args, check_device, check_memory, check_weights, parse_checked, positive_int
 from utils.errors import INTERRUPTED_EXIT_CODE, STOP_SIGNALS, Stopped, UsageError, stop_signals_raise

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
+
 from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer, run_transformer
 from utils.benchmark import call_kwargs, make_call
 from utils.cli import (

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
+
 from utils.campaign import CAMPAIGN_ENV, new_campaign_id
 from utils.cli import Parser, positive_int
 from utils.errors import UsageError

@@ -197,3 +197,14 @@ def test_given_flags_are_the_typed_ones_whatever_their_spelling():
     assert given_flags(parser, []) == frozenset()
     argv = ["--compile_m=default", "--seed", "0", "--regional_compile"]  # an abbreviation, =, a default value
     assert given_flags(parser, argv) == {"compile_mode", "seed", "regional_compile"}
+
+
+def test_the_scripts_run_their_own_checkouts_code(tmp_path):
+    # another copy of utils ahead on the path (another clone's editable install, say) must not be the one imported
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "__init__.py").write_text("raise ImportError('the other copy of utils')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for script in ("inference/benchmark_image.py", "inference/sweep.py", "training/train_fp8.py"):
+        done = subprocess.run([sys.executable, script, "--help"], cwd=REPO_ROOT, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr[-500:]

@@ -18,6 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
+
 from utils.benchmark import configure_torch
 from utils.cli import (
     Parser,
