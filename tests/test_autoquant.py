@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from inference import benchmark_image
+from tests.conftest import expect_exit_2
 from tests.test_quant import relative_error, tiny_transformer, transformer_inputs
 from utils import autoquant
 from utils.quant import count_quantized_linears, quantizable_linear
@@ -162,7 +163,7 @@ def test_candidates_are_timed_as_gpu_time_only_where_the_benchmark_compiles_with
     assert not autoquant.times_kernels_only("cpu", "default")
 
 
-def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path, caplog):
+def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path, caplog, capsys):
     caplog.set_level(logging.INFO, logger="utils.levers.autoquant")
     plan_path = tmp_path / "plans" / "tiny.json"
     argv = [*run_args, "--quantization", "autoquant", "--autoquant_plan", str(plan_path), "--num_inference_steps", "2"]
@@ -177,3 +178,10 @@ def test_benchmark_plans_then_reuses_and_records_the_summary(run_args, tmp_path,
     assert rows.n_layers_quantized[0] == rows.n_layers_quantized[1]
     assert rows.plan_s[0] > 0 and pd.isna(rows.plan_s[1])  # planning has its own column; reusing plans nothing
     assert rows.latent_rel_l2.max() < 0.05
+    # a plan for another error bound or model is refused before any model is built
+    capsys.readouterr()
+    expect_exit_2(benchmark_image.main, [*argv, "--autoquant_max_error", "0.01"],
+                  "with max error 0.05, not FluxTransformer2DModel with 0.01", capsys)
+    qwen = [*argv, "--ckpt_id", "tiny-qwen-image"]
+    expect_exit_2(benchmark_image.main, qwen, "planned for FluxTransformer2DModel with max error 0.05, not "
+                  "QwenImageTransformer2DModel", capsys)

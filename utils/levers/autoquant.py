@@ -64,9 +64,15 @@ def check(config) -> None:
     check_output_file("--autoquant_plan", plan, (".json",))
     if plan is not None and plan.exists():
         try:
-            load_plan(plan)
+            saved = load_plan(plan)
         except ValueError as error:
             raise UsageError(f"--autoquant_plan {error}") from None
+        # what can be told before the model is built; the plan's fingerprint checks the rest after
+        model = config.preset.components.get("transformer") if config.preset else None
+        if saved.max_error != config.autoquant_max_error or model not in (None, saved.model):
+            raise UsageError(f"--autoquant_plan {plan} was planned for {saved.model} with max error {saved.max_error}, "
+                             f"not {model or 'this model'} with {config.autoquant_max_error}: pass another "
+                             "--autoquant_plan or move that file aside")
 
 
 def columns(config) -> dict:
