@@ -174,6 +174,14 @@ def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
     assert expected.keys() == actual.keys()
     assert all(torch.equal(actual[key], expected[key].to(torch.bfloat16)) for key in expected)
 
+    # Resuming takes the file's rank; another --rank is refused before anything is built.
+    assert lora.saved_rank(path) == config.rank
+    resume = ["--resume_lora", str(config.output_dir)]
+    assert parse(tmp_path / "again", *resume).rank == config.rank
+    with pytest.raises(SystemExit) as stopped:
+        parse(tmp_path / "again", *resume, "--rank", "4")
+    assert stopped.value.code == 2
+
 
 def test_image_folder_captions(tmp_path):
     from PIL import Image

@@ -50,6 +50,7 @@ from utils.training.data import (
     image_files,
 )
 from utils.training.float8 import RECIPES
+from utils.training.lora import saved_rank
 from utils.training.run import (
     TrainConfig,
     render_summary,
@@ -192,11 +193,16 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--rank is the LoRA's rank: --full_finetune trains every weight and has none")
     if args.no_save and args.check_reload:
         raise UsageError("--check_reload reloads the saved LoRA: not with --no_save")
+    rank = args.rank
     if args.resume_lora is not None:
         lora_file = args.resume_lora / "pytorch_lora_weights.safetensors"
         if not lora_file.is_file():
             raise UsageError(f"--resume_lora {args.resume_lora}: no pytorch_lora_weights.safetensors there")
         check_safetensors_file(lora_file)
+        rank = saved_rank(lora_file) or rank
+        if rank != args.rank and "rank" in given_flags(build_parser(), argv):
+            raise UsageError(f"--resume_lora {args.resume_lora} holds a rank-{rank} LoRA, not --rank {args.rank}: "
+                             "leave --rank out to take the file's")
     if args.dataset_dir is not None:
         if not args.dataset_dir.is_dir():
             raise UsageError(f"--dataset_dir {args.dataset_dir} is not a directory")
@@ -220,7 +226,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
                          "--num_layers/--num_single_layers")
     return TrainConfig(
         command=shlex.join(["python", "training/train_fp8.py", *argv]), ckpt_id=args.ckpt_id, weights=weights,
-        device=args.device, seed=args.seed, full_finetune=args.full_finetune, rank=args.rank,
+        device=args.device, seed=args.seed, full_finetune=args.full_finetune, rank=rank,
         resume_lora=args.resume_lora, num_layers=args.num_layers, num_single_layers=args.num_single_layers,
         fp8=args.fp8, compare=args.compare, max_steps=args.max_steps, warmup_steps=args.warmup_steps, lr=args.lr,
         guidance_scale=args.guidance_scale, max_grad_norm=args.max_grad_norm, batch_size=args.batch_size,

@@ -9,6 +9,15 @@ from utils.training import WEIGHT_DTYPE
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
+def saved_rank(lora_file: Path) -> int | None:
+    """The rank of a LoRA saved by save_lora, read from the file's header (no tensor is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(lora_file), framework="pt") as file:
+        down = next((key for key in file.keys() if "lora_A" in key or "lora_down" in key), None)
+        return file.get_slice(down).get_shape()[0] if down else None
+
+
 def add_lora(transformer, rank: int, seed: int) -> None:
     """LoRA adapters on the attention projections. Added after the float8 conversion, so the adapters themselves
     stay plain bf16/fp32 Linear layers and only the frozen base layers run in float8."""
