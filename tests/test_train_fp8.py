@@ -23,8 +23,9 @@ pytest.importorskip("peft")
 
 
 def parse(tmp_path, *flags):
+    output = [] if "--no_save" in flags else ["--output_dir", str(tmp_path / "lora")]
     return train_fp8.parse_config(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
-                                 "--output_dir", str(tmp_path / "lora"), *flags])
+                                   *output, *flags])
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +219,7 @@ BAD_INPUTS = {
     "LoRA rank with full finetune": (["--full_finetune", "--rank", "8"], "--full_finetune trains every weight"),
     "default LoRA rank, given, with full finetune": (["--full_finetune", "--rank", "16"], "trains every weight"),
     "reload check without saving": (["--no_save", "--check_reload"], "not with --no_save"),
+    "output folder without saving": (["--no_save"], "which --no_save skips"),  # the test passes --output_dir
     "not a flux model": (["--ckpt_id", "tiny-cogvideox"], "not a Flux model"),
     "unknown model, random weights": (["--ckpt_id", "acme/unknown", "--weights", "random"], "presets: "),
     "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),
@@ -309,7 +311,7 @@ def test_ctrl_c_while_a_row_is_written_records_it_once_and_starts_nothing(tmp_pa
 
     monkeypatch.setattr(train_fp8, "render_summary", interrupted_while_printing)
     code = train_fp8.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"),
-                           "--output_dir", str(tmp_path / "lora"), "--compare", "--fp8", "rowwise",
+                           "--compare", "--fp8", "rowwise",
                            "--max_steps", "3", "--warmup_steps", "1", "--num_images", "2", "--no_save"])
     assert code == 130
     _, rows = read_csv(tmp_path / "train.csv")

@@ -121,6 +121,7 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
         return config
     for lever in LEVERS:
         lever.check(config)
+    check_measurement_flags(config)
     check_output_paths(config, f"--{flags.sample_flag}", SAMPLE_SUFFIXES[flags.sample_flag])
     check_memory(preset, config.base_dtype, config.device, config.offload)
     defaults = preset.call_defaults if preset else {}
@@ -137,6 +138,14 @@ def check_script_fits(sample_flag: str, preset) -> None:
         return
     kind, script = ("a video", "benchmark_video.py") if preset.makes_video else ("an image", "benchmark_image.py")
     raise UsageError(f"{preset.name} is {kind} model: run it with inference/{script}")
+
+
+def check_measurement_flags(config: RunConfig) -> None:
+    """Measurement flags that would do nothing in this combination."""
+    if config.no_fidelity and "reference_dir" in config.given_flags:
+        raise UsageError("--reference_dir holds the fidelity references, which --no_fidelity skips: drop one")
+    if config.ladder_step is None and (config.ladder_lever is not None or config.ladder_base is not None):
+        raise UsageError("--ladder_lever and --ladder_base describe a ladder step: give --ladder_step too")
 
 
 def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tuple[str, ...]) -> None:
