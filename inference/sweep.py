@@ -30,6 +30,7 @@ from utils.path_checks import check_output_dir
 from utils.paths import REPO_ROOT
 from utils.results import check_csv_target
 from utils.sweep import (
+    OUTPUT_FLAGS,
     check_configs,
     completed_keys,
     expand,
@@ -103,11 +104,13 @@ def grid_spec(args) -> dict:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise UsageError(f"--set expects FLAG=VALUE, got {item!r}")
+        check_not_output(name, "--set")
         spec["override"][name] = parse_value(value)
     for item in args.vary:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise UsageError(f"--vary expects FLAG=V1,V2,..., got {item!r}")
+        check_not_output(name, "--vary")
         if name in spec["override"]:
             raise UsageError(f"--set {name} and --vary {name}: give the flag one way")
         spec.setdefault("grid", {})[name] = [parse_value(value) for value in values.split(",")]
@@ -120,6 +123,11 @@ def grid_spec(args) -> dict:
     spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
     script_module(spec["script"])
     return spec
+
+
+def check_not_output(name: str, flag: str) -> None:
+    if f"--{name.lstrip('-')}" in OUTPUT_FLAGS:
+        raise UsageError(f"{flag} {name}: the sweep's own --csv names the one file every configuration writes to")
 
 
 @contextlib.contextmanager
@@ -158,7 +166,11 @@ def sweep(args) -> int:
     log_dir = args.log_dir or args.csv.parent / "logs" / args.csv.stem
     check_csv_target(args.csv, type(script_module(spec["script"]).blank_row([])))
     check_output_dir("--log_dir" if args.log_dir else "the log folder (--log_dir's default, beside --csv)", log_dir)
-    configs = [config for config in expand(spec, log_dir) if not args.only or args.only.search(config.command())]
+    every = expand(spec, log_dir)
+    configs = [config for config in every if not args.only or args.only.search(config.command())]
+    if every and not configs:
+        raise UsageError(f"--only {args.only.pattern!r} matches none of the {len(every)} configurations' commands "
+                         "(--dry_run without --only lists them)")
     check_configs(configs, args.csv, on_this_machine=not args.dry_run)
     if args.dry_run:
         todo = still_to_run(configs, args.csv)

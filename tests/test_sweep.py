@@ -71,6 +71,10 @@ def test_set_beats_every_value_the_grid_file_gives(tmp_path):
                               "--vary", "batch_size=1,2"])
     with pytest.raises(sweep.UsageError, match="give the flag one way"):
         sweep.grid_spec(args)
+    for given in (["--set", "csv=other.csv"], ["--vary", "csv=a.csv,b.csv"]):  # the sweep's --csv decides
+        args = parser.parse_args(["--grid", str(video), "--csv", str(tmp_path / "x.csv"), *given])
+        with pytest.raises(sweep.UsageError, match="the sweep's own --csv names the one file"):
+            sweep.grid_spec(args)
 
 
 def test_shipped_grids_expand():
@@ -216,3 +220,12 @@ def test_a_ladder_sweep_writes_step_lever_and_base(tmp_path):
     assert frame.base_step.isna()[0] and frame.base_step[1] == 1
     assert report.main([str(tmp_path / "ladder.csv")]) == 0
     assert "| step | lever" in (tmp_path / "ladder.md").read_text().replace("  ", " ").replace("  ", " ")
+
+
+def test_an_only_filter_that_matches_nothing_is_refused(tmp_path, capsys):
+    argv = ["--grid", str(REPO_ROOT / "inference/grids/qwen-image.json"), "--csv", str(tmp_path / "x.csv"),
+            "--only", "lader_step"]  # a typo
+    with pytest.raises(SystemExit) as stopped:
+        sweep.main(argv)
+    assert stopped.value.code == 2 and "matches none of the 6 configurations" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
