@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
 
 from utils.benchmark import new_row, run_and_print
-from utils.cli import Parser, positive_int
+from utils.cli import Parser, given_flags, positive_int
 from utils.config import add_benchmark_flags, unchecked_config, validate
 from utils.files import atomic_path
 from utils.logs import setup_logging
@@ -42,8 +42,8 @@ def build_parser() -> Parser:
     return parser
 
 
-def dtype_overrides(parser: Parser, args) -> dict:
-    """The seed's --dtype as --base_dtype or --quantization."""
+def dtype_overrides(parser: Parser, args, given: frozenset[str] = frozenset()) -> dict:
+    """The seed's --dtype as --base_dtype or --quantization; `given`: the flags the command line set."""
     if args.num_frames is not None and (args.num_frames - 1) % 4:
         parser.error(f"--num_frames must be 4k+1 (the video VAEs compress time 4x), got {args.num_frames}")
     if args.dtype in DTYPES:
@@ -51,7 +51,7 @@ def dtype_overrides(parser: Parser, args) -> dict:
             parser.error(f"--dtype {args.dtype} contradicts --base_dtype {args.base_dtype}")
         return {"base_dtype": args.dtype}
     if args.dtype is not None:
-        if args.quantization not in ("None", args.dtype):
+        if args.quantization != args.dtype and "quantization" in given:
             parser.error(f"--dtype {args.dtype} contradicts --quantization {args.quantization}")
         return {"quantization": args.dtype}
     return {}
@@ -61,7 +61,7 @@ def parse_config(argv=None):
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    return validate(parser, args, argv, **dtype_overrides(parser, args))
+    return validate(parser, args, argv, **dtype_overrides(parser, args, given_flags(parser, argv)))
 
 
 def blank_row(argv: list[str]):

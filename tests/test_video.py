@@ -52,6 +52,7 @@ def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
     (["--dtype", "fp4_e2m1"], "removed the fpx"),
     (["--dtype", "fp16", "--base_dtype", "bf16"], "contradicts"),
     (["--dtype", "int8wo", "--quantization", "fp8wo"], "contradicts"),
+    (["--dtype", "int8wo", "--quantization", "None"], "contradicts"),
     (["--num_frames", "10"], "4k+1"),
     (["--offload", "model"], "needs a CUDA device"),
     (["--offload", "sequential", "--compile"], "cannot be combined"),
