@@ -19,11 +19,11 @@ TRAIN_LEGEND = """Columns: campaign = the run the row came from (the table at th
 step median/min/max s = one optimizer step (forward, backward, optimizer) after the warm-up steps, timed with CUDA
 events (the wall clock on a CPU); speedup = the bf16 row (fp8 off) of otherwise the same configuration (compile,
 attention, steps, ...) and the same campaign / this row (— where that campaign has none); compile s = first step
-minus the median; cache = how the compile caches started (cold, warm, shared; ? not recorded); peak GiB = peak
-allocated during the timed steps (transformer, LoRA or full weights, optimizer state, activations; the text encoders
-and VAE are gone by then). Rows with weights=random train the real architecture from random weights: step time and
-memory are real, the loss only shows that the optimization moves. The CSV has every column, including each step's
-loss and the exact command."""
+minus the median (compiled runs only); cache = how the compile caches started (cold, warm, shared; ? not recorded);
+peak GiB = peak allocated during the timed steps (transformer, LoRA or full weights, optimizer state, activations;
+the text encoders and VAE are gone by then). Rows with weights=random train the real architecture from random
+weights: step time and memory are real, the loss only shows that the optimization moves. The CSV has every column,
+including each step's loss and the exact command."""
 TRAIN_TABLE = {"campaign_label": "campaign", "fp8": "fp8", "compile": "compiled", "attention_backend": "attention",
                "max_steps": "steps", "step_median_s": "step median s", "step_min_s": "min s", "step_max_s": "max s",
                "speedup": "speedup", "images_per_s": "images/s", "compile_s": "compile s", "cache": "cache",
@@ -57,6 +57,7 @@ def render_training_group(group: pd.DataFrame, labels: dict[str, str]) -> str:
         speedup=ratio_cells([time_ratio(bf16.get(same_but_fp8(row), float("nan")), row.step_median_s)
                              for _, row in group.iterrows()], group.status == "ok"),
         cache=[cache_state(row, is_set(row.compile)) for _, row in group.iterrows()],
+        compile_s=[row.compile_s if is_set(row.compile) else None for _, row in group.iterrows()],
         loss=[f"{row.loss_first:.3f} → {row.loss_last:.3f}" if row.loss_first == row.loss_first else None
               for _, row in group.iterrows()])
     table = group.sort_values(["_order", "step_median_s"], na_position="last", kind="stable")
