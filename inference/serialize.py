@@ -163,7 +163,7 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
     quantization = getattr(args, "quantization", None)
     if getattr(args, "quant_skip_pattern", None) is not None:
         check_skip_pattern(args.quant_skip_pattern)
-    if quantization not in (None, "None"):
+    if quantization not in (None, "None") and getattr(args, "path", None) is None:  # with --path it is ignored
         reason = unsupported_reason(quantization, args.device)
         if reason:
             raise UsageError(reason)
