@@ -145,6 +145,7 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="python -m utils.flags_doc", description=__doc__.split("\n\n")[0]).parse_args(argv)
     DOC.write_text(render())
     print(f"wrote {DOC.relative_to(REPO_ROOT)}")
     return 0
