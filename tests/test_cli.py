@@ -51,7 +51,6 @@ BAD_INPUTS = {
     "autotune configs without autotune": (["--autotune_configs", "all"], "--autotune_configs needs --autotune"),
     "a video model": (["--ckpt_id", "tiny-cogvideox"], "is a video model: run it with inference/benchmark_video.py"),
     "a recipe on the cpu": (["--recipe", "fastest"], "--recipe fastest: --quantization fp8dqrow runs only on CUDA"),
-    "reference folder without fidelity": (["--no_fidelity", "--reference_dir", "refs"], "which --no_fidelity skips"),
     "ladder base without a ladder step": (["--ladder_base", "3"], "give --ladder_step too"),
 }
 

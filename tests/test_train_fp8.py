@@ -219,7 +219,6 @@ BAD_INPUTS = {
     "LoRA rank with full finetune": (["--full_finetune", "--rank", "8"], "--full_finetune trains every weight"),
     "default LoRA rank, given, with full finetune": (["--full_finetune", "--rank", "16"], "trains every weight"),
     "reload check without saving": (["--no_save", "--check_reload"], "not with --no_save"),
-    "output folder without saving": (["--no_save"], "which --no_save skips"),  # the test passes --output_dir
     "not a flux model": (["--ckpt_id", "tiny-cogvideox"], "not a Flux model"),
     "unknown model, random weights": (["--ckpt_id", "acme/unknown", "--weights", "random"], "presets: "),
     "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),

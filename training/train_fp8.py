@@ -193,8 +193,6 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--rank is the LoRA's rank: --full_finetune trains every weight and has none")
     if args.no_save and args.check_reload:
         raise UsageError("--check_reload reloads the saved LoRA: not with --no_save")
-    if args.no_save and "output_dir" in given_flags(build_parser(), argv):
-        raise UsageError("--output_dir is where the weights are saved, which --no_save skips: drop one")
     rank = args.rank
     if args.resume_lora is not None:
         lora_file = args.resume_lora / "pytorch_lora_weights.safetensors"

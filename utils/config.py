@@ -141,9 +141,8 @@ def check_script_fits(sample_flag: str, preset) -> None:
 
 
 def check_measurement_flags(config: RunConfig) -> None:
-    """Measurement flags that would do nothing in this combination."""
-    if config.no_fidelity and "reference_dir" in config.given_flags:
-        raise UsageError("--reference_dir holds the fidelity references, which --no_fidelity skips: drop one")
+    """Measurement flags that would do nothing in this combination. (A folder flag beside the flag that skips its use,
+    --reference_dir with --no_fidelity, is let through: wrappers pass the folder to every run.)"""
     if config.ladder_step is None and (config.ladder_lever is not None or config.ladder_base is not None):
         raise UsageError("--ladder_lever and --ladder_base describe a ladder step: give --ladder_step too")
 
