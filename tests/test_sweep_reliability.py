@@ -100,10 +100,9 @@ def test_kill_9_of_the_sweep_kills_its_configuration_process(tmp_path, start_swe
     wait_until(lambda: is_dead(child), 10, "the configuration process to die with its sweep")
     assert our_temp_folders(tmp_path)  # SIGKILL leaves the compile caches' folder ...
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    with utils.sweep_processes.csv_lock(csv), utils.sweep_processes.compile_cache_root(csv):  # the next sweep's start
-        pass
+    assert sweep.main([*TINY, "--set", "runs=1", "--csv", str(csv)]) == 0
     assert not our_temp_folders(tmp_path)  # ... which the next sweep on the CSV removes
-    assert not csv.exists() and not (tmp_path / "r.csv.sweep.lock").exists()
+    assert list(read_rows(csv).status) == ["ok"] and not (tmp_path / "r.csv.sweep.lock").exists()
 
 
 def test_a_second_sweep_on_the_same_csv_is_refused(tmp_path, start_sweep, monkeypatch, capsys):

@@ -315,3 +315,13 @@ def test_ctrl_c_while_a_row_is_written_records_it_once_and_starts_nothing(tmp_pa
     assert code == 130
     _, rows = read_csv(tmp_path / "train.csv")
     assert [(row["fp8"], row["status"]) for row in rows] == [("off", "ok")]
+
+
+def test_saved_rank_is_the_transformers(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "pytorch_lora_weights.safetensors"
+    save_file({"text_encoder.layer.lora_A.weight": torch.zeros(4, 8),  # sorts first, another rank
+               "transformer.blocks.0.attn.to_q.lora.down.weight": torch.zeros(8, 32),
+               "transformer.blocks.0.attn.to_q.lora.up.weight": torch.zeros(32, 8)}, str(path))
+    assert lora.saved_rank(path) == 8

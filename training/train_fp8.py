@@ -83,7 +83,7 @@ def build_parser() -> Parser:
                        help="LoRA rank (lora_alpha = rank) on the attention to_q/to_k/to_v/to_out.0 projections")
     group.add_argument("--resume_lora", type=Path, default=None,
                        help="start the LoRA from one saved by this script (a folder with "
-                            "pytorch_lora_weights.safetensors)")
+                            "pytorch_lora_weights.safetensors), at the rank it was saved with")
     group.add_argument("--num_layers", type=positive_int, default=None,
                        help="random weights only: train a shallower copy of the architecture with this many "
                             "double-stream blocks (FLUX.1-dev has 19), e.g. to fit --full_finetune on one GPU; "

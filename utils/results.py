@@ -357,8 +357,9 @@ def append_row(path: Path, row) -> None:
                 check_ours(path, header)
                 _migrate(path, header, records, type(row))
                 added = [name for name in columns if name not in header]
-                logger.warning("%s: rewritten with today's %d columns (new, empty on its %d older rows: %s)", path,
-                               len(columns), len(records), ", ".join(added) or "none; the order changed")
+                logger.warning("%s: rewritten with today's %d columns (%s)", path, len(columns),
+                               f"{', '.join(added)} added, empty on its {len(records)} older rows" if added
+                               else "the same columns in a new order")
                 continue
             text = ("" if header else ",".join(columns) + "\n") + format_csv_line(row)
             try:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's utils and results, not another's
+
 from utils.levers.base import is_set, text
 from utils.paths import REPO_ROOT
 from utils.report_campaigns import legacy_campaign_ids, output_stem

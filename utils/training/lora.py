@@ -10,11 +10,13 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
 def saved_rank(lora_file: Path) -> int | None:
-    """The rank of a LoRA saved by save_lora, read from the file's header (no tensor is loaded)."""
+    """The rank of the transformer's LoRA in a diffusers LoRA file, read from its header (no tensor is loaded); None
+    when the file has no down-projection of the transformer under a name we know."""
     from safetensors import safe_open
 
     with safe_open(str(lora_file), framework="pt") as file:
-        down = next((key for key in file.keys() if "lora_A" in key or "lora_down" in key), None)
+        down = next((key for key in file.keys() if key.startswith("transformer.")
+                     and any(name in key for name in ("lora_A", "lora_down", "lora.down"))), None)
         return file.get_slice(down).get_shape()[0] if down else None
 
 
