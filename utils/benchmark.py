@@ -14,7 +14,7 @@ from utils import fidelity
 from utils.campaign import CAMPAIGN_ENV, caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
-from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, failure_fields, stop_signals_raise
+from utils.errors import INTERRUPTED_EXIT_CODE, failure_recorded, stop_signals_raise
 from utils.levers import autotune, compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
@@ -160,21 +160,15 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
     row = new_row(config)
     times = CallTimes([], [])
     with stop_signals_raise() as stop:
-        try:
-            try:
-                measure(config, row, rank, save_sample, times)
-            finally:
-                stop.disarm()
-        except (Exception, Stopped) as error:  # noqa: BLE001 - a failed configuration is recorded, not lost
-            # The Stopped may reach us wrapped (torch.compile's BackendCompilerFailed): stop.signum says it came.
-            row.status, row.error = failure_fields(error, stop.signum)
-            if stop.signum is not None:
-                if row.time_median_s is not None:
-                    row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
-                elif times.run_s:
-                    record(row, times.summary())
-                    row.error += (f" (after {len(times.run_s)} of {config.runs} timed runs: their times are kept; "
-                                  "later columns and the sample are not)")
+        with failure_recorded(row, stop):
+            measure(config, row, rank, save_sample, times)
+        if stop.signum is not None:
+            if row.time_median_s is not None:
+                row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
+            elif times.run_s:
+                record(row, times.summary())
+                row.error += (f" (after {len(times.run_s)} of {config.runs} timed runs: their times are kept; "
+                              "later columns and the sample are not)")
         row.host_peak_memory_GiB = host_peak_GiB()
         # 7. record
         return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None

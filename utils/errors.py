@@ -98,6 +98,20 @@ class StopSignals:
 
 
 @contextlib.contextmanager
+def failure_recorded(row, stop: StopSignals):
+    """Within stop_signals_raise: the block's failure, or the stop signal that ended it, becomes the row's status and
+    error instead of propagating; `stop` is disarmed as the block ends, so the row is then written undisturbed."""
+    try:
+        try:
+            yield
+        finally:
+            stop.disarm()
+    except (Exception, Stopped) as error:  # noqa: BLE001 - a failed run is recorded, not lost
+        # The Stopped may arrive wrapped (torch.compile's BackendCompilerFailed): stop.signum says it came.
+        row.status, row.error = failure_fields(error, stop.signum)
+
+
+@contextlib.contextmanager
 def stop_signals_raise():
     """Within the block, the first stop signal raises Stopped in the main thread and is remembered (whatever wraps
     or catches the exception on its way up); later ones, and any after disarm(), change nothing. The previous

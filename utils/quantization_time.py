@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from utils.errors import Stopped, failure_fields, stop_signals_raise
+from utils.errors import failure_recorded, stop_signals_raise
 from utils.pipelines import build_transformer
 from utils.provenance import provenance
 from utils.quant import apply_quantization, count_quantized_linears
@@ -50,14 +50,8 @@ def measure(config, method: str) -> QuantTimeRow:
     """Build on the CPU, then time one way of quantizing onto config.device. Failures, and a stop signal (Ctrl-C,
     or one from the parent process or a sweep), become the row's status."""
     row = new_row(config, method)
-    with stop_signals_raise() as stop:
-        try:
-            try:
-                measure_into(row, config, method)
-            finally:
-                stop.disarm()
-        except (Exception, Stopped) as error:  # noqa: BLE001 - a failed way is recorded, not lost
-            row.status, row.error = failure_fields(error, stop.signum)
+    with stop_signals_raise() as stop, failure_recorded(row, stop):
+        measure_into(row, config, method)
     return row
 
 
