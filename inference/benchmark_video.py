@@ -61,7 +61,8 @@ def parse_config(argv=None):
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    return validate(parser, args, argv, **dtype_overrides(parser, args, given_flags(parser, argv)))
+    given = given_flags(parser, argv)
+    return validate(parser, args, argv, given, **dtype_overrides(parser, args, given))
 
 
 def blank_row(argv: list[str]):

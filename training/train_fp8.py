@@ -189,7 +189,8 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--use_8bit_adam needs bitsandbytes, which is not installed")
     if args.full_finetune and (args.resume_lora or args.check_reload):
         raise UsageError("--resume_lora and --check_reload are for LoRA training, not --full_finetune")
-    if args.full_finetune and "rank" in given_flags(build_parser(), argv):
+    rank_given = "rank" in given_flags(build_parser(), argv)
+    if args.full_finetune and rank_given:
         raise UsageError("--rank is the LoRA's rank: --full_finetune trains every weight and has none")
     if args.no_save and args.check_reload:
         raise UsageError("--check_reload reloads the saved LoRA: not with --no_save")
@@ -200,7 +201,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
             raise UsageError(f"--resume_lora {args.resume_lora}: no pytorch_lora_weights.safetensors there")
         check_safetensors_file(lora_file)
         rank = saved_rank(lora_file) or rank
-        if rank != args.rank and "rank" in given_flags(build_parser(), argv):
+        if rank != args.rank and rank_given:
             raise UsageError(f"--resume_lora {args.resume_lora} holds a rank-{rank} LoRA, not --rank {args.rank}: "
                              "leave --rank out to take the file's")
     if args.dataset_dir is not None:

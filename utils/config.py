@@ -162,11 +162,13 @@ def unchecked_config(parser: Parser, argv: list[str], **overrides) -> RunConfig:
     return build_config(parser.prog, argparse.Namespace(**{**vars(args), **overrides}), argv, checked=False)
 
 
-def validate(parser: Parser, args: argparse.Namespace, argv: list[str], **overrides) -> RunConfig:
-    """The run config, or one line on stderr and exit code 2. `overrides` replace parsed flags (the video script maps
-    its --dtype onto --base_dtype and --quantization this way)."""
+def validate(parser: Parser, args: argparse.Namespace, argv: list[str], given: frozenset[str] | None = None,
+             **overrides) -> RunConfig:
+    """The run config, or one line on stderr and exit code 2. `given`: the flags the command line set, when the
+    caller has them already (else worked out here). `overrides` replace parsed flags (the video script maps its
+    --dtype onto --base_dtype and --quantization this way)."""
     try:
         return build_config(parser.prog, argparse.Namespace(**{**vars(args), **overrides}), argv,
-                            given=given_flags(parser, argv))
+                            given=given_flags(parser, argv) if given is None else given)
     except UsageError as error:
         parser.error(str(error))
