@@ -161,9 +161,10 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
     """Raises UsageError before any model is built."""
     check_device(args.device)
     quantization = getattr(args, "quantization", None)
+    from_saved = getattr(args, "path", None) is not None  # load, aot --path: a transformer saved already quantized
     if getattr(args, "quant_skip_pattern", None) is not None:
         check_skip_pattern(args.quant_skip_pattern)
-    if quantization not in (None, "None") and getattr(args, "path", None) is None:  # with --path it is ignored
+    if quantization not in (None, "None") and not from_saved:  # with --path it is ignored
         reason = unsupported_reason(quantization, args.device)
         if reason:
             raise UsageError(reason)
@@ -180,7 +181,7 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
     weights = check_weights(args.ckpt_id, args.weights)
     # A saved transformer (load, aot --path) comes in at its quantized size, and a checkpoint's pipeline never reads
     # its own; a random-weight pipeline still builds (and then drops) a bf16 transformer beside it.
-    others_only = getattr(args, "path", None) is not None and weights == "pretrained" and preset is not None
+    others_only = from_saved and weights == "pretrained" and preset is not None
     check_memory(preset, base_dtype_of(preset), args.device,
                  components=tuple(name for name in preset.components if name != "transformer") if others_only else None)
     values = {name: value for name, value in vars(args).items() if name in SerializeConfig.__dataclass_fields__}
