@@ -32,7 +32,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
 
 from utils.campaign import CAMPAIGN_ENV, campaign_id
-from utils.cli import Parser, add_model_args, check_device, check_memory, check_weights, parse_checked, positive_int
+from utils.cli import (
+    Parser,
+    add_model_args,
+    check_device,
+    check_memory,
+    check_weights,
+    given_flags,
+    parse_checked,
+    positive_int,
+)
 from utils.errors import INTERRUPTED_EXIT_CODE, STOP_SIGNALS, Stopped, UsageError, stop_signals_raise
 from utils.logs import setup_logging
 from utils.path_checks import check_output_file
@@ -102,6 +111,9 @@ def build_config(args, argv: list[str]) -> QuantTimeConfig:
     check_output_file("--csv", csv.with_suffix(".md"))
     weights = check_weights(args.ckpt_id, args.weights)
     check_memory(preset, preset.base_dtype, args.device, components=("transformer",))
+    if args.method != "all" and "timeout_s" in given_flags(build_parser(), argv):
+        raise UsageError(f"--timeout_s limits the subprocesses of --method all; --method {args.method} runs in this "
+                         "process (a sweep's grid sets its own timeout_s)")
     return QuantTimeConfig(command=shlex.join(["python", PROG, *argv]), ckpt_id=args.ckpt_id, weights=weights,
                            device=args.device, seed=args.seed, quantization=args.quantization, method=args.method,
                            timeout_s=args.timeout_s, csv=csv)
@@ -120,6 +132,20 @@ def blank_row(argv: list[str]):
     return new_row(config, args.method)
 
 
+def without_flag(argv: list[str], flag: str) -> list[str]:
+    """argv less every `flag VALUE` and `flag=VALUE`, the flag also as the prefix argparse takes for it."""
+    kept, skip_value = [], False
+    for token in argv:
+        name, has_value, _ = token.partition("=")
+        if skip_value:
+            skip_value = False
+        elif len(name) > 3 and flag.startswith(name):
+            skip_value = not has_value
+        else:
+            kept.append(token)
+    return kept
+
+
 def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
     """Each way in a fresh subprocess (fresh CUDA memory statistics), all in one campaign. A subprocess that dies
     without writing its row (killed, segfault, timeout) gets a crash or timeout row written here. A stop signal
@@ -128,7 +154,8 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
     statuses = []
     env = {**os.environ, CAMPAIGN_ENV: campaign_id()}
     for method in METHODS:
-        command = [sys.executable, "-m", "inference.quantization_time", *argv, "--method", method,
+        command = [sys.executable, "-m", "inference.quantization_time", *without_flag(argv, "--timeout_s"),
+                   "--method", method,
                    "--weights", config.weights]  # argparse keeps the last value of a repeated flag
         print(f"=== {method}: {METHODS[method]}", flush=True)
         rows_before = count_rows(config.csv)

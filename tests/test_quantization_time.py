@@ -21,10 +21,12 @@ COLUMNS = [field.name for field in fields(QuantTimeRow)]
 
 @pytest.fixture(scope="module")
 def all_ways(tmp_path_factory):
-    """One `--method all` run: three subprocesses, one per way."""
+    """One `--method all` run: three subprocesses, one per way (each given the flags less --timeout_s, which only the
+    parent takes)."""
     csv_path = tmp_path_factory.mktemp("quantization-time") / "quantization-time.csv"
     result = subprocess.run([sys.executable, "inference/quantization_time.py", "--ckpt_id", TINY, "--device", "cpu",
-                             "--csv", str(csv_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+                             "--timeo=100", "--csv", str(csv_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     return result, csv_path
 
 
@@ -91,6 +93,8 @@ BAD_INPUTS = {
     "unknown way": (["--method", "teleport"], "invalid choice"),
     "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),
     "csv without .csv": (["--csv", "out.txt"], "must name a .csv"),
+    "a timeout for one way, run in this process": (["--method", "per_layer", "--timeout_s", "1800"],
+                                                    "limits the subprocesses of --method all"),
 }
 
 
