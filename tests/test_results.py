@@ -173,7 +173,7 @@ def test_memory_runs_get_memory_tables_and_no_speedup_or_pick(tmp_path):
     rows = markdown_tables(text)[0]
     assert "speedup" not in rows[0] and "model GiB" in rows[0]
     assert [(row["configuration"], row["seed peak GB"]) for row in rows] == [("bf16", "31.70"),
-                                                                            ("int8wo, +text enc, +VAE", "22.20")]
+                                                                            ("int8wo, +text enc", "22.20")]
     assert (tmp_path / "plots" / "video-0.png").is_file()
 
 

@@ -57,6 +57,9 @@ def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
     (["--offload", "model"], "needs a CUDA device"),
     (["--offload", "sequential", "--compile"], "cannot be combined"),
     (["--ckpt_id", "tiny-flux"], "is an image model: run it with inference/benchmark_image.py"),
+    (["--dtype", "int8wo", "--quantize_vae"], "VAE has no Linear layers"),
+    (["--channels_last"], "convolves over time"),
+    (["--ckpt_id", "tiny-wan22-ti2v", "--channels_last"], "convolves over time"),
 ])
 def test_bad_video_input_exits_2(video_args, tmp_path, capsys, flags, message):
     expect_exit_2(benchmark_video.main, [*video_args, *flags], message, capsys)

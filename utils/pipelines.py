@@ -235,6 +235,24 @@ def _count_parameters(preset_name: str) -> dict[str, int]:
     return counts
 
 
+@functools.cache
+def meta_vae(preset_name: str) -> torch.nn.Module:
+    """The preset's VAE on the meta device (its layers, no memory, no weights), for checks made before any build."""
+    preset = get_preset(preset_name)
+    return build_random_component(preset.components["vae"], preset.config("vae"), "meta", torch.bfloat16, seed=0)
+
+
+def vae_linear_layers(preset_name: str) -> int:
+    """Linear layers in the preset's VAE: the only layers torchao quantizes. FLUX's VAEs have a few (their
+    attention); the video and Qwen-Image VAEs, all convolutions, have none."""
+    return sum(isinstance(module, torch.nn.Linear) for module in meta_vae(preset_name).modules())
+
+
+def vae_is_3d(preset_name: str) -> bool:
+    """Whether the preset's VAE convolves over time (5-D weights: CogVideoX, Wan, Qwen-Image)."""
+    return any(isinstance(module, torch.nn.Conv3d) for module in meta_vae(preset_name).modules())
+
+
 def weight_bytes(preset: Preset, base_dtype: str) -> dict[str, int]:
     """Bytes the weights of each model of the preset's pipeline take at their precisions (Wan's VAE is fp32)."""
     return {name: count * preset.dtype(name, base_dtype).itemsize

@@ -38,10 +38,10 @@ MEMORY_TABLE = {"campaign_label": "campaign", "configuration": "configuration", 
 
 def seed_figures(row) -> tuple:
     figures = SEED_MEMORY.get(row.model, {})
-    key = (text(row.quantization) or "None", is_set(row.quantize_text_encoders) and is_set(row.quantize_vae),
-           text(row.offload) or "none", is_set(row.vae_tiling))
-    if row.quantization != "None" and not (is_set(row.quantize_text_encoders) and is_set(row.quantize_vae)):
-        return (None, None)  # the seed quantized T5 + transformer + VAE together
+    key = (text(row.quantization) or "None", is_set(row.quantize_text_encoders), text(row.offload) or "none",
+           is_set(row.vae_tiling))
+    if row.quantization != "None" and not is_set(row.quantize_text_encoders):
+        return (None, None)  # the seed quantized T5 and the transformer together (its VAE flag found no Linear layer)
     return figures.get(key, (None, None))
 
 

@@ -6,7 +6,7 @@ import torch
 
 from utils.errors import UsageError
 from utils.levers.base import is_set, same_named
-from utils.pipelines import build_random_transformer, denoisers
+from utils.pipelines import build_random_transformer, denoisers, vae_is_3d
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +25,8 @@ def add_flags(parser) -> None:
     group = parser.add_argument_group("fusion and memory format")
     group.add_argument("--fuse_attn_projections", "--fuse_qkv", dest="fuse_attn_projections", action="store_true",
                        help="fuse attention Q/K/V projections (transformer and VAE)")
-    group.add_argument("--channels_last", action="store_true", help="VAE in channels_last memory format")
+    group.add_argument("--channels_last", action="store_true",
+                       help="VAE in channels_last memory format (2-D VAEs only: FLUX's)")
 
 
 def settings(flags, run) -> Settings:
@@ -36,6 +37,9 @@ def check(config) -> None:
     """For presets (whose architecture is kept here): whether diffusers fuses anything in the transformer, tried on a
     meta-device copy. Some models take the call and fuse nothing (Qwen-Image's attention keeps separate
     projections), which would record a fused row that is not."""
+    if config.channels_last and config.preset is not None and vae_is_3d(config.preset.name):
+        raise UsageError(f"--channels_last: {config.preset.name}'s VAE convolves over time (5-D weights), which the "
+                         "4-D channels_last layout does not take: drop the flag")
     if not config.fuse_attn_projections or config.preset is None:
         return
     model = build_random_transformer(config.preset, "meta", torch.bfloat16, seed=0)  # no memory, no weights

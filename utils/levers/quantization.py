@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from utils.errors import UsageError
 from utils.levers.base import is_set, off_as, same_named, text
-from utils.pipelines import DENOISERS, TEXT_ENCODERS
+from utils.pipelines import DENOISERS, TEXT_ENCODERS, vae_linear_layers
+from utils.presets import get_preset
 from utils.quant import QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason, weight_only_layers
 from utils.timing import synchronize
 
@@ -37,7 +38,9 @@ def add_flags(parser) -> None:
     group.add_argument("--quantization", type=off_as("None"), choices=list(QUANTIZATIONS), default="None",
                        help="; ".join(f"{m.name}: {m.removed or m.summary}" for m in QUANTIZATIONS.values())
                             + " (none and off mean None)")
-    group.add_argument("--quantize_vae", action="store_true", help="also quantize the VAE's Linear layers")
+    group.add_argument("--quantize_vae", action="store_true",
+                       help="also quantize the VAE's Linear layers (FLUX's VAEs have a few, in their attention; the "
+                            "video and Qwen-Image VAEs are all convolutions and refuse the flag)")
     group.add_argument("--quantize_text_encoders", "--quantize_text_encoder", dest="quantize_text_encoders",
                        action="store_true", help="also quantize the text encoder(s)")
     group.add_argument("--quant_skip_pattern", default=None,
@@ -69,6 +72,9 @@ def check(config) -> None:
             one = len(given) == 1
             raise UsageError(f"{' and '.join(given)} {'applies' if one else 'apply'} only with --quantization: give "
                              f"one (e.g. --quantization int8wo) or drop {'it' if one else 'them'}")
+    if config.quantize_vae and config.preset is not None and not vae_linear_layers(config.preset.name):
+        raise UsageError(f"--quantize_vae: {config.preset.name}'s VAE has no Linear layers, the only layers torchao "
+                         "quantizes (it is all convolutions): drop the flag")
 
 
 def check_skip_pattern(pattern: str) -> None:
@@ -99,9 +105,16 @@ def label(row) -> str:
         words += f" ({plan.split(' (')[0]})"
     if is_set(row.quantize_text_encoders):
         words += ", +text enc"
-    if is_set(row.quantize_vae):
+    if is_set(row.quantize_vae) and vae_was_quantized(row.model):
         words += ", +VAE"
     return words
+
+
+def vae_was_quantized(model: str) -> bool:
+    """Whether --quantize_vae had layers to act on: rows written before the flag was refused for VAEs without Linear
+    layers (CogVideoX's) carry it set with nothing quantized."""
+    preset = get_preset(model)
+    return preset is None or vae_linear_layers(preset.name) > 0
 
 
 def targets(pipe, config) -> dict:
