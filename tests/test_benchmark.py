@@ -5,6 +5,7 @@ import math
 import os
 import signal
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -209,3 +210,51 @@ def test_a_run_stopped_during_its_timed_calls_keeps_those_it_finished(run_args, 
     [row] = rows(tmp_path).itertuples()
     assert row.status == "interrupted" and row.time_min_s <= row.time_median_s <= row.time_max_s
     assert "after 2 of 5 timed runs" in row.error and math.isnan(row.psnr_db)
+
+
+def signal_swallowed_by_a_weakref_callback(signum=signal.SIGINT):
+    """The stop handler raises inside a weakref callback, where Python prints "Exception ignored" and goes on (as
+    when Ctrl-C lands in torch.compile's weak-key dictionaries)."""
+    class Thing:
+        pass
+
+    def callback(_):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler raises before this ends, into the callback
+
+    thing = Thing()
+    reference = weakref.ref(thing, callback)
+    del thing
+    assert reference() is None
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallow itself
+def test_a_stop_swallowed_during_warm_up_stops_the_run_after_that_call(run_args, tmp_path, monkeypatch):
+    calls = []
+    real = timing.time_call_s
+
+    def first_call_swallows_the_stop(call, device):
+        calls.append(1)
+        if len(calls) == 1:
+            signal_swallowed_by_a_weakref_callback()
+        return real(call, device)
+
+    monkeypatch.setattr(timing, "time_call_s", first_call_swallows_the_stop)
+    assert run([*run_args, "--runs", "3"]) == 130
+    [row] = rows(tmp_path).itertuples()
+    assert len(calls) == 1 and row.status == "interrupted" and math.isnan(row.time_median_s)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallow itself
+def test_a_stop_swallowed_after_the_timed_calls_is_recorded_with_every_column(run_args, tmp_path, monkeypatch):
+    real = fidelity.compare
+
+    def compare_swallows_the_stop(output, reference):
+        signal_swallowed_by_a_weakref_callback()
+        return real(output, reference)
+
+    monkeypatch.setattr(fidelity, "compare", compare_swallows_the_stop)
+    assert run(run_args) == 130
+    [row] = rows(tmp_path).itertuples()
+    assert row.status == "interrupted" and row.time_median_s > 0 and not math.isnan(row.psnr_db)
+    assert "went on to its end: every column is kept" in row.error and "times are kept" not in row.error

@@ -14,7 +14,7 @@ from utils import fidelity
 from utils.campaign import CAMPAIGN_ENV, caches_at_launch, compile_start
 from utils.config import CALL_FIELDS
 from utils.distributed import init_distributed
-from utils.errors import INTERRUPTED_EXIT_CODE, failure_recorded, stop_signals_raise
+from utils.errors import INTERRUPTED_EXIT_CODE, StopSignals, failure_recorded, stop_signals_raise
 from utils.levers import autotune, compilation
 from utils.optimize import LEVERS, optimize
 from utils.pipelines import build_pipeline
@@ -161,8 +161,8 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
     times = CallTimes([], [])
     with stop_signals_raise() as stop:
         with failure_recorded(row, stop):
-            measure(config, row, rank, save_sample, times)
-        if stop.signum is not None:
+            measure(config, row, rank, save_sample, times, stop)
+        if stop.signum is not None and not stop.ran_on:
             if row.time_median_s is not None:
                 row.error += " (after its timed runs: their times are kept; later columns and the sample are not)"
             elif times.run_s:
@@ -174,7 +174,7 @@ def run_benchmark(config, *, save_sample: Callable) -> tuple[Row, Path | None]:
         return row, append_row_or_save_aside(config.csv, row) if rank == 0 else None
 
 
-def measure(config, row: Row, rank: int, save_sample: Callable, times: CallTimes) -> None:
+def measure(config, row: Row, rank: int, save_sample: Callable, times: CallTimes, stop: StopSignals) -> None:
     """Steps 1-6 of one configuration, each filling in its columns of `row` as it finishes (and `times` call by
     call, so that a stopped run keeps the calls it timed)."""
     # 1. load
@@ -194,8 +194,10 @@ def measure(config, row: Row, rank: int, save_sample: Callable, times: CallTimes
                                       loaded_cache=row.compile_cache == "warm")
     row.inductor_config = compilation.inductor_config()
     row.model_memory_GiB = allocated_GiB(config.device)
+    stop.raise_if_swallowed()
     # 4. warm up, then time
     output = time_calls(call, times, warmup=config.warmup, runs=config.runs, device=config.device,
+                        after_each_call=stop.raise_if_swallowed,
                         label=f"{config.ckpt_id.rstrip('/').split('/')[-1]} "
                               f"{config.base_dtype if config.quantization == 'None' else config.quantization}",
                         show_progress=rank == 0)

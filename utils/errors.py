@@ -71,6 +71,8 @@ class StopSignals:
         self.armed = True
         self.holding = False
         self.pending: int | None = None
+        self.ran_on = False  # the stop's Stopped was swallowed and the block ran to its end
+        self.raised_again = False
 
     def disarm(self) -> None:
         """From now on a stop signal changes nothing (the row is about to be written)."""
@@ -82,6 +84,14 @@ class StopSignals:
         elif self.armed:
             self.armed, self.signum = False, signum
             raise Stopped(signum)
+
+    def raise_if_swallowed(self) -> None:
+        """Raise the stop again where the handler's Stopped was swallowed: raised inside a weakref callback or a
+        __del__, where Python prints "Exception ignored" and goes on. Call it only where a delivered Stopped cannot
+        be (inside the block it unwinds), such as between timed calls."""
+        if self.signum is not None and not self.raised_again:
+            self.raised_again = True
+            raise Stopped(self.signum)
 
     @contextlib.contextmanager
     def held(self):
@@ -109,6 +119,12 @@ def failure_recorded(row, stop: StopSignals):
     except (Exception, Stopped) as error:  # noqa: BLE001 - a failed run is recorded, not lost
         # The Stopped may arrive wrapped (torch.compile's BackendCompilerFailed): stop.signum says it came.
         row.status, row.error = failure_fields(error, stop.signum)
+    else:
+        if stop.signum is not None:  # swallowed where Python ignores exceptions, and never raised again
+            stop.ran_on = True
+            row.status, row.error = failure_fields(None, stop.signum)
+            row.error += (" (it arrived where Python ignores exceptions, so the run went on to its end: every column "
+                          "is kept)")
 
 
 @contextlib.contextmanager

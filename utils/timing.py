@@ -55,9 +55,9 @@ class CallTimes:
 
 
 def time_calls(call: Callable, times: CallTimes, *, warmup: int, runs: int, device, label: str = "",
-               show_progress: bool = True) -> object:
+               show_progress: bool = True, after_each_call: Callable[[], None] = lambda: None) -> object:
     """Warm up, reset the peak-memory counter, then time `runs` calls, adding each call's seconds to `times` as it
-    ends. Returns the last output."""
+    ends, then calling `after_each_call`. Returns the last output."""
     output = None
     with tqdm(total=warmup + runs, desc=label or "calls", unit="call", disable=not show_progress) as bar:
         for _ in range(warmup):
@@ -65,12 +65,14 @@ def time_calls(call: Callable, times: CallTimes, *, warmup: int, runs: int, devi
             times.warmup_s.append(seconds)
             bar.set_postfix(last_s=f"{seconds:.3f}", phase="warmup")
             bar.update()
+            after_each_call()
         reset_peak_memory(device)
         for _ in range(runs):
             seconds, output = time_call_s(call, device)
             times.run_s.append(seconds)
             bar.set_postfix(last_s=f"{seconds:.3f}", phase="timed")
             bar.update()
+            after_each_call()
     return output
 
 
