@@ -38,7 +38,7 @@ from utils.cli import (
     check_weights,
     parse_checked,
 )
-from utils.errors import UsageError
+from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, UsageError, stop_signals_raise
 from utils.fidelity import psnr_db, relative_l2
 from utils.levers.base import off_as
 from utils.levers.quantization import check_skip_pattern, few_rows_layers
@@ -313,10 +313,14 @@ def main(argv=None) -> int:
     setup_logging()
     config = parse_config(argv)
     try:
-        return COMMANDS[config.command](config)
+        with stop_signals_raise():
+            return COMMANDS[config.command](config)
     except CheckpointError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return 2
+    except Stopped as stopped:  # what it writes is moved into place whole, so nothing half-written is left
+        sys.stderr.write(f"{PROG}: {stopped}; no output is left half-written\n")
+        return INTERRUPTED_EXIT_CODE
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 import json
+import os
 import shutil
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -274,3 +277,22 @@ def test_aot_load_errors_name_the_file(tmp_path):
     (tmp_path / "broken.pt2").write_bytes(b"PK not really")
     with pytest.raises(CheckpointError, match=r"broken\.pt2: not a loadable AOTInductor package"):
         load_aot_transformer(tmp_path / "broken.pt2")
+
+
+def test_ctrl_c_is_one_line_and_exit_130_with_no_output_left(tmp_path, capsys, monkeypatch):
+    from inference import serialize
+    from utils import serialization
+
+    real = serialization.replace_directory
+
+    def interrupted_before_the_move(directory, new):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises before this ends
+        real(directory, new)
+
+    monkeypatch.setattr(serialization, "replace_directory", interrupted_before_the_move)
+    assert serialize.main(["save", "--ckpt_id", "tiny-flux", "--device", "cpu", "--output",
+                           str(tmp_path / "saved")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SIGINT" in err[0] and "half-written" in err[0]
+    assert list(tmp_path.iterdir()) == []
