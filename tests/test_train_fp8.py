@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import math
 import re
+import stat
 import statistics
 import subprocess
 import sys
@@ -15,8 +16,9 @@ import torch
 from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from training import train_fp8
 from utils import report
+from utils.files import current_umask
 from utils.pipelines import build_pipeline
-from utils.results import TrainRow, columns_of
+from utils.results import TrainRow, columns_of, read_rows
 from utils.training import data, float8, loop, lora, run
 
 pytest.importorskip("peft")
@@ -152,7 +154,7 @@ def test_saved_lora_reloads_into_a_fresh_pipeline(fixed_batch, tmp_path):
     transformer.eval()
     trained = loop.predict(transformer, fixed_batch, [0], seed=7, device="cpu")
     path = lora.save_lora(transformer, config.output_dir)
-    assert path.is_file()
+    assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o666 & ~current_umask()  # not safetensors' 0600
 
     pipe = build_pipeline(TINY, "random", "cpu", torch.bfloat16, seed=config.seed)
     base = loop.predict(pipe.transformer, fixed_batch, [0], seed=7, device="cpu")
@@ -267,6 +269,13 @@ def test_profile_writes_one_summary_per_run(tmp_path):
     assert "| gemm |" in (tmp_path / "step-bf16.md").read_text()
 
 
+def test_profile_of_one_run_goes_to_the_named_file(tmp_path):
+    argv = ["--max_steps", "2", "--warmup_steps", "1", "--no_save", "--csv", str(tmp_path / "rows.csv"),
+            "--profile", str(tmp_path / "step.md")]
+    assert train_fp8.main(argv) == 0
+    assert sorted(path.name for path in tmp_path.glob("step*")) == ["step.md", "step.txt"]  # summary, raw table
+
+
 def test_ctrl_c_records_the_run_in_progress_with_its_finished_steps(tmp_path, monkeypatch):
     """Ctrl-C in the first run of --compare, during step 5 of 8: that row is interrupted with four steps' times and
     losses, nothing is saved, the second run never starts (no row), and the script exits with 130."""
@@ -325,3 +334,20 @@ def test_saved_rank_is_the_transformers(tmp_path):
                "transformer.blocks.0.attn.to_q.lora.down.weight": torch.zeros(8, 32),
                "transformer.blocks.0.attn.to_q.lora.up.weight": torch.zeros(32, 8)}, str(path))
     assert lora.saved_rank(path) == 8
+
+
+def test_ctrl_c_while_plotting_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    def interrupted_plot(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises before this ends
+
+    monkeypatch.setattr(train_fp8, "plot_losses", interrupted_plot)
+    argv = ["--max_steps", "2", "--warmup_steps", "1", "--no_save", "--csv", str(tmp_path / "rows.csv"),
+            "--plot", str(tmp_path / "loss.png")]
+    assert train_fp8.main(argv) == 130
+    assert "while plotting" in capsys.readouterr().err and not (tmp_path / "loss.png").exists()
+    assert read_rows(tmp_path / "rows.csv").status.tolist() == ["ok"]  # the finished run's row is kept

@@ -33,7 +33,7 @@ from utils.cli import (
     parse_checked,
     positive_int,
 )
-from utils.errors import INTERRUPTED_EXIT_CODE, UsageError
+from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, UsageError, stop_signals_raise
 from utils.levers.attention import BACKENDS, check_backend
 from utils.levers.base import off_as
 from utils.logs import setup_logging
@@ -149,7 +149,8 @@ def build_parser() -> Parser:
     group.add_argument("--profile", type=Path, default=None,
                        help="after the timed steps, train one more step under torch.profiler (not in the statistics or "
                             "the loss curve; it is in the saved weights) and write where its time goes to this "
-                            "markdown file (with --compare: one file per run, the recipe added to the name)")
+                            "markdown file (.md; the raw table beside it as .txt; with --compare: one file per run, "
+                            "the recipe added to the name)")
     return parser
 
 
@@ -213,7 +214,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
     csv = args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-")
     check_csv_target(csv, TrainRow)
     check_output_file("--plot", args.plot, (".png", ".pdf", ".svg"))
-    check_output_file("--profile", args.profile)
+    check_output_file("--profile", args.profile, (".md",))  # the raw table goes beside it as .txt
     if not args.no_save:
         check_output_dir("--output_dir", args.output_dir)
     weights = check_weights(args.ckpt_id, args.weights)
@@ -263,7 +264,13 @@ def main(argv=None) -> int:
 
     rows, curves, stopped = train_recipes(config, record)
     if config.plot and curves:
-        plot_losses(curves, f"{config.ckpt_id} {rows[0].method}, {config.weights} weights", config.plot, dpi=120)
+        try:
+            with stop_signals_raise():
+                plot_losses(curves, f"{config.ckpt_id} {rows[0].method}, {config.weights} weights", config.plot,
+                            dpi=120)
+        except Stopped as stop:  # the rows are written; the plot appears whole or not at all
+            sys.stderr.write(f"training/train_fp8.py: {stop} while plotting; {config.plot} was not written\n")
+            return INTERRUPTED_EXIT_CODE
         print(f"loss curves written to {config.plot}")
     if stopped:
         return INTERRUPTED_EXIT_CODE

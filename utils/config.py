@@ -153,7 +153,7 @@ def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tup
     if not config.no_fidelity:
         check_output_dir("--reference_dir", config.reference_dir)
     check_output_file(sample_flag, config.sample_path, sample_suffixes)
-    check_output_file("--profile", config.profile)
+    check_output_file("--profile", config.profile, (".md",))  # the raw table goes beside it as .txt
 
 
 def unchecked_config(parser: Parser, argv: list[str], **overrides) -> RunConfig:

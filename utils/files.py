@@ -20,6 +20,14 @@ def current_umask() -> int:
     return mask
 
 
+def give_umask_mode(path: Path) -> None:
+    """Give a file, or a folder and everything under it, the modes an ordinary write gets (the umask's): safetensors
+    creates its files 0600 and mkdtemp its folders 0700, which hides them from the other users of a shared folder."""
+    umask = current_umask()
+    for entry in (path, *path.rglob("*")) if path.is_dir() else (path,):
+        entry.chmod((0o777 if entry.is_dir() else 0o666) & ~umask)
+
+
 @contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path beside `path` (same suffix, so writers still pick the format from it) and move it

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import UsageError, one_line
-from utils.files import current_umask
+from utils.files import give_umask_mode
 from utils.pipelines import build_pipeline, transformer_class_name
 from utils.presets import get_preset
 from utils.quant import QUANTIZATIONS
@@ -128,9 +128,7 @@ def save_transformer(model: torch.nn.Module, directory, quantization: str, fmt: 
         model.save_pretrained(partial, safe_serialization=fmt == "safetensors")
         save_s = time.perf_counter() - start
         (partial / MANIFEST).write_text(json.dumps({"files": files_in(partial)}, indent=1))
-        umask = current_umask()  # mkdtemp makes the folder 0700 and safetensors writes its file 0600
-        for path in (partial, *partial.rglob("*")):
-            path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
+        give_umask_mode(partial)
         replace_directory(directory, partial)
     finally:
         shutil.rmtree(partial, ignore_errors=True)  # ours: made by mkdtemp above; gone once renamed

@@ -131,8 +131,10 @@ def train(transformer, params, data: CachedData, config, result: TrainResult, la
             result.losses.append(loss.item())
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}", step_s=f"{seconds:.3f}")
     if config.profile:
-        tag = re.sub(r"[^\w.]+", "-", label).strip("-")  # "fp8 rowwise (emulated)" -> "fp8-rowwise-emulated"
-        path = config.profile.with_name(f"{config.profile.stem}-{tag}{config.profile.suffix}")
+        path = config.profile
+        if config.compare:  # one file per run
+            tag = re.sub(r"[^\w.]+", "-", label).strip("-")  # "fp8 rowwise (emulated)" -> "fp8-rowwise-emulated"
+            path = path.with_name(f"{path.stem}-{tag}{path.suffix}")
         title = f"One training step ({label}): {config.command}"
         write_profile(lambda: step(config.max_steps), config.device, path, title)
         logger.info("profile written to %s", path)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from utils.files import give_umask_mode
 from utils.training import WEIGHT_DTYPE
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -57,10 +58,12 @@ def save_lora(transformer, output_dir: Path) -> Path:
     saved = output_dir / "pytorch_lora_weights.safetensors"
     if not saved.is_file():  # diffusers logs an error and returns when it cannot write, so look
         raise OSError(f"{saved}: not written")
+    give_umask_mode(saved)
     return saved
 
 
 def save_full(transformer, output_dir: Path) -> Path:
     """The whole fine-tuned transformer in bf16 (Float8Linear keeps nn.Linear's state-dict names)."""
     transformer.to(WEIGHT_DTYPE).save_pretrained(output_dir / "transformer")
+    give_umask_mode(output_dir / "transformer")
     return output_dir / "transformer"
