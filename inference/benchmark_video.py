@@ -33,6 +33,10 @@ def build_parser() -> Parser:
     group = parser.add_argument_group("video")
     group.add_argument("--num_frames", type=positive_int, default=None,
                        help="frames per video, 4k+1 (the video VAEs compress time 4x); default: the preset's")
+    group.add_argument("--guidance_scale_2", type=float, default=None,
+                       help="guidance scale of the low-noise expert (Wan2.2-T2V-A14B's transformer_2, the steps "
+                            "below its boundary); --guidance_scale sets the high-noise expert's. Default: the "
+                            "preset's (the model card's 3.0)")
     group.add_argument("--dtype", choices=[*DTYPES, *QUANTIZATIONS], default=None,
                        help="fp16/bf16: the base precision (as --base_dtype; --quantization still quantizes on it); "
                             "any other name: that --quantization on the model's base precision")

@@ -59,6 +59,8 @@ def test_dtype_names_that_run_on_the_cpu(video_args, tmp_path, dtype):
     (["--ckpt_id", "tiny-flux"], "is an image model: run it with inference/benchmark_image.py"),
     (["--dtype", "int8wo", "--quantize_vae"], "VAE has no Linear layers"),
     (["--channels_last"], "convolves over time"),
+    (["--guidance_scale_2", "2"], "has one transformer: use --guidance_scale"),
+    (["--ckpt_id", "tiny-wan22-a14b", "--guidance_scale_2", "-1"], "finite number >= 0"),
     (["--ckpt_id", "tiny-wan22-ti2v", "--channels_last"], "convolves over time"),
 ])
 def test_bad_video_input_exits_2(video_args, tmp_path, capsys, flags, message):
@@ -105,3 +107,12 @@ def test_the_a14b_grid_runs_a_step_on_each_expert():
     scheduler.set_timesteps(grid["fixed"]["num_inference_steps"])
     boundary = preset.pipeline_config["boundary_ratio"] * scheduler.config.num_train_timesteps
     assert {bool(t >= boundary) for t in scheduler.timesteps.tolist()} == {True, False}
+
+
+def test_each_a14b_expert_gets_its_own_guidance_and_the_row_records_both(video_args, tmp_path):
+    """The model card's 4.0 (high-noise expert) and 3.0 (low-noise expert) by default; each flag sets its own."""
+    args = [*video_args, "--ckpt_id", "tiny-wan22-a14b", "--num_inference_steps", "2", "--no_fidelity"]
+    assert benchmark_video.main(args) == 0
+    assert benchmark_video.main([*args, "--guidance_scale", "2.5", "--guidance_scale_2", "1.5"]) == 0
+    rows = read_rows(tmp_path / "video.csv")
+    assert rows[["guidance_scale", "guidance_scale_2"]].values.tolist() == [[4.0, 3.0], [2.5, 1.5]]

@@ -245,9 +245,10 @@ def check_generation(flags, preset: Preset | None) -> None:
     frames = getattr(flags, "num_frames", None)
     if frames is not None and frames > MAX_FRAMES:
         raise UsageError(f"--num_frames must be at most {MAX_FRAMES}, got {frames}")
-    guidance = getattr(flags, "guidance_scale", None)
-    if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
-        raise UsageError(f"--guidance_scale must be a finite number >= 0, got {guidance}")
+    for name in ("guidance_scale", "guidance_scale_2"):
+        guidance = getattr(flags, name, None)
+        if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
+            raise UsageError(f"--{name} must be a finite number >= 0, got {guidance}")
     length, limit = getattr(flags, "max_sequence_length", None), text_length_limit(preset)
     if length is not None and length > limit:
         raise UsageError(f"--max_sequence_length must be at most {limit} tokens for this model, got {length}")

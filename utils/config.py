@@ -55,6 +55,7 @@ class RunConfig(*(lever.Settings for lever in reversed(LEVERS)), RunContext):  #
     width: int | None = None
     num_frames: int | None = None
     guidance_scale: float | None = None
+    guidance_scale_2: float | None = None  # Wan2.2-T2V-A14B's low-noise expert (video script only)
     max_sequence_length: int | None = None
     # measurement
     warmup: int = 2
@@ -80,7 +81,8 @@ def _check_unique_fields() -> None:
 
 
 _check_unique_fields()
-CALL_FIELDS = ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "max_sequence_length")
+CALL_FIELDS = ("num_inference_steps", "height", "width", "num_frames", "guidance_scale", "guidance_scale_2",
+               "max_sequence_length")
 SAMPLE_SUFFIXES = {"save_image": (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff"), "save_video": (".mp4",)}
 OWN_FIELDS = ("seed", "prompt", "batch_size", *CALL_FIELDS, "warmup", "runs", "memory_only", "reference_dir",
               "no_fidelity", "sample_path", "profile", "ladder_step", "ladder_lever", "ladder_base")
@@ -106,6 +108,7 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
     if checked:
         check_script_fits(flags.sample_flag, preset)
         check_generation(flags, preset)
+        check_second_guidance(getattr(flags, "guidance_scale_2", None), flags.ckpt_id, preset)
         check_device(flags.device)
     context = RunContext(script=script, command=shlex.join([*launcher, script, *argv]), ckpt_id=flags.ckpt_id,
                          preset=preset, weights=flags.weights,
@@ -130,6 +133,12 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
         check_output_memory(config.batch_size, size["height"], size["width"], size["num_frames"])
     # last: resolving --weights auto may ask the hub, which can take seconds
     return dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
+
+
+def check_second_guidance(scale: float | None, ckpt_id: str, preset) -> None:
+    if scale is not None and (preset is None or "guidance_scale_2" not in preset.call_defaults):
+        raise UsageError(f"--guidance_scale_2 sets the low-noise expert's guidance of a two-expert model "
+                         f"(Wan2.2-T2V-A14B); {ckpt_id} has one transformer: use --guidance_scale")
 
 
 def check_script_fits(sample_flag: str, preset) -> None:

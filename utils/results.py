@@ -56,6 +56,7 @@ class RunColumns:
     num_frames: int | None = None
     num_inference_steps: int = 0
     guidance_scale: float = 0.0
+    guidance_scale_2: float | None = None  # the low-noise expert's (Wan2.2-T2V-A14B); the other models have none
     max_sequence_length: int = 0
     seed: int = 0
     prompt: str = ""
