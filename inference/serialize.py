@@ -100,7 +100,7 @@ class SerializeConfig:
 
 
 def add_common_args(parser: Parser) -> None:
-    add_model_args(parser, default_ckpt="tiny-flux")
+    add_model_args(parser, default_ckpt="tiny-flux", takes=lambda preset: "transformer_2" not in preset.components)
     add_generation_args(parser)
 
 

@@ -105,7 +105,10 @@ def grid_spec(args) -> dict:
         if not sep or not name:
             raise UsageError(f"--set expects FLAG=VALUE, got {item!r}")
         check_not_output(name, "--set")
+        if name in spec["override"]:
+            raise UsageError(f"--set {name} given twice: give each flag once")
         spec["override"][name] = parse_value(value)
+    varied = set()
     for item in args.vary:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
@@ -113,6 +116,9 @@ def grid_spec(args) -> dict:
         check_not_output(name, "--vary")
         if name in spec["override"]:
             raise UsageError(f"--set {name} and --vary {name}: give the flag one way")
+        if name in varied:
+            raise UsageError(f"--vary {name} given twice: list every value in one --vary {name}=V1,V2,...")
+        varied.add(name)
         spec.setdefault("grid", {})[name] = [parse_value(value) for value in values.split(",")]
     if not spec.get("script"):
         raise UsageError("give --grid or --script")
@@ -189,7 +195,8 @@ def sweep(args) -> int:
         start = time.perf_counter()
         counts = run_sweep(todo, args.csv, args.timeout or spec.get("timeout_s", DEFAULT_TIMEOUT_S), log_dir,
                            cache_root, Children(inherited_fds=(lock_fd,)), campaign=campaign)
-    print(f"done in {time.perf_counter() - start:.0f} s: {counts or 'nothing to run'}; rows in {args.csv}")
+    outcome = ", ".join(f"{count} {status}" for status, count in counts.items()) or "nothing to run"
+    print(f"done in {time.perf_counter() - start:.0f} s: {outcome}; rows in {args.csv}")
     return 0 if set(counts) <= {"ok"} else 1
 
 

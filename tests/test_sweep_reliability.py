@@ -167,6 +167,9 @@ SPEC = {"script": "inference/benchmark_image.py", "fixed": {"ckpt_id": "tiny-flu
     (json.dumps({**SPEC, "grid": {"seed": [1]}, "when": [{"if": "seed", "set": {}}]}), ".json",
      "'if' must be a mapping"),
     (json.dumps({**SPEC, "grid": {"seed": [1]}, "timeout_s": 0}), ".json", "timeout_s must be a positive"),
+    (json.dumps({**SPEC, "fixed": {"csv": "elsewhere.csv"}, "grid": {"seed": [1]}}), ".json", "fixed sets 'csv'"),
+    (json.dumps({**SPEC, "configs": [{"name": "a", "set": {"seed": 1}}, {"name": "b", "set": {"seed": 1}}]}),
+     ".json", "two configs entries set the same flags"),
 ])
 def test_bad_grid_files_are_refused_in_one_line(tmp_path, capfd, text, suffix, message):
     err = bad_input(capfd, ["--grid", grid_file(tmp_path, text, suffix), "--csv", str(tmp_path / "r.csv"),
@@ -182,6 +185,8 @@ def test_bad_grid_files_are_refused_in_one_line(tmp_path, capfd, text, suffix, m
     ([*TINY, "--vary", "quantization=None,int8w0"], "configuration 2 of 2"),
     ([*TINY, "--set", "seed=one"], "invalid seed value: 'one'"),
     ([*TINY, "--set", "compile=yes"], "unrecognized arguments: yes"),
+    ([*TINY, "--vary", "seed=1", "--vary", "seed=2"], "--vary seed given twice"),
+    ([*TINY, "--set", "seed=1", "--set", "seed=2"], "--set seed given twice"),
     (["--script", "README.md"], "no such script"),
 ])
 def test_bad_flags_are_refused_before_any_configuration_runs(tmp_path, capfd, flags, message):

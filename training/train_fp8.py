@@ -74,7 +74,7 @@ def resolution_type(text: str) -> tuple[int, int]:
 
 def build_parser() -> Parser:
     parser = Parser(prog="training/train_fp8.py", description=__doc__.split("\n\n")[0])
-    add_model_args(parser, default_ckpt="tiny-flux")
+    add_model_args(parser, default_ckpt="tiny-flux", takes=lambda preset: preset.pipeline_class == "FluxPipeline")
 
     group = parser.add_argument_group("what to train")
     group.add_argument("--full_finetune", action="store_true",

@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -100,10 +101,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def add_model_args(parser: Parser, default_ckpt: str) -> None:
+def add_model_args(parser: Parser, default_ckpt: str, takes: Callable[[Preset], bool] = lambda preset: True) -> None:
+    """The model flags; `takes` picks the presets the script runs, which --ckpt_id's help lists."""
     group = parser.add_argument_group("model")
+    presets = [name for name in preset_names() if takes(get_preset(name))]
     group.add_argument("--ckpt_id", "--model_id", dest="ckpt_id", default=default_ckpt,
-                       help=f"hub id or local directory; presets with kept configs: {', '.join(preset_names())}")
+                       help=f"hub id or local directory; presets with kept configs: {', '.join(presets)}")
     group.add_argument("--weights", choices=WEIGHTS_CHOICES, default="auto",
                        help="pretrained: from_pretrained(ckpt_id). random: the preset's real architecture with seeded "
                             "random weights (timing and memory are real, images are noise). auto: pretrained if the "
@@ -116,7 +119,7 @@ def add_generation_args(parser: Parser) -> None:
     group = parser.add_argument_group("generation (defaults come from the model preset)")
     group.add_argument("--prompt", default="A photo of an astronaut riding a horse on the moon",
                        help="text prompt")
-    group.add_argument("--batch_size", type=positive_int, default=1, help="images generated per call")
+    group.add_argument("--batch_size", type=positive_int, default=1, help="images (or videos) generated per call")
     group.add_argument("--num_inference_steps", type=positive_int, default=None, help="denoising steps")
     group.add_argument("--height", type=positive_int, default=None,
                        help="output height in pixels, multiple of 16 (or of the model's own step)")
@@ -124,7 +127,8 @@ def add_generation_args(parser: Parser) -> None:
                        help="output width in pixels, multiple of 16 (or of the model's own step)")
     group.add_argument("--guidance_scale", type=float, default=None,
                        help="guidance scale (for Qwen-Image its true CFG scale, true_cfg_scale)")
-    group.add_argument("--max_sequence_length", type=positive_int, default=None, help="T5 prompt length in tokens")
+    group.add_argument("--max_sequence_length", type=positive_int, default=None,
+                       help="prompt length in tokens of the text encoder (T5, UMT5, Qwen2.5-VL or Mistral)")
 
 
 def add_measurement_args(parser: Parser, sample_flag: str) -> None:

@@ -90,7 +90,7 @@ OWN_FIELDS = ("seed", "prompt", "batch_size", *CALL_FIELDS, "warmup", "runs", "m
 
 def add_benchmark_flags(parser: Parser, default_ckpt: str, sample_flag: str) -> None:
     """Every flag of a benchmark script: the model, the pipeline call, each lever's group, the measurement."""
-    add_model_args(parser, default_ckpt)
+    add_model_args(parser, default_ckpt, takes=lambda preset: preset.makes_video == (sample_flag == "save_video"))
     add_generation_args(parser)
     for lever in LEVERS:
         lever.add_flags(parser)

@@ -167,6 +167,18 @@ def check_spec(spec, source: str) -> None:
                 if part in entry and not isinstance(entry[part], dict):
                     raise UsageError(f"{source}: a {key} entry's {part!r} must be a mapping of flags, got "
                                      f"{entry[part]!r}")
+    flag_sets = [("fixed", spec.get("fixed", {})), ("grid", spec.get("grid", {}))]
+    flag_sets += [(key, entry.get(part, {})) for key in ("configs", "ladder", "when") for entry in spec.get(key, [])
+                  for part in ("set", "measure") if isinstance(entry, dict)]
+    for key, flags in flag_sets:
+        outputs = [name for name in flags if f"--{name.lstrip('-')}" in OUTPUT_FLAGS]
+        if outputs:
+            raise UsageError(f"{source}: {key} sets {outputs[0]!r}; the sweep's own --csv names the one file every "
+                             "configuration writes to")
+    job_sets = [json.dumps(entry.get("set", {}), sort_keys=True) for entry in spec.get("configs", [])]
+    repeated = next((flags for index, flags in enumerate(job_sets) if flags in job_sets[:index]), None)
+    if repeated is not None:
+        raise UsageError(f"{source}: two configs entries set the same flags ({repeated}); each job runs once")
     for step, entry in enumerate(spec.get("ladder", []), start=1):
         base = entry.get("base")
         if base is not None and (not isinstance(base, int) or isinstance(base, bool) or not 1 <= base < step):
