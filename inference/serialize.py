@@ -41,7 +41,7 @@ from utils.cli import (
 from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, UsageError, stop_signals_raise
 from utils.fidelity import psnr_db, relative_l2
 from utils.levers.base import off_as
-from utils.levers.quantization import check_skip_pattern, few_rows_layers
+from utils.levers.quantization import check_skip_pattern, check_something_left, few_rows_layers
 from utils.load_measure import (
     measure_loading,
     path_matches,
@@ -162,13 +162,15 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
     check_device(args.device)
     quantization = getattr(args, "quantization", None)
     from_saved = getattr(args, "path", None) is not None  # load, aot --path: a transformer saved already quantized
+    preset = get_preset(args.ckpt_id)
     if getattr(args, "quant_skip_pattern", None) is not None:
         check_skip_pattern(args.quant_skip_pattern)
+        if preset is not None and quantization not in (None, "None") and not from_saved:
+            check_something_left(preset, quantization, args.quant_skip_pattern)
     if quantization not in (None, "None") and not from_saved:  # with --path it is ignored
         reason = unsupported_reason(quantization, args.device)
         if reason:
             raise UsageError(reason)
-    preset = get_preset(args.ckpt_id)
     if preset is not None and "transformer_2" in preset.components:
         raise UsageError(f"{args.ckpt_id} denoises with two transformers (transformer, transformer_2); this script "
                          "saves, loads and compiles one")

@@ -33,6 +33,8 @@ BAD_INPUTS = {
     "unknown model, random weights": (["--ckpt_id", "acme/unknown", "--weights", "random"], "presets: "),
     "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),
     "bad skip regex": (["--quant_skip_pattern", "("], "not a valid regex"),
+    "skip regex that skips every layer": (["--quantization", "int8wo", "--quant_skip_pattern", ".*"],
+                                          "leaves no Linear layer of tiny-flux's transformer"),
     "unknown device": (["--device", "tpu9"], "not a torch device"),
     "cuDNN attention on the cpu": (["--attention_backend", "_native_cudnn"], "is a CUDA kernel"),
     "compile cache without compile": (["--compile_cache", "c.bin"], "needs --compile"),

@@ -5,11 +5,20 @@ import re
 import time
 from dataclasses import dataclass
 
+import torch
+
 from utils.errors import UsageError
 from utils.levers.base import is_set, off_as, same_named, text
-from utils.pipelines import DENOISERS, TEXT_ENCODERS, vae_linear_layers
+from utils.pipelines import DENOISERS, TEXT_ENCODERS, build_random_transformer, vae_linear_layers
 from utils.presets import get_preset
-from utils.quant import QUANTIZATIONS, apply_quantization, bf16_layers_pattern, unsupported_reason, weight_only_layers
+from utils.quant import (
+    QUANTIZATIONS,
+    apply_quantization,
+    bf16_layers_pattern,
+    layer_filter,
+    unsupported_reason,
+    weight_only_layers,
+)
 from utils.timing import synchronize
 
 
@@ -65,6 +74,8 @@ def check(config) -> None:
         check_skip_pattern(config.quant_skip_pattern)
         if config.quantization == "None":
             raise UsageError("--quant_skip_pattern keeps layers out of a quantization: it needs --quantization")
+        if config.preset is not None and QUANTIZATIONS[config.quantization].make_config is not None:
+            check_something_left(config.preset, config.quantization, config.quant_skip_pattern)
     if config.quantization == "None":
         given = [f"--{name}" for name in ("quantize_vae", "quantize_text_encoders", "torchao_inductor_config")
                  if getattr(config, name)]
@@ -75,6 +86,16 @@ def check(config) -> None:
     if config.quantize_vae and config.preset is not None and not vae_linear_layers(config.preset.name):
         raise UsageError(f"--quantize_vae: {config.preset.name}'s VAE has no Linear layers, the only layers torchao "
                          "quantizes (it is all convolutions): drop the flag")
+
+
+def check_something_left(preset, quantization: str, skip_pattern: str) -> None:
+    """A UsageError if the pattern keeps every layer of the preset's transformer out (tried on a meta-device copy):
+    such a run would be labelled quantized with nothing quantized."""
+    chosen = layer_filter(quantization, skip_pattern)
+    model = build_random_transformer(preset, "meta", torch.bfloat16, seed=0)
+    if not any(chosen(module, fqn) for fqn, module in model.named_modules()):
+        raise UsageError(f"--quant_skip_pattern {skip_pattern!r} leaves no Linear layer of {preset.name}'s transformer "
+                         f"for {quantization}: narrow it")
 
 
 def check_skip_pattern(pattern: str) -> None:
