@@ -10,6 +10,9 @@ bf16 model that sits on the CPU into quantized form on the GPU:
     python inference/quantization_time.py --ckpt_id black-forest-labs/FLUX.1-dev --quantization int8wo
     python inference/quantization_time.py --ckpt_id tiny-flux --device cpu      # the plumbing, on the CPU
 
+The transformer is the pipeline's `transformer`; for Wan2.2-T2V-A14B, which has two, that is the high-noise expert
+(the second, `transformer_2`, has the same architecture and would take the same time).
+
 Every way runs in its own process, so each starts with empty CUDA memory and a zeroed peak counter. The model is
 built on the CPU (random weights from the kept configs, or the checkpoint's) before the clock starts; the clock covers
 the quantize and move calls only, with CUDA synchronized before it is read, and CUDA is initialized before it starts.
