@@ -4,7 +4,7 @@ quantization, torch.compile, CPU offload and VAE tiling/slicing. One configurati
 
     python inference/benchmark_video.py                                      # tiny-cogvideox on the CPU, offline
     python inference/benchmark_video.py --model_id THUDM/CogVideoX-5b --dtype int8wo \\
-        --quantize_text_encoder --quantize_vae --offload model --vae_tiling
+        --quantize_text_encoder --offload model --vae_tiling
     python inference/benchmark_video.py --model_id Wan-AI/Wan2.2-T2V-A14B-Diffusers --quantization fp8dqrow \\
         --regional_compile                               # both experts (transformer, transformer_2) quantized, compiled
 

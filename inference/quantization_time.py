@@ -100,6 +100,9 @@ def build_config(args, argv: list[str]) -> QuantTimeConfig:
     if preset is None:
         raise UsageError(f"unknown model {args.ckpt_id!r}: the transformer is built from a preset; presets: "
                          f"{', '.join(preset_names())}")
+    if args.method != "all" and "timeout_s" in given_flags(build_parser(), argv):
+        raise UsageError(f"--timeout_s limits the subprocesses of --method all; --method {args.method} runs in this "
+                         "process (a sweep's grid sets its own timeout_s)")
     device = check_device(args.device)
     reason = unsupported_reason(args.quantization, str(device))
     if reason:
@@ -114,9 +117,6 @@ def build_config(args, argv: list[str]) -> QuantTimeConfig:
     check_output_file("--csv", csv.with_suffix(".md"))
     weights = check_weights(args.ckpt_id, args.weights)
     check_memory(preset, preset.base_dtype, args.device, components=("transformer",))
-    if args.method != "all" and "timeout_s" in given_flags(build_parser(), argv):
-        raise UsageError(f"--timeout_s limits the subprocesses of --method all; --method {args.method} runs in this "
-                         "process (a sweep's grid sets its own timeout_s)")
     return QuantTimeConfig(command=shlex.join(["python", PROG, *argv]), ckpt_id=args.ckpt_id, weights=weights,
                            device=args.device, seed=args.seed, quantization=args.quantization, method=args.method,
                            timeout_s=args.timeout_s, csv=csv)
@@ -142,7 +142,7 @@ def without_flag(argv: list[str], flag: str) -> list[str]:
         name, has_value, _ = token.partition("=")
         if skip_value:
             skip_value = False
-        elif len(name) > 3 and flag.startswith(name):
+        elif len(name) > 2 and flag.startswith(name):  # "--t" is the shortest prefix
             skip_value = not has_value
         else:
             kept.append(token)

@@ -100,7 +100,7 @@ class SerializeConfig:
 
 
 def add_common_args(parser: Parser) -> None:
-    add_model_args(parser, default_ckpt="tiny-flux", takes=lambda preset: "transformer_2" not in preset.components)
+    add_model_args(parser, default_ckpt="tiny-flux", takes=has_one_transformer)
     add_generation_args(parser)
 
 
@@ -115,6 +115,11 @@ def add_quantization_args(parser: Parser) -> None:
 def add_format_arg(parser: Parser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="auto",
                         help="auto: safetensors when torchao can flatten every weight type, else pickle")
+
+
+def has_one_transformer(preset) -> bool:
+    """What this script saves, loads and compiles: Wan2.2-T2V-A14B's two experts are refused."""
+    return "transformer_2" not in preset.components
 
 
 def build_parser() -> Parser:
@@ -163,15 +168,15 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
     quantization = getattr(args, "quantization", None)
     from_saved = getattr(args, "path", None) is not None  # load, aot --path: a transformer saved already quantized
     preset = get_preset(args.ckpt_id)
-    if getattr(args, "quant_skip_pattern", None) is not None:
-        check_skip_pattern(args.quant_skip_pattern)
-        if preset is not None and quantization not in (None, "None") and not from_saved:
-            check_something_left(preset, quantization, args.quant_skip_pattern)
     if quantization not in (None, "None") and not from_saved:  # with --path it is ignored
         reason = unsupported_reason(quantization, args.device)
         if reason:
             raise UsageError(reason)
-    if preset is not None and "transformer_2" in preset.components:
+    if getattr(args, "quant_skip_pattern", None) is not None:
+        check_skip_pattern(args.quant_skip_pattern)
+        if preset is not None and quantization not in (None, "None") and not from_saved:
+            check_something_left(preset, quantization, args.quant_skip_pattern)
+    if preset is not None and not has_one_transformer(preset):
         raise UsageError(f"{args.ckpt_id} denoises with two transformers (transformer, transformer_2); this script "
                          "saves, loads and compiles one")
     check_generation(args, preset)
@@ -315,8 +320,15 @@ def main(argv=None) -> int:
     setup_logging()
     config = parse_config(argv)
     try:
-        with stop_signals_raise():
-            return COMMANDS[config.command](config)
+        with stop_signals_raise() as stop:
+            try:
+                code = COMMANDS[config.command](config)
+            except Exception as error:
+                if stop.signum is not None:  # the stop, wrapped (torch.compile's BackendCompilerFailed)
+                    raise Stopped(stop.signum) from error
+                raise
+            stop.raise_if_swallowed()  # a stop lost in a weakref callback: the command ran on, but was stopped
+            return code
     except CheckpointError as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return 2

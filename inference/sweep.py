@@ -30,10 +30,10 @@ from utils.path_checks import check_output_dir
 from utils.paths import REPO_ROOT
 from utils.results import check_csv_target
 from utils.sweep import (
-    OUTPUT_FLAGS,
     check_configs,
     completed_keys,
     expand,
+    is_output_flag,
     load_grid_file,
     run_sweep,
     script_module,
@@ -105,6 +105,7 @@ def grid_spec(args) -> dict:
         if not sep or not name:
             raise UsageError(f"--set expects FLAG=VALUE, got {item!r}")
         check_not_output(name, "--set")
+        name = name.lstrip("-")
         if name in spec["override"]:
             raise UsageError(f"--set {name} given twice: give each flag once")
         spec["override"][name] = parse_value(value)
@@ -114,6 +115,7 @@ def grid_spec(args) -> dict:
         if not sep or not name or not values:
             raise UsageError(f"--vary expects FLAG=V1,V2,..., got {item!r}")
         check_not_output(name, "--vary")
+        name = name.lstrip("-")
         if name in spec["override"]:
             raise UsageError(f"--set {name} and --vary {name}: give the flag one way")
         if name in varied:
@@ -132,7 +134,7 @@ def grid_spec(args) -> dict:
 
 
 def check_not_output(name: str, flag: str) -> None:
-    if f"--{name.lstrip('-')}" in OUTPUT_FLAGS:
+    if is_output_flag(name):
         raise UsageError(f"{flag} {name}: the sweep's own --csv names the one file every configuration writes to")
 
 

@@ -1,4 +1,7 @@
 import os
+import signal
+import time
+import weakref
 
 import pytest
 import torch
@@ -48,3 +51,19 @@ def markdown_tables(markdown: str) -> list[list[dict[str, str]]]:
             tables.append(current)
             current, header = [], None
     return tables
+
+
+def signal_swallowed_by_a_weakref_callback(signum=signal.SIGINT):
+    """The stop handler raises inside a weakref callback, where Python prints "Exception ignored" and goes on (as
+    when Ctrl-C lands in torch.compile's weak-key dictionaries)."""
+    class Thing:
+        pass
+
+    def callback(_):
+        os.kill(os.getpid(), signum)
+        time.sleep(5)  # the handler raises before this ends, into the callback
+
+    thing = Thing()
+    reference = weakref.ref(thing, callback)
+    del thing
+    assert reference() is None

@@ -5,7 +5,6 @@ import math
 import os
 import signal
 import time
-import weakref
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image
+from tests.conftest import signal_swallowed_by_a_weakref_callback
 from utils import fidelity, timing
 from utils.errors import Stopped
 from utils.files import atomic_path
@@ -210,22 +210,6 @@ def test_a_run_stopped_during_its_timed_calls_keeps_those_it_finished(run_args, 
     [row] = rows(tmp_path).itertuples()
     assert row.status == "interrupted" and row.time_min_s <= row.time_median_s <= row.time_max_s
     assert "after 2 of 5 timed runs" in row.error and math.isnan(row.psnr_db)
-
-
-def signal_swallowed_by_a_weakref_callback(signum=signal.SIGINT):
-    """The stop handler raises inside a weakref callback, where Python prints "Exception ignored" and goes on (as
-    when Ctrl-C lands in torch.compile's weak-key dictionaries)."""
-    class Thing:
-        pass
-
-    def callback(_):
-        os.kill(os.getpid(), signum)
-        time.sleep(5)  # the handler raises before this ends, into the callback
-
-    thing = Thing()
-    reference = weakref.ref(thing, callback)
-    del thing
-    assert reference() is None
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallow itself

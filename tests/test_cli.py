@@ -211,3 +211,11 @@ def test_the_scripts_run_their_own_checkouts_code(tmp_path):
         done = subprocess.run([sys.executable, script, "--help"], cwd=REPO_ROOT, env=env, capture_output=True,
                               text=True)
         assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_a_skip_pattern_that_leaves_only_fallback_layers_is_accepted(tmp_path):
+    """int8dq's per-image layers (norms' linear, time embedders) get int8 weight-only in a fallback pass: a pattern
+    that skips every other layer still quantizes those, so it is no 'nothing left' error."""
+    config = benchmark_image.parse_config(["--device", "cpu", "--csv", str(tmp_path / "r.csv"), "--quantization",
+                                           "int8dq", "--quant_skip_pattern", r"^(?!.*(norm\w*\.linear$|time_)).*"])
+    assert config.quant_skip_pattern.startswith("^(?!")

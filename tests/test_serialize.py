@@ -279,15 +279,23 @@ def test_aot_load_errors_name_the_file(tmp_path):
         load_aot_transformer(tmp_path / "broken.pt2")
 
 
-def test_ctrl_c_is_one_line_and_exit_130_with_no_output_left(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_ctrl_c_is_one_line_and_exit_130_with_no_output_left(tmp_path, capsys, monkeypatch, wrapped):
+    """Also when the stop reaches the script wrapped in another exception (as torch.compile wraps its backend's)."""
     from inference import serialize
     from utils import serialization
+    from utils.errors import Stopped
 
     real = serialization.replace_directory
 
     def interrupted_before_the_move(directory, new):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)  # the handler raises before this ends
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises before this ends
+        except Stopped as stopped:
+            if wrapped:
+                raise RuntimeError("the backend failed") from stopped
+            raise
         real(directory, new)
 
     monkeypatch.setattr(serialization, "replace_directory", interrupted_before_the_move)

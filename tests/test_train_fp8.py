@@ -221,7 +221,8 @@ BAD_INPUTS = {
     "LoRA rank with full finetune": (["--full_finetune", "--rank", "8"], "--full_finetune trains every weight"),
     "default LoRA rank, given, with full finetune": (["--full_finetune", "--rank", "16"], "trains every weight"),
     "reload check without saving": (["--no_save", "--check_reload"], "not with --no_save"),
-    "not a flux model": (["--ckpt_id", "tiny-cogvideox"], "not a Flux model"),
+    "not a flux model": (["--ckpt_id", "tiny-cogvideox"], "not a FLUX.1 model"),
+    "FLUX.2 is not trained": (["--ckpt_id", "tiny-flux2"], "not a FLUX.1 model"),
     "unknown model, random weights": (["--ckpt_id", "acme/unknown", "--weights", "random"], "presets: "),
     "test preset, pretrained weights": (["--weights", "pretrained"], "test-only preset"),
     "unknown device": (["--device", "tpu9"], "not a torch device"),
@@ -303,6 +304,29 @@ def test_ctrl_c_records_the_run_in_progress_with_its_finished_steps(tmp_path, mo
     assert len(row["losses"].split()) == 4 and float(row["step_median_s"]) > 0 and not row["saved_to"]
     assert not (tmp_path / "lora").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back after the run
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallow itself
+def test_a_stop_swallowed_during_a_step_stops_the_run_after_that_step(tmp_path, monkeypatch):
+    """A Ctrl-C lost in a weakref callback (torch.compile's) during step 3 of 8 of --compare's first run: that run
+    stops after step 3 and the second never starts."""
+    from tests.conftest import signal_swallowed_by_a_weakref_callback
+
+    real, calls = loop.time_call_s, []
+
+    def third_step_swallows_the_stop(call, device):
+        calls.append(1)
+        if len(calls) == 3:
+            signal_swallowed_by_a_weakref_callback()
+        return real(call, device)
+
+    monkeypatch.setattr(loop, "time_call_s", third_step_swallows_the_stop)
+    code = train_fp8.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"), "--no_save",
+                           "--compare", "--max_steps", "8", "--warmup_steps", "1", "--num_images", "2"])
+    assert code == 130
+    _, rows = read_csv(tmp_path / "train.csv")
+    [row] = rows
+    assert row["status"] == "interrupted" and "after 3 of 8 steps" in row["error"]
 
 
 def test_ctrl_c_while_a_row_is_written_records_it_once_and_starts_nothing(tmp_path, monkeypatch):

@@ -72,9 +72,14 @@ def resolution_type(text: str) -> tuple[int, int]:
     return (sizes[0], sizes[-1])
 
 
+def is_flux(preset) -> bool:
+    """What this script trains: the FLUX.1 transformer."""
+    return preset.pipeline_class == "FluxPipeline"
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="training/train_fp8.py", description=__doc__.split("\n\n")[0])
-    add_model_args(parser, default_ckpt="tiny-flux", takes=lambda preset: preset.pipeline_class == "FluxPipeline")
+    add_model_args(parser, default_ckpt="tiny-flux", takes=is_flux)
 
     group = parser.add_argument_group("what to train")
     group.add_argument("--full_finetune", action="store_true",
@@ -157,8 +162,8 @@ def build_parser() -> Parser:
 def build_config(args, argv: list[str]) -> TrainConfig:
     """Raises UsageError before any model is built."""
     preset = get_preset(args.ckpt_id)
-    if preset is not None and preset.pipeline_class != "FluxPipeline":
-        raise UsageError(f"{args.ckpt_id} is not a Flux model; this script trains the Flux transformer")
+    if preset is not None and not is_flux(preset):
+        raise UsageError(f"{args.ckpt_id} is not a FLUX.1 model; this script trains the FLUX.1 transformer")
     defaults = preset.call_defaults if preset else {}
     side = defaults.get("height", 512)
     width, height = args.resolution or (side, side)

@@ -253,6 +253,10 @@ def check_generation(flags, preset: Preset | None) -> None:
         guidance = getattr(flags, name, None)
         if guidance is not None and not (math.isfinite(guidance) and guidance >= 0):
             raise UsageError(f"--{name} must be a finite number >= 0, got {guidance}")
+    second_expert = preset is None or "guidance_scale_2" in preset.call_defaults  # a checkpoint's pipeline decides
+    if getattr(flags, "guidance_scale_2", None) is not None and not second_expert:
+        raise UsageError(f"--guidance_scale_2 sets the low-noise expert's guidance of a two-expert model "
+                         f"(Wan2.2-T2V-A14B); {preset.name} has one transformer: use --guidance_scale")
     length, limit = getattr(flags, "max_sequence_length", None), text_length_limit(preset)
     if length is not None and length > limit:
         raise UsageError(f"--max_sequence_length must be at most {limit} tokens for this model, got {length}")

@@ -108,7 +108,6 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
     if checked:
         check_script_fits(flags.sample_flag, preset)
         check_generation(flags, preset)
-        check_second_guidance(getattr(flags, "guidance_scale_2", None), flags.ckpt_id, preset)
         check_device(flags.device)
     context = RunContext(script=script, command=shlex.join([*launcher, script, *argv]), ckpt_id=flags.ckpt_id,
                          preset=preset, weights=flags.weights,
@@ -133,12 +132,6 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
         check_output_memory(config.batch_size, size["height"], size["width"], size["num_frames"])
     # last: resolving --weights auto may ask the hub, which can take seconds
     return dataclasses.replace(config, weights=check_weights(flags.ckpt_id, flags.weights))
-
-
-def check_second_guidance(scale: float | None, ckpt_id: str, preset) -> None:
-    if scale is not None and (preset is None or "guidance_scale_2" not in preset.call_defaults):
-        raise UsageError(f"--guidance_scale_2 sets the low-noise expert's guidance of a two-expert model "
-                         f"(Wan2.2-T2V-A14B); {ckpt_id} has one transformer: use --guidance_scale")
 
 
 def check_script_fits(sample_flag: str, preset) -> None:

@@ -64,7 +64,9 @@ class Stopped(BaseException):
 
 
 class StopSignals:
-    """What stop_signals_raise yields: the stop signal received (None before one comes), and disarm()."""
+    """What stop_signals_raise yields: the stop signal received (None before one comes), disarm(), and
+    raise_if_swallowed() for the places where a stop may have been lost (ran_on: it was, and the block ran to its
+    end)."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -86,9 +88,10 @@ class StopSignals:
             raise Stopped(signum)
 
     def raise_if_swallowed(self) -> None:
-        """Raise the stop again where the handler's Stopped was swallowed: raised inside a weakref callback or a
-        __del__, where Python prints "Exception ignored" and goes on. Call it only where a delivered Stopped cannot
-        be (inside the block it unwinds), such as between timed calls."""
+        """Raise the stop again if the handler's Stopped was lost: raised inside a weakref callback or a __del__,
+        Python prints "Exception ignored" and goes on. Call it between units of work inside the block that the
+        Stopped would have unwound (between timed calls or training steps): reaching such a point with a stop
+        received means it was lost."""
         if self.signum is not None and not self.raised_again:
             self.raised_again = True
             raise Stopped(self.signum)
@@ -122,9 +125,12 @@ def failure_recorded(row, stop: StopSignals):
     else:
         if stop.signum is not None:  # swallowed where Python ignores exceptions, and never raised again
             stop.ran_on = True
-            row.status, row.error = failure_fields(None, stop.signum)
-            row.error += (" (it arrived where Python ignores exceptions, so the run went on to its end: every column "
-                          "is kept)")
+            status, error = failure_fields(None, stop.signum)
+            note = " (it arrived where Python ignores exceptions, so the run went on to its end: every column is kept)"
+            if row.status == "ok":
+                row.status, row.error = status, error + note
+            else:  # the run's own outcome (a NaN output, say) stays the status
+                row.error = f"{row.error}; then {error}{note}"
 
 
 @contextlib.contextmanager

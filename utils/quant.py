@@ -211,16 +211,24 @@ def apply_quantization(model: torch.nn.Module, name: str, *, skip_pattern: str |
     method = QUANTIZATIONS[name]
     if method.planned:
         raise ValueError(f"{name} chooses a config per layer: use utils.autoquant.autoquant, not apply_quantization")
+    for make_config, filter_fn in quantization_passes(name, skip_pattern, few_rows_pattern):
+        quantize_(model, make_config(set_inductor_config), filter_fn=filter_fn, device=device)
+    return count_quantized_linears(model)
+
+
+def quantization_passes(name: str, skip_pattern: str | None = None, few_rows_pattern: str | None = None) -> list:
+    """apply_quantization's quantize_ calls, as (config maker, filter_fn): the method's config on the layers it can
+    take, then its fallback (weight-only) config on the layers it always skips or that get too few rows; the user's
+    skip pattern keeps its layers out of every pass."""
+    method = QUANTIZATIONS[name]
     if method.make_config is None:
-        return 0
+        return []
     few_rows = few_rows_pattern if method.few_rows_as else None
-    quantize_(model, method.make_config(set_inductor_config),
-              filter_fn=layer_filter(name, any_of(skip_pattern, few_rows)), device=device)
-    # the layers the method cannot take get its fallback config (not those the user keeps in bf16)
+    passes = [(method.make_config, layer_filter(name, any_of(skip_pattern, few_rows)))]
     for pattern, fallback in ((method.always_skip, method.always_skip_as), (few_rows, method.few_rows_as)):
         if pattern and fallback:
-            quantize_(model, fallback(set_inductor_config), filter_fn=_only(pattern, skip_pattern), device=device)
-    return count_quantized_linears(model)
+            passes.append((fallback, _only(pattern, skip_pattern)))
+    return passes
 
 
 def _only(pattern: str, skip_pattern: str | None) -> Callable[[torch.nn.Module, str], bool]:

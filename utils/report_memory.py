@@ -10,7 +10,7 @@ from utils.levers.base import is_set, text
 from utils.plots import plot_memory
 from utils.report_tables import to_markdown
 
-# The seed README's CogVideoX-5b memory ladder (its own runs, pretrained weights, its "GB"): (quantization, T5 + VAE
+# The seed README's CogVideoX-5b memory ladder (its own runs, pretrained weights, its "GB"): (quantization, T5
 # quantized too, offload, VAE tiling) -> (load GB, peak GB). Shown beside our rows, never mixed into our columns.
 SEED_MEMORY = {
     "THUDM/CogVideoX-5b": {

@@ -43,6 +43,12 @@ from utils.results import append_row_or_save_aside, read_rows
 from utils.sweep_processes import Children
 
 OUTPUT_FLAGS = ("--csv",)  # flags that say where results go, not what runs
+
+
+def is_output_flag(name: str) -> bool:
+    """Whether a flag named with or without its dashes says where results go (the sweep's own --csv decides)."""
+    return f"--{name.lstrip('-')}" in OUTPUT_FLAGS
+
 SPEC_KEYS = {"description": str, "script": str, "fixed": dict, "grid": dict, "configs": list, "ladder": list,
              "when": list, "timeout_s": (int, float)}
 SCRIPT_API = ("build_parser", "parse_config", "blank_row")  # what a script needs to be swept
@@ -171,11 +177,11 @@ def check_spec(spec, source: str) -> None:
     flag_sets += [(key, entry.get(part, {})) for key in ("configs", "ladder", "when") for entry in spec.get(key, [])
                   for part in ("set", "measure") if isinstance(entry, dict)]
     for key, flags in flag_sets:
-        outputs = [name for name in flags if f"--{name.lstrip('-')}" in OUTPUT_FLAGS]
+        outputs = [name for name in flags if is_output_flag(name)]
         if outputs:
             raise UsageError(f"{source}: {key} sets {outputs[0]!r}; the sweep's own --csv names the one file every "
                              "configuration writes to")
-    job_sets = [json.dumps(entry.get("set", {}), sort_keys=True) for entry in spec.get("configs", [])]
+    job_sets = [json.dumps(entry.get("set", {}), sort_keys=True, default=str) for entry in spec.get("configs", [])]
     repeated = next((flags for index, flags in enumerate(job_sets) if flags in job_sets[:index]), None)
     if repeated is not None:
         raise UsageError(f"{source}: two configs entries set the same flags ({repeated}); each job runs once")

@@ -15,7 +15,7 @@ from utils.quant import (
     QUANTIZATIONS,
     apply_quantization,
     bf16_layers_pattern,
-    layer_filter,
+    quantization_passes,
     unsupported_reason,
     weight_only_layers,
 )
@@ -74,7 +74,7 @@ def check(config) -> None:
         check_skip_pattern(config.quant_skip_pattern)
         if config.quantization == "None":
             raise UsageError("--quant_skip_pattern keeps layers out of a quantization: it needs --quantization")
-        if config.preset is not None and QUANTIZATIONS[config.quantization].make_config is not None:
+        if config.preset is not None:
             check_something_left(config.preset, config.quantization, config.quant_skip_pattern)
     if config.quantization == "None":
         given = [f"--{name}" for name in ("quantize_vae", "quantize_text_encoders", "torchao_inductor_config")
@@ -89,11 +89,14 @@ def check(config) -> None:
 
 
 def check_something_left(preset, quantization: str, skip_pattern: str) -> None:
-    """A UsageError if the pattern keeps every layer of the preset's transformer out (tried on a meta-device copy):
-    such a run would be labelled quantized with nothing quantized."""
-    chosen = layer_filter(quantization, skip_pattern)
+    """A UsageError if the pattern keeps every layer of the preset's transformer out of every quantization pass
+    (tried on a meta-device copy): such a run would be labelled quantized with nothing quantized."""
+    if QUANTIZATIONS[quantization].make_config is None:  # autoquant: its plan decides, per layer
+        return
+    passes = quantization_passes(quantization, skip_pattern, preset.few_rows_layers or None)
+    filters = [filter_fn for _, filter_fn in passes]
     model = build_random_transformer(preset, "meta", torch.bfloat16, seed=0)
-    if not any(chosen(module, fqn) for fqn, module in model.named_modules()):
+    if not any(chosen(module, fqn) for fqn, module in model.named_modules() for chosen in filters):
         raise UsageError(f"--quant_skip_pattern {skip_pattern!r} leaves no Linear layer of {preset.name}'s transformer "
                          f"for {quantization}: narrow it")
 

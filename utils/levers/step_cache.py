@@ -134,7 +134,8 @@ def enable(model: torch.nn.Module, kind: str, threshold: float | None = None) ->
         attention = next((fqn for fqn, module in model.named_modules() if type(module).__name__.endswith("Attention")),
                          "none")
         raise ValueError(f"--step_cache {kind}: diffusers hooked no module of {name} (TaylorSeer's default patterns "
-                         f"must match a whole module name ending in 'attn', such as blocks.0.attn; this model's "
+                         f"match whole module names that start with blocks, transformer_blocks, "
+                         f"single_transformer_blocks or temporal_transformer_blocks and end in 'attn'; this model's "
                          f"attention modules are named like {attention})")
     return n_hooked
 

@@ -4,6 +4,7 @@ import logging
 import math
 import re
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -104,9 +105,10 @@ class TrainResult:
     output: torch.Tensor | None = None  # for --check_reload: the trained transformer's output on fixed inputs
 
 
-def train(transformer, params, data: CachedData, config, result: TrainResult, label: str = "train") -> None:
-    """Run config.max_steps steps, adding each one's seconds and loss to `result` as it ends (a stopped run keeps
-    the steps it finished)."""
+def train(transformer, params, data: CachedData, config, result: TrainResult, label: str = "train",
+          after_each_step: Callable[[], None] = lambda: None) -> None:
+    """Run config.max_steps steps, adding each one's seconds and loss to `result` as it ends, then calling
+    `after_each_step` (a stopped run keeps the steps it finished)."""
     from tqdm.auto import tqdm
 
     optimizer = make_optimizer(params, config.lr, config.use_8bit_adam)
@@ -130,6 +132,7 @@ def train(transformer, params, data: CachedData, config, result: TrainResult, la
             result.step_s.append(seconds)
             result.losses.append(loss.item())
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}", step_s=f"{seconds:.3f}")
+            after_each_step()
     if config.profile:
         path = config.profile
         if config.compare:  # one file per run

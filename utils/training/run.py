@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from utils.campaign import compile_start
-from utils.errors import Stopped, failure_fields, stop_signals_raise
+from utils.errors import Stopped, StopSignals, failure_fields, stop_signals_raise
 from utils.levers.compilation import compile_model
 from utils.pipelines import build_pipeline, build_transformer
 from utils.provenance import package_version, provenance
@@ -101,7 +101,7 @@ def check_reload(config: TrainConfig, expected: torch.Tensor, data: CachedData, 
 
 
 def run_once(config: TrainConfig, fp8: str, transformer, data: CachedData, row: TrainRow,
-             result: TrainResult) -> None:
+             result: TrainResult, stop: StopSignals | None = None) -> None:
     """Convert -> (LoRA) -> compile -> train -> record -> save, filling `row` and `result`. The transformer is
     consumed."""
     row.transformer_blocks = f"{transformer.config.num_layers}+{transformer.config.num_single_layers}"
@@ -120,7 +120,8 @@ def run_once(config: TrainConfig, fp8: str, transformer, data: CachedData, row: 
     if config.compile:
         compile_model(transformer, regional=True)  # each block on its own: a fraction of the whole model's compile
     row.model_memory_GiB = allocated_GiB(config.device)
-    train(transformer, params, data, config, result, label=run_label(fp8, row.fp8_emulate))
+    train(transformer, params, data, config, result, label=run_label(fp8, row.fp8_emulate),
+          after_each_step=stop.raise_if_swallowed if stop else lambda: None)
     record_training(row, result, config.batch_size, config.warmup_steps)
     row.peak_memory_GiB = peak_allocated_GiB(config.device)
     if config.no_save or fp8 != config.fp8:  # with --compare only the run of the chosen recipe is saved
@@ -194,6 +195,7 @@ def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tu
                     raise Stopped(stop.signum) from error
                 record_failure(rows, error)
             for fp8, row in zip(recipes, rows):
+                stop.raise_if_swallowed()
                 current, result = row, TrainResult([], [])
                 if data is not None:
                     try:
@@ -201,7 +203,7 @@ def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tu
                             start = time.perf_counter()
                             transformer = load_transformer(config)
                             row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's
-                        run_once(config, fp8, transformer, data, row, result)
+                        run_once(config, fp8, transformer, data, row, result, stop)
                         curves[run_label(fp8, row.fp8_emulate)] = result.losses
                         transformer = None
                         free_memory(config.device)  # before --check_reload builds a second pipeline
