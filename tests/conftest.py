@@ -67,3 +67,18 @@ def signal_swallowed_by_a_weakref_callback(signum=signal.SIGINT):
     reference = weakref.ref(thing, callback)
     del thing
     assert reference() is None
+
+
+def lose_a_stop_in_call(monkeypatch, module, number: int) -> list:
+    """Patch `module.time_call_s` so that its `number`-th call first loses a Ctrl-C in a weakref callback; returns
+    the list that counts the calls."""
+    real, calls = module.time_call_s, []
+
+    def timed(call, device):
+        calls.append(1)
+        if len(calls) == number:
+            signal_swallowed_by_a_weakref_callback()
+        return real(call, device)
+
+    monkeypatch.setattr(module, "time_call_s", timed)
+    return calls

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from inference import benchmark_image
-from tests.conftest import signal_swallowed_by_a_weakref_callback
+from tests.conftest import lose_a_stop_in_call, signal_swallowed_by_a_weakref_callback
 from utils import fidelity, timing
 from utils.errors import Stopped
 from utils.files import atomic_path
@@ -214,16 +214,7 @@ def test_a_run_stopped_during_its_timed_calls_keeps_those_it_finished(run_args, 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallow itself
 def test_a_stop_swallowed_during_warm_up_stops_the_run_after_that_call(run_args, tmp_path, monkeypatch):
-    calls = []
-    real = timing.time_call_s
-
-    def first_call_swallows_the_stop(call, device):
-        calls.append(1)
-        if len(calls) == 1:
-            signal_swallowed_by_a_weakref_callback()
-        return real(call, device)
-
-    monkeypatch.setattr(timing, "time_call_s", first_call_swallows_the_stop)
+    calls = lose_a_stop_in_call(monkeypatch, timing, 1)
     assert run([*run_args, "--runs", "3"]) == 130
     [row] = rows(tmp_path).itertuples()
     assert len(calls) == 1 and row.status == "interrupted" and math.isnan(row.time_median_s)

@@ -310,17 +310,9 @@ def test_ctrl_c_records_the_run_in_progress_with_its_finished_steps(tmp_path, mo
 def test_a_stop_swallowed_during_a_step_stops_the_run_after_that_step(tmp_path, monkeypatch):
     """A Ctrl-C lost in a weakref callback (torch.compile's) during step 3 of 8 of --compare's first run: that run
     stops after step 3 and the second never starts."""
-    from tests.conftest import signal_swallowed_by_a_weakref_callback
+    from tests.conftest import lose_a_stop_in_call
 
-    real, calls = loop.time_call_s, []
-
-    def third_step_swallows_the_stop(call, device):
-        calls.append(1)
-        if len(calls) == 3:
-            signal_swallowed_by_a_weakref_callback()
-        return real(call, device)
-
-    monkeypatch.setattr(loop, "time_call_s", third_step_swallows_the_stop)
+    lose_a_stop_in_call(monkeypatch, loop, 3)
     code = train_fp8.main(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "train.csv"), "--no_save",
                            "--compare", "--max_steps", "8", "--warmup_steps", "1", "--num_images", "2"])
     assert code == 130
