@@ -321,12 +321,8 @@ def main(argv=None) -> int:
     config = parse_config(argv)
     try:
         with stop_signals_raise() as stop:
-            try:
+            with stop.unwrapped():
                 code = COMMANDS[config.command](config)
-            except Exception as error:
-                if stop.signum is not None:  # the stop, wrapped (torch.compile's BackendCompilerFailed)
-                    raise Stopped(stop.signum) from error
-                raise
             stop.raise_if_swallowed()  # a stop lost in a weakref callback: the command ran on, but was stopped
             return code
     except CheckpointError as error:

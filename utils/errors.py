@@ -97,6 +97,17 @@ class StopSignals:
             raise Stopped(self.signum)
 
     @contextlib.contextmanager
+    def unwrapped(self):
+        """Within the block, an exception raised after a stop signal came leaves it as that Stopped: the stop may
+        arrive wrapped in another exception (torch.compile's BackendCompilerFailed wraps what its backend raises)."""
+        try:
+            yield
+        except Exception as error:
+            if self.signum is not None:
+                raise Stopped(self.signum) from error
+            raise
+
+    @contextlib.contextmanager
     def held(self):
         """Within the block a stop signal waits; it raises Stopped as the block ends. For writing a row, which must
         be written whole and once."""

@@ -189,29 +189,27 @@ def train_recipes(config: TrainConfig, record: Callable[[TrainRow], None]) -> tu
     with stop_signals_raise() as stop:
         try:
             try:
-                transformer, data = build_and_cache(config, rows)
+                with stop.unwrapped():
+                    transformer, data = build_and_cache(config, rows)
             except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
-                if stop.signum is not None:  # the stop, wrapped
-                    raise Stopped(stop.signum) from error
                 record_failure(rows, error)
             for fp8, row in zip(recipes, rows):
                 stop.raise_if_swallowed()
                 current, result = row, TrainResult([], [])
                 if data is not None:
                     try:
-                        if transformer is None:  # the second run of --compare starts from the same weights
-                            start = time.perf_counter()
-                            transformer = load_transformer(config)
-                            row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's
-                        run_once(config, fp8, transformer, data, row, result, stop)
-                        curves[run_label(fp8, row.fp8_emulate)] = result.losses
-                        transformer = None
-                        free_memory(config.device)  # before --check_reload builds a second pipeline
-                        if result.output is not None:
-                            row.reload_max_abs_diff = check_reload(config, result.output, data, fp8)
-                    except Exception as error:  # noqa: BLE001
-                        if stop.signum is not None:  # the stop, wrapped (torch.compile's BackendCompilerFailed)
-                            raise Stopped(stop.signum) from error
+                        with stop.unwrapped():
+                            if transformer is None:  # the second run of --compare starts from the same weights
+                                start = time.perf_counter()
+                                transformer = load_transformer(config)
+                                row.load_s = (row.load_s or 0.0) + time.perf_counter() - start  # plus the pipeline's
+                            run_once(config, fp8, transformer, data, row, result, stop)
+                            curves[run_label(fp8, row.fp8_emulate)] = result.losses
+                            transformer = None
+                            free_memory(config.device)  # before --check_reload builds a second pipeline
+                            if result.output is not None:
+                                row.reload_max_abs_diff = check_reload(config, result.output, data, fp8)
+                    except Exception as error:  # noqa: BLE001 - a failed run is recorded, not lost
                         record_failure([row], error)
                     transformer = None
                     free_memory(config.device)
