@@ -31,6 +31,7 @@ from utils.paths import REPO_ROOT
 from utils.results import check_csv_target
 from utils.sweep import (
     check_configs,
+    check_rule_flags,
     completed_keys,
     expand,
     is_output_flag,
@@ -129,7 +130,7 @@ def grid_spec(args) -> dict:
         raise UsageError(f"no such script in this repository: {spec['script']}")
     # The scripts record themselves as `python inference/<script>`: match that spelling, or resume never matches.
     spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-    script_module(spec["script"])
+    check_rule_flags(spec)
     return spec
 
 

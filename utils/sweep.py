@@ -247,6 +247,18 @@ def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
     return configs
 
 
+def check_rule_flags(spec: dict) -> None:
+    """Raise UsageError for a `when` rule whose `if` names no flag of the script: a misspelled name never matches, so
+    the rule would silently never apply."""
+    options = {option for action in script_module(spec["script"]).build_parser()._actions
+               for option in action.option_strings}
+    for number, rule in enumerate(spec.get("when", []), start=1):
+        unknown = [name for name in rule["if"] if f"--{name}" not in options]
+        if unknown:
+            raise UsageError(f"when rule {number}: its if names {unknown[0]!r}, which is no flag of {spec['script']} "
+                             "(write flags without dashes, as in set), so the rule would never apply")
+
+
 def check_configs(configs: list[Config], csv: Path, on_this_machine: bool) -> None:
     """Raise UsageError (one line) naming the first configuration its script would refuse, so that bad flags or
     values never launch a process or write a row. `on_this_machine` runs the script's own checks, which look at
