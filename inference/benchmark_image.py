@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
 
+import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.benchmark import new_row, run_and_print
 from utils.cli import Parser
 from utils.config import add_benchmark_flags, unchecked_config, validate

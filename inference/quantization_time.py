@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
 
+import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.campaign import CAMPAIGN_ENV, campaign_id
 from utils.cli import (
     Parser,

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
 
+import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer, run_transformer
 from utils.benchmark import call_kwargs, make_call
 from utils.cli import (

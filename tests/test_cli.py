@@ -202,15 +202,31 @@ def test_given_flags_are_the_typed_ones_whatever_their_spelling():
     assert given_flags(parser, argv) == {"compile_mode", "seed", "regional_compile"}
 
 
+SCRIPTS = ("inference/benchmark_image.py", "inference/benchmark_video.py", "inference/quantization_time.py",
+           "inference/serialize.py", "inference/sweep.py", "training/train_fp8.py")
+
+
 def test_the_scripts_run_their_own_checkouts_code(tmp_path):
     # another copy of utils ahead on the path (another clone's editable install, say) must not be the one imported
     (tmp_path / "utils").mkdir()
     (tmp_path / "utils" / "__init__.py").write_text("raise ImportError('the other copy of utils')\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    for script in ("inference/benchmark_image.py", "inference/sweep.py", "training/train_fp8.py"):
+    for script in SCRIPTS:
         done = subprocess.run([sys.executable, script, "--help"], cwd=REPO_ROOT, env=env, capture_output=True,
                               text=True)
         assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_an_uncaught_ctrl_c_is_one_line_and_exits_by_sigint():
+    """What every script imports first: a Ctrl-C while torch imports must not print a traceback."""
+    code = "import utils.interrupt_hook; raise KeyboardInterrupt"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.stderr == "interrupted (Ctrl-C)\n"
+    assert done.returncode == -2  # killed by SIGINT, as Python ends on an uncaught KeyboardInterrupt: the shell's 130
+    for script in SCRIPTS:
+        first = next(line for line in (REPO_ROOT / script).read_text().splitlines()
+                     if line.startswith(("import utils", "from utils")))
+        assert first.startswith("import utils.interrupt_hook"), script
 
 
 def test_a_skip_pattern_that_leaves_only_fallback_layers_is_accepted(tmp_path):
