@@ -35,6 +35,7 @@ from utils.sweep import (
     check_rule_flags,
     completed_keys,
     expand,
+    first_refusal_of,
     is_output_flag,
     load_grid_file,
     run_sweep,
@@ -70,8 +71,8 @@ def build_parser() -> Parser:
                              "across calls: --only 'ladder_step [1-5] ')")
     parser.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
                         help="list the configurations that would run (and those skipped as done), run nothing; "
-                             "flags are parsed, not checked against this machine's devices and memory, so that a "
-                             "grid can be planned elsewhere")
+                             "bad flags are refused, and a note names the first configuration that this machine "
+                             "would refuse (its devices, their free memory), so that a grid can be planned elsewhere")
     return parser
 
 
@@ -181,13 +182,18 @@ def sweep(args) -> int:
     if every and not configs:
         raise UsageError(f"--only {args.only.pattern!r} matches none of the {len(every)} configurations' commands "
                          "(--dry_run without --only lists them)")
-    check_configs(configs, args.csv, on_this_machine=not args.dry_run)
+    # Only what is still to run is checked: a finished configuration need not fit this machine.
+    todo = still_to_run(configs, args.csv)
     if args.dry_run:
-        todo = still_to_run(configs, args.csv)
+        check_configs(todo, args.csv, on_this_machine=False)
         print(plan(configs, todo, args.csv))
         for config in configs:
             print(("run   " if config in todo else "skip  ") + config.command())
+        refusal = first_refusal_of(todo, args.csv, on_this_machine=True)
+        if refusal:
+            print(f"note: run here, the sweep would stop before starting anything: {refusal}")
         return 0
+    check_configs(todo, args.csv, on_this_machine=True)
     # One campaign for every configuration this run starts (the rows' campaign column; the report takes ratios only
     # within one); a BENCH_CAMPAIGN already set (a job script's) is kept.
     campaign = os.environ.get(CAMPAIGN_ENV) or new_campaign_id()
@@ -211,7 +217,8 @@ def still_to_run(configs: list, csv: Path) -> list:
 
 
 def plan(configs: list, todo: list, csv: Path) -> str:
-    return f"{len(configs)} configurations, {len(configs) - len(todo)} already ok in {csv}, {len(todo)} to run"
+    return (f"{len(configs)} configuration{'s' * (len(configs) != 1)}, {len(configs) - len(todo)} already ok in {csv}, "
+            f"{len(todo)} to run")
 
 
 if __name__ == "__main__":

@@ -235,3 +235,19 @@ def test_a_skip_pattern_that_leaves_only_fallback_layers_is_accepted(tmp_path):
     config = benchmark_image.parse_config(["--device", "cpu", "--csv", str(tmp_path / "r.csv"), "--quantization",
                                            "int8dq", "--quant_skip_pattern", r"^(?!.*(norm\w*\.linear$|time_)).*"])
     assert config.quant_skip_pattern.startswith("^(?!")
+
+
+def test_a_full_size_model_falls_back_to_the_cpu_only_when_asked(monkeypatch, tmp_path, capsys):
+    """Without CUDA the default device is the CPU, where a full-size model runs for hours: --device cpu must say so."""
+    from inference import benchmark_video
+    from utils import cli
+
+    monkeypatch.setattr(cli, "default_device", lambda: "cpu")
+    argv = ["--ckpt_id", "THUDM/CogVideoX-2b", "--weights", "random", "--csv", str(tmp_path / "r.csv")]
+    expect_exit_2(benchmark_video.parse_config, argv, "has no CUDA GPU: on the CPU it would run for hours; give "
+                  "--device cpu to run it there anyway, or try --ckpt_id tiny-cogvideox", capsys)
+    try:
+        assert benchmark_video.parse_config([*argv, "--device", "cpu"]).device == "cpu"
+    except SystemExit:  # a host too small for its weights: refused for that, not for the fallback
+        assert "for its fp16 weights alone" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -124,3 +124,14 @@ def test_a_selector_must_pick_exactly_one_row(tmp_path):
     table.write_text("| name | file | selector |\n|---|---|---|\n| `none` | `results/no-such.csv` | `step=1` |\n")
     with pytest.raises(ValueError, match="no such file"):
         quotes.load_sources(table)
+
+
+def test_the_quotes_command_refuses_a_bad_name_or_file_in_one_line(capsys):
+    for argv, message in [(["--show", "ladder_5"], "no such row name"), (["--show"], "expected one argument"),
+                          (["no-such-file.md"], "no such file: no-such-file.md")]:
+        with pytest.raises(SystemExit) as stop:
+            quotes.main(argv)
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err
+    assert quotes.main(["--show", "ladder-5"]) == 0
+    assert capsys.readouterr().out.startswith("ladder-5: results/")

@@ -206,6 +206,21 @@ def test_a_configuration_this_machine_cannot_run_is_refused_before_any_runs(tmp_
     assert_nothing_written(tmp_path)
 
 
+def test_a_dry_run_notes_what_this_machine_would_refuse_and_a_finished_configuration_is_not_checked(tmp_path, capsys):
+    csv = tmp_path / "r.csv"
+    argv = [*TINY, "--vary", "quantization=None,fp8dqrow", "--csv", str(csv)]
+    assert sweep.main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "note: run here, the sweep would stop before starting anything: configuration 2 of 2" in out
+    assert "--quantization fp8dqrow" in out.splitlines()[-1]
+    assert_nothing_written(tmp_path)
+    spec = {**SPEC, "fixed": {"ckpt_id": "tiny-flux", "device": "cpu", "warmup": "1"}, "grid": {"quantization":
+                                                                                               ["fp8dqrow"]}}
+    append_row(csv, ok_row(utils.sweep.expand(spec)[0].command()))  # measured on a GPU, resumed on this CPU
+    assert sweep.main([*TINY, "--vary", "quantization=fp8dqrow", "--csv", str(csv)]) == 0
+    assert "1 configuration, 1 already ok" in capsys.readouterr().out
+
+
 def ok_row(command: str):
     config = utils.sweep.Config("inference/benchmark_image.py", (("ckpt_id", "tiny-flux"),))
     row = utils.sweep.failure_row(config, "ok", "")

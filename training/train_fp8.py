@@ -28,6 +28,7 @@ from utils.cli import (
     check_device,
     check_generation,
     check_memory,
+    check_not_full_size_on_cpu,
     check_output_memory,
     check_weights,
     given_flags,
@@ -229,6 +230,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
     if shallower and weights != "random":
         raise UsageError("--num_layers/--num_single_layers change the architecture: they need --weights random")
     if not shallower:
+        check_not_full_size_on_cpu(preset, args.device, "device" in given_flags(build_parser(), argv))
         check_memory(preset, "bf16", args.device)
     if shallower and args.check_reload:
         raise UsageError("--check_reload loads the LoRA into the full-depth pipeline: not with "

@@ -320,6 +320,17 @@ def check_memory(preset: Preset | None, base_dtype: str, device: str, offload: s
                              f"{torch_device} has {free_GiB:.1f} GiB free; try --offload sequential")
 
 
+def check_not_full_size_on_cpu(preset: Preset | None, device: str, device_given: bool) -> None:
+    """Without a CUDA GPU --device falls back to the CPU, where one call of a full-size model takes hours: refused
+    unless --device cpu says so; a tiny preset of the same classes is the CPU's model."""
+    if preset is None or preset.hub_id is None or device_given or torch.device(device).type != "cpu":
+        return
+    tiny = [name for name in preset_names() if get_preset(name).hub_id is None
+            and get_preset(name).pipeline_class == preset.pipeline_class]
+    raise UsageError(f"{preset.name} is a full-size model and this machine has no CUDA GPU: on the CPU it would run "
+                     f"for hours; give --device cpu to run it there anyway, or try --ckpt_id {' or '.join(tiny)}")
+
+
 def base_dtype_of(preset: Preset | None) -> str:
     """The precision a model is meant to run in: the preset's, bf16 for checkpoints that are not presets."""
     return preset.base_dtype if preset else "bf16"

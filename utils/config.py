@@ -17,6 +17,7 @@ from utils.cli import (
     check_device,
     check_generation,
     check_memory,
+    check_not_full_size_on_cpu,
     check_output_memory,
     check_weights,
     given_flags,
@@ -125,6 +126,7 @@ def build_config(script: str, flags: argparse.Namespace, argv: list[str], checke
         lever.check(config)
     check_measurement_flags(config)
     check_output_paths(config, f"--{flags.sample_flag}", SAMPLE_SUFFIXES[flags.sample_flag])
+    check_not_full_size_on_cpu(preset, config.device, "device" in given)
     check_memory(preset, config.base_dtype, config.device, config.offload)
     defaults = preset.call_defaults if preset else {}
     size = {name: getattr(config, name) or defaults.get(name) for name in ("height", "width", "num_frames")}

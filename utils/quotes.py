@@ -24,7 +24,9 @@ alone in a table cell must carry a marker, or `<!--seed-->` (a figure the seed R
     python -m utils.quotes --show NAME        # every column of the row NAME selects (for updating a quote)
 """
 
+import argparse
 import ast
+import difflib
 import json
 import math
 import re
@@ -359,14 +361,30 @@ def quoted_files() -> list[Path]:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--show"] and len(argv) == 2:
-        source = load_sources()[argv[1]]
+    parser = argparse.ArgumentParser(prog="python -m utils.quotes",
+                                     description="Check every number the README and docs quote against its row.")
+    parser.add_argument("files", nargs="*", type=Path,
+                        help="markdown files to check (default: README.md and every .md in docs/, inference/, "
+                             "training/ and results/)")
+    parser.add_argument("--show", metavar="NAME",
+                        help="print every column of the row NAME (a name from docs/quoted-rows.md) selects, to "
+                             "update a quote")
+    args = parser.parse_args(argv)
+    if args.show is not None:
+        sources = load_sources()
+        if args.show not in sources:
+            near = difflib.get_close_matches(args.show, sources, n=3)
+            parser.error(f"--show {args.show}: no such row name in {ROWS_FILE.relative_to(REPO_ROOT)}"
+                         + (f" (did you mean {', '.join(near)}?)" if near else ""))
+        source = sources[args.show]
         print(f"{source.name}: {source.file} ({source.unit})")
         for column, value in source.values.items():
             print(f"  {column} = {value}")
         return 0
-    paths = [Path(arg).resolve() for arg in argv] or quoted_files()
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)}")
+    paths = [path.resolve() for path in args.files] or quoted_files()
     problems = check_files(paths, every_number=(REPO_ROOT / "README.md",))
     print("\n".join(problems) or f"every quote in {len(paths)} files matches its row")
     return 1 if problems else 0

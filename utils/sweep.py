@@ -261,20 +261,24 @@ def check_rule_flags(spec: dict) -> None:
 
 def check_configs(configs: list[Config], csv: Path, on_this_machine: bool) -> None:
     """Raise UsageError (one line) naming the first configuration its script would refuse, so that bad flags or
-    values never launch a process or write a row. `on_this_machine` runs the script's own checks, which look at
-    this machine (its devices and their free memory, the hub); without it, only the script's parser reads the
-    flags, as a dry run on another machine than the GPU one must."""
-    if not configs:
-        return
-    if on_this_machine:
-        # In a process of its own: asking CUDA (for free memory) opens a context, which must not stay in the sweep's
-        # process, on a GPU, through every measurement.
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_stderr) as pool:
-            refusal = pool.submit(first_refusal, configs, csv, True).result()
-    else:
-        refusal = first_refusal(configs, csv, False)
+    values never launch a process or write a row."""
+    refusal = first_refusal_of(configs, csv, on_this_machine)
     if refusal:
         raise UsageError(refusal)
+
+
+def first_refusal_of(configs: list[Config], csv: Path, on_this_machine: bool) -> str | None:
+    """The first configuration its script would refuse, and why; None if none. `on_this_machine` runs the script's
+    own checks, which look at this machine (its devices and their free memory, the hub); without it, only the
+    script's parser reads the flags."""
+    if not configs:
+        return None
+    if not on_this_machine:
+        return first_refusal(configs, csv, False)
+    # In a process of its own: asking CUDA (for free memory) opens a context, which must not stay in the sweep's
+    # process, on a GPU, through every measurement.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=quiet_stderr) as pool:
+        return pool.submit(first_refusal, configs, csv, True).result()
 
 
 def quiet_stderr() -> None:

@@ -24,5 +24,6 @@ for run in "tune|$tuned" "plain|" "reuse|$tuned"; do
     timeout "${CONFIG_TIMEOUT_S:-300}" python3 inference/benchmark_image.py $common ${run#*|} > "$logs/$name.log" 2>&1
   record_exit $? "$name"
   echo "$name: $(grep -c 'Starting autotune search' "$logs/$name.log") shapes tuned"
+  grep -E 'Error|: error: ' "$logs/$name.log" | tail -1 | cut -c1-300
 done
 finish_job

@@ -36,6 +36,6 @@ run_configs() {
       timeout "$timeout_s" python3 "$script" $common $flags --csv "$csv" > "$logs/$name.log" 2>&1
     record_exit $? "$name"
     rm -rf "$cache"
-    grep -E '^\| (THUDM|black)|Error|: ok, step|: (error|oom|nan) ' "$logs/$name.log" | tail -3 | cut -c1-300
+    grep -E '^\| (THUDM|black)|Error|: error: |: ok, step|: (error|oom|nan) ' "$logs/$name.log" | tail -3 | cut -c1-300
   done
 }

@@ -5,8 +5,8 @@ kernels inductor generated for the first compile.
     python results/commands/probe_int8wo_compile.py [--no-mkldnn]
 """
 
+import argparse
 import re
-import sys
 
 import torch
 from torch._inductor.utils import run_and_get_code
@@ -30,11 +30,17 @@ def time_ms(function, calls: int = 5) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-mkldnn", action="store_true",
+                        help="inductor's mkldnn patterns off in the first compile too (the second always has them off)")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        parser.error("this probe times a CUDA kernel: run it on a machine with a CUDA GPU")
     x = torch.randn(1, M, K, device="cuda", dtype=torch.bfloat16)
     linear = torch.nn.Linear(K, N, device="cuda", dtype=torch.bfloat16)
     quantize_(linear, Int8WeightOnlyConfig(set_inductor_config=False))
     print(f"eager int8wo {time_ms(lambda: linear(x)):.3f} ms", flush=True)
-    torch.backends.mkldnn.enabled = "--no-mkldnn" not in sys.argv
+    torch.backends.mkldnn.enabled = not args.no_mkldnn
     _, code = run_and_get_code(torch.compile(linear, fullgraph=True), x)
     for line in code[0].splitlines():
         if re.search(KERNEL_LINE, line):

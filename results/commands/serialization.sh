@@ -41,6 +41,6 @@ for phase in cold warm; do
   TORCHINDUCTOR_CACHE_DIR="$work/inductor-$phase" TRITON_CACHE_DIR="$work/inductor-$phase/triton" \
     timeout "${CONFIG_TIMEOUT_S:-400}" python3 inference/benchmark_image.py \
     $flux $compiled --compile_cache "$work/fp8dqrow-compile-cache.bin" --csv "$out/compile-cache.csv" > "$out/$name.log" 2>&1
-  record_exit $? "$name"; grep -E '^\| black|Error' "$out/$name.log" | tail -2 | cut -c1-300
+  record_exit $? "$name"; grep -E '^\| black|Error|: error: ' "$out/$name.log" | tail -2 | cut -c1-300
 done
 finish_job
