@@ -13,6 +13,7 @@ truncated files, another model's weights) stops with one line naming the file, a
 See inference/serialization_and_loading.md and inference/aot_serialization.md.
 """
 
+import argparse
 import logging
 import shlex
 import sys
@@ -21,11 +22,13 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's utils, not another installed copy
 
 import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
+
+# isort: split
+import torch
+
 from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer, run_transformer
 from utils.benchmark import call_kwargs, make_call
 from utils.cli import (
@@ -36,7 +39,9 @@ from utils.cli import (
     check_device,
     check_generation,
     check_memory,
+    check_not_full_size_on_cpu,
     check_weights,
+    given_flags,
     parse_checked,
 )
 from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, UsageError, stop_signals_raise
@@ -186,6 +191,7 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
         raise UsageError("measure --aot times torch.compile of the int8wo model loaded from safetensors, which "
                          "crashes on the CPU (segfault in aten._weight_int8pack_mm): use another --quantization or "
                          "CUDA")
+    check_not_full_size_on_cpu(preset, args.device, "device" in given_after_command(args.command, argv))
     weights = check_weights(args.ckpt_id, args.weights)
     # A saved transformer (load, aot --path) comes in at its quantized size, and a checkpoint's pipeline never reads
     # its own; a random-weight pipeline still builds (and then drops) a bf16 transformer beside it.
@@ -203,6 +209,12 @@ def check_package_path(flag: str, path: Path) -> None:
     check_output_file(flag, path, (".pt2",))
     if path.exists() and not zipfile.is_zipfile(path):
         raise UsageError(f"{flag} {path}: exists and is not an AOT package; refusing to replace it")
+
+
+def given_after_command(command: str, argv: list[str]) -> frozenset[str]:
+    """The flags the command line set itself after its COMMAND word (given_flags of that command's parser)."""
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    return given_flags(commands.choices[command], argv[argv.index(command) + 1:])
 
 
 def check_paths(args) -> None:

@@ -2,8 +2,8 @@
 and memory), all appending to one CSV. Resumable: a configuration whose row is already in the CSV with status ok is
 skipped. A grid file is a crossed grid, a job list or a cumulative ladder (format: docs/architecture.md, Grid files;
 examples: inference/grids/).
-Every configuration is checked by its script before any runs: bad input is one line on stderr and exit code 2, with
-nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) stops the running configuration, which
+Every configuration still to run is checked by its script before any runs: bad input is one line on stderr and exit
+code 2, with nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) stops the running configuration, which
 records itself as `interrupted` with the times it finished (killed after 20 s if it has not), and exits with 130;
 a sweep killed outright takes its configuration process with it.
 
@@ -36,12 +36,13 @@ from utils.sweep import (
     completed_keys,
     expand,
     first_refusal_of,
+    flag_aliases,
     is_output_flag,
     load_grid_file,
     run_sweep,
     script_module,
 )
-from utils.sweep_processes import Children, compile_cache_root, csv_lock
+from utils.sweep_processes import Children, compile_cache_root, csv_lock, sweep_running_on
 
 DEFAULT_TIMEOUT_S = 900
 
@@ -132,6 +133,7 @@ def grid_spec(args) -> dict:
         raise UsageError(f"no such script in this repository: {spec['script']}")
     # The scripts record themselves as `python inference/<script>`: match that spelling, or resume never matches.
     spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    spec["aliases"] = flag_aliases(spec["script"])
     check_rule_flags(spec)
     return spec
 
@@ -189,9 +191,12 @@ def sweep(args) -> int:
         print(plan(configs, todo, args.csv))
         for config in configs:
             print(("run   " if config in todo else "skip  ") + config.command())
-        refusal = first_refusal_of(todo, args.csv, on_this_machine=True)
-        if refusal:
-            print(f"note: run here, the sweep would stop before starting anything: {refusal}")
+        if sweep_running_on(args.csv):  # checking opens a CUDA context beside its measurements
+            print(f"note: a sweep on {args.csv} is running, so this machine's checks were left out")
+        else:
+            refusal = first_refusal_of(todo, args.csv, on_this_machine=True)
+            if refusal:
+                print(f"note: run here, the sweep would stop before starting anything: {refusal}")
         return 0
     check_configs(todo, args.csv, on_this_machine=True)
     # One campaign for every configuration this run starts (the rows' campaign column; the report takes ratios only

@@ -1,3 +1,4 @@
+import ast
 import os
 import subprocess
 import sys
@@ -223,10 +224,12 @@ def test_an_uncaught_ctrl_c_is_one_line_and_exits_by_sigint():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.stderr == "interrupted (Ctrl-C)\n"
     assert done.returncode == -2  # killed by SIGINT, as Python ends on an uncaught KeyboardInterrupt: the shell's 130
-    for script in SCRIPTS:
-        first = next(line for line in (REPO_ROOT / script).read_text().splitlines()
-                     if line.startswith(("import utils", "from utils")))
-        assert first.startswith("import utils.interrupt_hook"), script
+    for script in SCRIPTS:  # the hook comes before every import that is not the standard library's
+        imports = [node for node in ast.parse((REPO_ROOT / script).read_text()).body
+                   if isinstance(node, (ast.Import, ast.ImportFrom))]
+        names = [node.module if isinstance(node, ast.ImportFrom) else node.names[0].name for node in imports]
+        first = next(name for name in names if name.split(".")[0] not in sys.stdlib_module_names)
+        assert first == "utils.interrupt_hook", script
 
 
 def test_a_skip_pattern_that_leaves_only_fallback_layers_is_accepted(tmp_path):

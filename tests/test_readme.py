@@ -128,7 +128,8 @@ def test_a_selector_must_pick_exactly_one_row(tmp_path):
 
 def test_the_quotes_command_refuses_a_bad_name_or_file_in_one_line(capsys):
     for argv, message in [(["--show", "ladder_5"], "no such row name"), (["--show"], "expected one argument"),
-                          (["no-such-file.md"], "no such file: no-such-file.md")]:
+                          (["no-such-file.md"], "not a file: no-such-file.md"),
+                          (["--show", "ladder-5", "README.md"], "give it alone")]:
         with pytest.raises(SystemExit) as stop:
             quotes.main(argv)
         assert stop.value.code == 2

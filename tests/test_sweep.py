@@ -53,6 +53,18 @@ def test_rules_match_values_given_on_the_command_line(tmp_path):
         assert any(str(flags["batch_size"]) == "4" and not flags["compile"] for flags in configs)
 
 
+def test_a_rule_matches_a_flag_spelled_by_its_alias(tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"script": "inference/benchmark_image.py", "fixed": {"model_id": "tiny-flux"},
+                                "grid": {"fuse_qkv": [False, True]},
+                                "when": [{"if": {"ckpt_id": "tiny-flux", "fuse_attn_projections": True},
+                                          "set": {"runs": 7}},
+                                         {"if": {"fuse_qkv": False}, "set": {"warmup": 3}}]}))
+    args = sweep.build_parser().parse_args(["--grid", str(grid), "--csv", str(tmp_path / "x.csv")])
+    configs = [dict(c.flags) for c in utils.sweep.expand(sweep.grid_spec(args))]
+    assert [(flags.get("runs"), flags.get("warmup")) for flags in configs] == [(None, 3), (7, None)]
+
+
 def test_set_beats_every_value_the_grid_file_gives(tmp_path):
     """--set is a flag every configuration gets: a grid file's fixed flags, a ladder step's `measure` and a job's
     own `set` all give way to it (two jobs it makes equal run once); --set and --vary of one flag is refused."""

@@ -185,8 +185,8 @@ def test_bad_grid_files_are_refused_in_one_line(tmp_path, capfd, text, suffix, m
 @pytest.mark.parametrize("flags, message", [
     (["--grid", "inference/grids/flux-dev.json", *TINY[:2]], "not both"),
     (["--grid", "inference/grids/cogvideox-latency.json", "--vary", "seed=1,2"], "--vary crosses a grid"),
-    ([*TINY, "--vary", "quantisation=None,int8wo"], "configuration 1 of 2"),
-    ([*TINY, "--vary", "quantization=None,int8w0"], "configuration 2 of 2"),
+    ([*TINY, "--vary", "quantisation=None,int8wo"], "configuration 1 of the 2 to run"),
+    ([*TINY, "--vary", "quantization=None,int8w0"], "configuration 2 of the 2 to run"),
     ([*TINY, "--set", "seed=one"], "invalid seed value: 'one'"),
     ([*TINY, "--set", "compile=yes"], "unrecognized arguments: yes"),
     ([*TINY, "--vary", "seed=1", "--vary", "seed=2"], "--vary seed given twice"),
@@ -202,7 +202,7 @@ def test_bad_flags_are_refused_before_any_configuration_runs(tmp_path, capfd, fl
 def test_a_configuration_this_machine_cannot_run_is_refused_before_any_runs(tmp_path, capfd):
     """fp8 needs a recent GPU: the script's own checks (run before the sweep starts) refuse it on the CPU."""
     err = bad_input(capfd, [*TINY, "--vary", "quantization=None,fp8dqrow", "--csv", str(tmp_path / "r.csv")])
-    assert "configuration 2 of 2" in err and "--quantization fp8dqrow" in err
+    assert "configuration 2 of the 2 to run" in err and "--quantization fp8dqrow" in err
     assert_nothing_written(tmp_path)
 
 
@@ -211,7 +211,7 @@ def test_a_dry_run_notes_what_this_machine_would_refuse_and_a_finished_configura
     argv = [*TINY, "--vary", "quantization=None,fp8dqrow", "--csv", str(csv)]
     assert sweep.main([*argv, "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "note: run here, the sweep would stop before starting anything: configuration 2 of 2" in out
+    assert "note: run here, the sweep would stop before starting anything: configuration 2 of the 2 to run" in out
     assert "--quantization fp8dqrow" in out.splitlines()[-1]
     assert_nothing_written(tmp_path)
     spec = {**SPEC, "fixed": {"ckpt_id": "tiny-flux", "device": "cpu", "warmup": "1"}, "grid": {"quantization":

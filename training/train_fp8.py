@@ -225,12 +225,13 @@ def build_config(args, argv: list[str]) -> TrainConfig:
     check_output_file("--profile", args.profile, (".md",))  # the raw table goes beside it as .txt
     if not args.no_save:
         check_output_dir("--output_dir", args.output_dir)
-    weights = check_weights(args.ckpt_id, args.weights)
     shallower = args.num_layers or args.num_single_layers
+    if not shallower:
+        check_not_full_size_on_cpu(preset, args.device, "device" in given_flags(build_parser(), argv))
+    weights = check_weights(args.ckpt_id, args.weights)
     if shallower and weights != "random":
         raise UsageError("--num_layers/--num_single_layers change the architecture: they need --weights random")
     if not shallower:
-        check_not_full_size_on_cpu(preset, args.device, "device" in given_flags(build_parser(), argv))
         check_memory(preset, "bf16", args.device)
     if shallower and args.check_reload:
         raise UsageError("--check_reload loads the LoRA into the full-depth pipeline: not with "

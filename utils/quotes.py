@@ -371,6 +371,8 @@ def main(argv=None) -> int:
                              "update a quote")
     args = parser.parse_args(argv)
     if args.show is not None:
+        if args.files:
+            parser.error("--show NAME prints one row: give it alone, without files to check")
         sources = load_sources()
         if args.show not in sources:
             near = difflib.get_close_matches(args.show, sources, n=3)
@@ -383,7 +385,7 @@ def main(argv=None) -> int:
         return 0
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
-        parser.error(f"no such file: {', '.join(missing)}")
+        parser.error(f"not a file: {', '.join(missing)}")
     paths = [path.resolve() for path in args.files] or quoted_files()
     problems = check_files(paths, every_number=(REPO_ROOT / "README.md",))
     print("\n".join(problems) or f"every quote in {len(paths)} files matches its row")

@@ -231,13 +231,15 @@ def substitute(value, log_dir: Path | None):
 
 def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
     """Every configuration of the spec, `when` rules applied, duplicates (rules or overrides can make two equal)
-    dropped. The spec's `override` (sweep.py's --set, not a grid-file key) beats every value the file gives."""
+    dropped. The spec's `override` (sweep.py's --set, not a grid-file key) beats every value the file gives; its
+    `aliases` (flag_aliases, also set by sweep.py) let a rule match a flag spelled by another of its names."""
     configs, seen = [], set()
-    override = spec.get("override", {})
+    override, aliases = spec.get("override", {}), spec.get("aliases", {})
     for own in combinations(spec):
         flags = {**spec.get("fixed", {}), **own, **override}
         for rule in spec.get("when", []):
-            if all(same_value(flags.get(key), value) for key, value in rule["if"].items()):
+            named = {aliases.get(name, name): value for name, value in flags.items()}  # --model_id X is ckpt_id X
+            if all(same_value(named.get(aliases.get(key, key)), value) for key, value in rule["if"].items()):
                 flags.update(rule["set"])
         flags.update(override)
         config = Config(spec["script"], tuple((name, substitute(value, log_dir)) for name, value in flags.items()))
@@ -245,6 +247,15 @@ def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
             seen.add(config.command())
             configs.append(config)
     return configs
+
+
+def flag_aliases(script: str) -> dict[str, str]:
+    """Every other name of a flag of `script` -> the name its parser gives first (model_id -> ckpt_id)."""
+    aliases = {}
+    for action in script_module(script).build_parser()._actions:
+        names = [option[2:] for option in action.option_strings if option.startswith("--")]
+        aliases.update({name: names[0] for name in names[1:]})
+    return aliases
 
 
 def check_rule_flags(spec: dict) -> None:
@@ -299,7 +310,7 @@ def first_refusal(configs: list[Config], csv: Path, on_this_machine: bool) -> st
         except SystemExit as exit_info:
             if exit_info.code:
                 reason = (refusal.getvalue().strip().splitlines() or [f"exit code {exit_info.code}"])[-1]
-                return f"configuration {number} of {len(configs)} ({config.command()}) is refused: {reason}"
+                return f"configuration {number} of the {len(configs)} to run ({config.command()}) is refused: {reason}"
     return None
 
 

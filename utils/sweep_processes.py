@@ -22,6 +22,21 @@ LOCK_WAIT_S = 10  # a configuration process killed with its sweep takes a moment
 STOP_GRACE_S = 20.0  # how long a stopped configuration may take to write its own row before it is killed
 
 
+def sweep_running_on(csv: Path) -> bool:
+    """Whether a sweep on `csv` holds its lock now; creates nothing and keeps no lock."""
+    try:
+        file = open(csv.with_name(csv.name + ".sweep.lock"))
+    except OSError:
+        return False
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(file, fcntl.LOCK_UN)
+    return False
+
+
 @contextlib.contextmanager
 def csv_lock(csv: Path):
     """Hold `<csv>.sweep.lock` for the sweep's lifetime; yields its file descriptor, which every configuration

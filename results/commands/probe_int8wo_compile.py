@@ -7,6 +7,7 @@ kernels inductor generated for the first compile.
 
 import argparse
 import re
+import sys
 
 import torch
 from torch._inductor.utils import run_and_get_code
@@ -29,13 +30,15 @@ def time_ms(function, calls: int = 5) -> float:
     return start.elapsed_time(end) / calls
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-mkldnn", action="store_true",
                         help="inductor's mkldnn patterns off in the first compile too (the second always has them off)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        parser.error("this probe times a CUDA kernel: run it on a machine with a CUDA GPU")
+        print(f"{parser.prog}: error: this probe times a CUDA kernel: run it on a machine with a CUDA GPU",
+              file=sys.stderr)
+        return 2
     x = torch.randn(1, M, K, device="cuda", dtype=torch.bfloat16)
     linear = torch.nn.Linear(K, N, device="cuda", dtype=torch.bfloat16)
     quantize_(linear, Int8WeightOnlyConfig(set_inductor_config=False))
@@ -50,7 +53,8 @@ def main() -> None:
         torch.backends.mkldnn.enabled = mkldnn
         compiled = torch.compile(linear, fullgraph=True)
         print(f"mkldnn={mkldnn}: compiled {time_ms(lambda: compiled(x)):.3f} ms", flush=True)  # noqa: B023
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
