@@ -3,9 +3,9 @@ and memory), all appending to one CSV. Resumable: a configuration whose row is a
 skipped. A grid file is a crossed grid, a job list or a cumulative ladder (format: docs/architecture.md, Grid files;
 examples: inference/grids/).
 Every configuration still to run is checked by its script before any runs: bad input is one line on stderr and exit
-code 2, with nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) stops the running configuration, which
-records itself as `interrupted` with the times it finished (killed after 20 s if it has not), and exits with 130;
-a sweep killed outright takes its configuration process with it.
+code 2, with nothing run or written. One sweep at a time per CSV. Ctrl-C (or SIGTERM) stops the running
+configuration, which records itself as `interrupted` with the times it finished (killed after 20 s if it has not),
+and exits with 130; a sweep killed outright takes its configuration process with it.
 
     python inference/sweep.py --grid inference/grids/flux-dev.json --csv results/flux-dev.csv --dry-run
     python inference/sweep.py --script inference/benchmark_image.py --set ckpt_id=tiny-flux \\
