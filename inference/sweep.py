@@ -36,7 +36,7 @@ from utils.sweep import (
     completed_keys,
     expand,
     first_refusal_of,
-    flag_aliases,
+    flag_names,
     is_output_flag,
     load_grid_file,
     run_sweep,
@@ -133,7 +133,7 @@ def grid_spec(args) -> dict:
         raise UsageError(f"no such script in this repository: {spec['script']}")
     # The scripts record themselves as `python inference/<script>`: match that spelling, or resume never matches.
     spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-    spec["aliases"] = flag_aliases(spec["script"])
+    spec["flag_names"] = flag_names(spec["script"])
     check_rule_flags(spec)
     return spec
 

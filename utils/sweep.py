@@ -232,14 +232,14 @@ def substitute(value, log_dir: Path | None):
 def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
     """Every configuration of the spec, `when` rules applied, duplicates (rules or overrides can make two equal)
     dropped. The spec's `override` (sweep.py's --set, not a grid-file key) beats every value the file gives; its
-    `aliases` (flag_aliases, also set by sweep.py) let a rule match a flag spelled by another of its names."""
+    `flag_names` (flag_names(), also set by sweep.py) let a rule match a flag spelled by another of its names."""
     configs, seen = [], set()
-    override, aliases = spec.get("override", {}), spec.get("aliases", {})
+    override, names = spec.get("override", {}), spec.get("flag_names", {})
     for own in combinations(spec):
         flags = {**spec.get("fixed", {}), **own, **override}
         for rule in spec.get("when", []):
-            named = {aliases.get(name, name): value for name, value in flags.items()}  # --model_id X is ckpt_id X
-            if all(same_value(named.get(aliases.get(key, key)), value) for key, value in rule["if"].items()):
+            named = {names.get(name, name): value for name, value in flags.items()}  # --model_id X is ckpt_id X
+            if all(same_value(named.get(names.get(key, key)), value) for key, value in rule["if"].items()):
                 flags.update(rule["set"])
         flags.update(override)
         config = Config(spec["script"], tuple((name, substitute(value, log_dir)) for name, value in flags.items()))
@@ -249,22 +249,22 @@ def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
     return configs
 
 
-def flag_aliases(script: str) -> dict[str, str]:
-    """Every other name of a flag of `script` -> the name its parser gives first (model_id -> ckpt_id)."""
-    aliases = {}
+def flag_names(script: str) -> dict[str, str]:
+    """Every long flag name of `script` -> the name its parser gives that flag first (model_id -> ckpt_id,
+    ckpt_id -> ckpt_id)."""
+    names = {}
     for action in script_module(script).build_parser()._actions:
-        names = [option[2:] for option in action.option_strings if option.startswith("--")]
-        aliases.update({name: names[0] for name in names[1:]})
-    return aliases
+        spellings = [option[2:] for option in action.option_strings if option.startswith("--")]
+        if spellings:
+            names.update(dict.fromkeys(spellings, spellings[0]))
+    return names
 
 
 def check_rule_flags(spec: dict) -> None:
-    """Raise UsageError for a `when` rule whose `if` names no flag of the script: a misspelled name never matches, so
-    the rule would silently never apply."""
-    options = {option for action in script_module(spec["script"]).build_parser()._actions
-               for option in action.option_strings}
+    """Raise UsageError for a `when` rule whose `if` names no flag of the script (spec["flag_names"]): a misspelled
+    name never matches, so the rule would silently never apply."""
     for number, rule in enumerate(spec.get("when", []), start=1):
-        unknown = [name for name in rule["if"] if f"--{name}" not in options]
+        unknown = [name for name in rule["if"] if name not in spec["flag_names"]]
         if unknown:
             raise UsageError(f"when rule {number}: its if names {unknown[0]!r}, which is no flag of {spec['script']} "
                              "(write flags without dashes, as in set), so the rule would never apply")

@@ -22,10 +22,14 @@ LOCK_WAIT_S = 10  # a configuration process killed with its sweep takes a moment
 STOP_GRACE_S = 20.0  # how long a stopped configuration may take to write its own row before it is killed
 
 
+def lock_path(csv: Path) -> Path:
+    return csv.with_name(csv.name + ".sweep.lock")
+
+
 def sweep_running_on(csv: Path) -> bool:
     """Whether a sweep on `csv` holds its lock now; creates nothing and keeps no lock."""
     try:
-        file = open(csv.with_name(csv.name + ".sweep.lock"))
+        file = open(lock_path(csv))
     except OSError:
         return False
     with file:
@@ -42,7 +46,7 @@ def csv_lock(csv: Path):
     """Hold `<csv>.sweep.lock` for the sweep's lifetime; yields its file descriptor, which every configuration
     process inherits, so that the lock lasts while any of them lives. A second sweep on the CSV waits LOCK_WAIT_S
     for it, then is refused: it would run the same configurations beside these, and both would time them wrong."""
-    path = csv.with_name(csv.name + ".sweep.lock")
+    path = lock_path(csv)
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
