@@ -151,6 +151,7 @@ def build_parser() -> Parser:
                      help="compile this saved transformer (from `save`) instead of quantizing the pipeline's own; "
                           "--quantization is then ignored")
     aot.add_argument("--output", type=Path, required=True, help=".pt2 package to write")
+    aot.add_argument("--overwrite", action="store_true", help="replace an existing AOT package at --output")
     aot.add_argument("--weights_on_disk", action="store_true",
                      help="store the weights as one blob next to the shared library instead of inside it")
 
@@ -204,11 +205,14 @@ def build_config(args, argv: list[str]) -> SerializeConfig:
                               "dtype": DTYPES[base_dtype_of(preset)]})
 
 
-def check_package_path(flag: str, path: Path) -> None:
-    """An AOT package path: a .pt2 file, replaced only if it is a package (a zip archive), never another file."""
+def check_package_path(flag: str, path: Path, overwrite: bool) -> None:
+    """An AOT package path: a .pt2 file, replaced only with `overwrite` and only if it is a package (a zip archive),
+    never another file."""
     check_output_file(flag, path, (".pt2",))
     if path.exists() and not zipfile.is_zipfile(path):
         raise UsageError(f"{flag} {path}: exists and is not an AOT package; refusing to replace it")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{flag} {path}: already exists; pass --overwrite to replace it")
 
 
 def given_after_command(command: str, argv: list[str]) -> frozenset[str]:
@@ -225,13 +229,13 @@ def check_paths(args) -> None:
     if args.command in ("load", "aot") and args.path is not None:
         read_checkpoint_config(args.path)
     if args.command == "aot":
-        check_package_path("--output", args.output)
+        check_package_path("--output", args.output, args.overwrite)
     if args.command == "measure":
         check_output_dir("--workdir", args.workdir)
         for name in ("bf16", args.quantization):  # written there, replacing what an earlier measure wrote
             check_output_directory(args.workdir / name, overwrite=True)
         if args.aot:
-            check_package_path("--workdir", args.workdir / f"{args.quantization}.pt2")
+            check_package_path("--workdir", args.workdir / f"{args.quantization}.pt2", overwrite=True)
         check_output_file("--json", args.json)
 
 

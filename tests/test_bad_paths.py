@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -181,6 +182,17 @@ def test_aot_never_replaces_a_file_that_is_not_a_package(tmp_path, capsys, no_mo
     target.write_text("not a package")
     expect_exit_2(serialize.main, ["aot", "--device", "cpu", "--output", str(target)], "not an AOT package", capsys)
     assert target.read_text() == "not a package"
+
+
+def test_aot_replaces_an_existing_package_only_with_overwrite(tmp_path, capsys, monkeypatch):
+    target = tmp_path / "old.pt2"
+    with zipfile.ZipFile(target, "w") as package:  # what an earlier `aot` wrote (a zip archive)
+        package.writestr("old/data", "earlier package")
+    before = target.read_bytes()
+    expect_exit_2(serialize.main, ["aot", "--device", "cpu", "--output", str(target)], "pass --overwrite", capsys)
+    assert target.read_bytes() == before
+    monkeypatch.setitem(serialize.COMMANDS, "aot", lambda config: 0)  # the checks pass; no model is built here
+    assert serialize.main(["aot", "--device", "cpu", "--output", str(target), "--overwrite"]) == 0
 
 
 def test_save_overwrites_only_what_it_wrote(tmp_path):

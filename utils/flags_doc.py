@@ -4,6 +4,10 @@ from them (tests/test_flags_doc.py regenerates it and compares).
     python -m utils.flags_doc            # rewrite docs/flags.md
 """
 
+import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C during the imports below is one line)
+
+# isort: split
+
 import argparse
 import dataclasses
 import importlib

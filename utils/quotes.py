@@ -24,6 +24,10 @@ alone in a table cell must carry a marker, or `<!--seed-->` (a figure the seed R
     python -m utils.quotes --show NAME        # every column of the row NAME selects (for updating a quote)
 """
 
+import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C during the imports below is one line)
+
+# isort: split
+
 import argparse
 import ast
 import difflib

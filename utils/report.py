@@ -12,6 +12,10 @@ Rows of an interrupted sweep (status interrupted) stay in the CSV only. An empty
 with one line and exit code 2, before anything is written.
 """
 
+import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C during the imports below is one line)
+
+# isort: split
+
 import re
 import sys
 from pathlib import Path
