@@ -158,15 +158,15 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
     statuses = []
     env = {**os.environ, CAMPAIGN_ENV: campaign_id()}
     for method in METHODS:
-        command = [sys.executable, "-m", "inference.quantization_time", *without_flag(argv, "--timeout_s"),
+        command = [sys.executable, str(Path(__file__).resolve()), *without_flag(argv, "--timeout_s"),
                    "--method", method,
                    "--weights", config.weights]  # argparse keeps the last value of a repeated flag
         print(f"=== {method}: {METHODS[method]}", flush=True)
         rows_before = count_rows(config.csv)
         # A session of its own: a terminal's Ctrl-C reaches only this process, which passes the stop on as SIGTERM
         # (silent if it comes before the child's handlers are in place, as SIGINT would not be).
-        process = subprocess.Popen(command, preexec_fn=die_with_parent(), env=env, start_new_session=True,
-                                   cwd=Path(__file__).resolve().parents[1])
+        process = subprocess.Popen(command, preexec_fn=die_with_parent(), env=env,  # in our working directory:
+                                   start_new_session=True)  # a relative --csv is the same file to both
         with stop_signals_raise() as stop:
             try:
                 returncode = process.wait(timeout=config.timeout_s)

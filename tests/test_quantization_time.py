@@ -24,9 +24,11 @@ def all_ways(tmp_path_factory):
     """One `--method all` run: three subprocesses, one per way (each given the flags less --timeout_s, which only the
     parent takes)."""
     csv_path = tmp_path_factory.mktemp("quantization-time") / "quantization-time.csv"
-    result = subprocess.run([sys.executable, "inference/quantization_time.py", "--ckpt_id", TINY, "--device", "cpu",
-                             "--timeo=100", "--csv", str(csv_path)],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    # run from the CSV's folder with a relative --csv: the subprocesses must append to the same file
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "inference/quantization_time.py"), "--ckpt_id", TINY,
+                             "--device", "cpu", "--timeo=100", "--csv", csv_path.name],
+                            cwd=csv_path.parent, capture_output=True, text=True, timeout=120)
+    assert not (REPO_ROOT / csv_path.name).exists()
     return result, csv_path
 
 

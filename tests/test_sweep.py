@@ -117,8 +117,8 @@ def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_
     seen, triton_dirs, campaigns = [], [], []
     real_popen = subprocess.Popen
 
-    def fake_popen(argv, **kwargs):  # the benchmark process (python -m ...) replaced by one that writes no row
-        if argv[1:2] != ["-m"]:
+    def fake_popen(argv, **kwargs):  # the benchmark process replaced by one that writes no row
+        if argv[1:2] != [str(REPO_ROOT / "inference/benchmark_image.py")]:
             return real_popen(argv, **kwargs)  # git, asked for the failure row's provenance
         cache_dir = kwargs["env"].get("TORCHINDUCTOR_CACHE_DIR")
         seen.append((cache_dir, cache_dir is not None and utils.sweep.Path(cache_dir).is_dir()))
@@ -141,6 +141,15 @@ def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "shared"))
     sweep.main(sweep_args(tmp_path, "--vary", "seed=3", "--shared_compile_cache"))
     assert [cache_dir for cache_dir, _ in seen] == [str(tmp_path / "shared")]
+
+
+def test_a_relative_csv_is_the_sweeps_own_working_directory(tmp_path, monkeypatch):
+    """The configurations run in the sweep's working directory: their rows land in the CSV the sweep reads."""
+    monkeypatch.chdir(tmp_path)
+    args = [*sweep_args(tmp_path)[:-2], "--csv", "relative.csv", "--log_dir", "logs", "--vary", "seed=1"]
+    assert sweep.main(args) == 0
+    assert list(read_rows(tmp_path / "relative.csv").status) == ["ok"]
+    assert not (REPO_ROOT / "relative.csv").exists() and any((tmp_path / "logs").iterdir())
 
 
 def test_timeout_is_recorded(tmp_path):

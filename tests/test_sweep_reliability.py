@@ -45,7 +45,8 @@ def configuration_processes(sweep_pid: int) -> list[int]:
                 command = open(f"/proc/{entry}/cmdline").read().split("\0")
             except (FileNotFoundError, ProcessLookupError):
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == sweep_pid and "inference.benchmark_image" in command:
+            benchmark = str(REPO_ROOT / "inference/benchmark_image.py")
+            if int(stat.rsplit(")", 1)[1].split()[1]) == sweep_pid and benchmark in command:
                 found.append(int(entry))
     return found
 

@@ -75,13 +75,8 @@ class Config:
     def key(self):
         return configuration_key(self.command(), self.script)
 
-    @property
-    def module(self) -> str:
-        return module_name(self.script)
-
-
 def module_name(script: str) -> str:
-    """The script as a module name (scripts are run with python -m from the repository root)."""
+    """The script as a module name (for importing it here: its parser, checks and blank row)."""
     return Path(script).with_suffix("").as_posix().replace("/", ".")
 
 
@@ -367,7 +362,9 @@ def run_config(config: Config, csv: Path, timeout_s: float, gpu: str | None, log
             env.update(TORCHINDUCTOR_CACHE_DIR=cache_dir, TRITON_CACHE_DIR=str(Path(cache_dir) / "triton"))
         log.write(command + "\n")
         log.flush()
-        process = children.start([sys.executable, "-m", config.module, *config.argv(csv)], cwd=REPO_ROOT, env=env,
+        # By its path and in the sweep's own working directory, so that relative paths (--csv, --set values) mean
+        # what they mean to the sweep; the script puts its checkout first on sys.path itself.
+        process = children.start([sys.executable, str(REPO_ROOT / config.script), *config.argv(csv)], env=env,
                                  stdout=log, stderr=subprocess.STDOUT)
         if process is not None:
             returncode = children.wait(process, timeout_s)
