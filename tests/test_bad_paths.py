@@ -14,9 +14,10 @@ import torch
 from inference import benchmark_image, benchmark_video, quantization_time, serialize
 from tests.conftest import REPO_ROOT, TINY, expect_exit_2
 from training import train_fp8
-from utils import cli
+from utils import cli, profiling
 from utils.errors import failure_status
 from utils.logs import KNOWN_HARMLESS
+from utils.results import COLUMNS
 
 
 @pytest.fixture
@@ -138,6 +139,31 @@ def test_cpu_allocation_failure_is_oom():
     assert failure_status(MemoryError()) == "oom"
     assert failure_status(torch.OutOfMemoryError("CUDA out of memory")) == "oom"
     assert failure_status(RuntimeError("shape mismatch")) == "error"
+
+
+def test_outputs_that_would_replace_a_file_are_refused(tmp_path, capsys, no_model):
+    rows = tmp_path / "rows.png"
+    rows.write_text(",".join(COLUMNS) + "\n")  # a CSV of ours, by another name
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    base = ["--ckpt_id", TINY, "--device", "cpu", "--no_fidelity"]
+    same_image = tmp_path / ".." / tmp_path.name / "rows.png"  # another spelling of the CSV's path
+    expect_exit_2(benchmark_image.main, [*base, "--csv", str(rows), "--save_image", str(same_image)],
+                  "--csv and --save_image name the same file", capsys)
+    expect_exit_2(benchmark_image.main, [*base, "--csv", str(tmp_path / "r.csv"), "--profile",
+                                         str(tmp_path / "notes.md")], "was not written by --profile", capsys)
+    expect_exit_2(train_fp8.main, ["--device", "cpu", "--fp8", "off", "--max_steps", "3", "--no_save", "--csv",
+                                   str(tmp_path / "t.txt"), "--profile", str(tmp_path / "t.md")],
+                  "--csv and --profile (its operator table) name the same file", capsys)
+    assert notes.read_text() == "my notes" and sorted(path.name for path in tmp_path.iterdir()) == [
+        "notes.txt", "rows.png"]
+
+
+def test_a_profile_table_written_before_is_replaced(tmp_path):
+    (tmp_path / "p.txt").write_text(f"{profiling.RAW_TABLE_HEADER}\n\nan earlier table\n")
+    config = benchmark_image.parse_config(["--device", "cpu", "--csv", str(tmp_path / "r.csv"), "--profile",
+                                           str(tmp_path / "p.md")])
+    assert config.profile == tmp_path / "p.md"
 
 
 def test_train_refuses_an_output_dir_that_is_a_file(tmp_path, capsys, no_model):

@@ -39,10 +39,11 @@ from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, UsageError, stop_signal
 from utils.levers.attention import BACKENDS, check_backend
 from utils.levers.base import off_as
 from utils.logs import setup_logging
-from utils.path_checks import check_output_dir, check_output_file
+from utils.path_checks import check_distinct_outputs, check_output_dir, check_output_file
 from utils.paths import REPO_ROOT, default_csv
 from utils.plots import plot_losses
 from utils.presets import get_preset
+from utils.profiling import check_profile_path, raw_table_path
 from utils.provenance import provenance
 from utils.results import TrainRow, append_row_or_save_aside, check_csv_target
 from utils.serialization import check_safetensors_file
@@ -222,7 +223,9 @@ def build_config(args, argv: list[str]) -> TrainConfig:
     csv = args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-")
     check_csv_target(csv, TrainRow)
     check_output_file("--plot", args.plot, (".png", ".pdf", ".svg"))
-    check_output_file("--profile", args.profile, (".md",))  # the raw table goes beside it as .txt
+    check_profile_path("--profile", args.profile)
+    check_distinct_outputs({"--csv": csv, "--plot": args.plot, "--profile": args.profile,
+                            "--profile (its operator table)": args.profile and raw_table_path(args.profile)})
     if not args.no_save:
         check_output_dir("--output_dir", args.output_dir)
     shallower = args.num_layers or args.num_single_layers

@@ -25,9 +25,10 @@ from utils.cli import (
 from utils.distributed import launched_world_size, rank_device
 from utils.errors import UsageError
 from utils.optimize import LEVERS
-from utils.path_checks import check_output_dir, check_output_file
+from utils.path_checks import check_distinct_outputs, check_output_dir, check_output_file
 from utils.paths import default_csv
 from utils.presets import Preset, get_preset
+from utils.profiling import check_profile_path, raw_table_path
 from utils.results import Row, check_csv_target
 
 
@@ -157,7 +158,9 @@ def check_output_paths(config: RunConfig, sample_flag: str, sample_suffixes: tup
     if not config.no_fidelity:
         check_output_dir("--reference_dir", config.reference_dir)
     check_output_file(sample_flag, config.sample_path, sample_suffixes)
-    check_output_file("--profile", config.profile, (".md",))  # the raw table goes beside it as .txt
+    check_profile_path("--profile", config.profile)
+    check_distinct_outputs({"--csv": config.csv, sample_flag: config.sample_path, "--profile": config.profile,
+                            "--profile (its operator table)": config.profile and raw_table_path(config.profile)})
 
 
 def unchecked_config(parser: Parser, argv: list[str], **overrides) -> RunConfig:

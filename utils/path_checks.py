@@ -59,3 +59,16 @@ def check_output_dir(flag: str, path: Path | None) -> None:
         raise UsageError(f"{flag} {path}: is a file; give a folder")
     check_creatable_dir(flag, path)
 
+
+
+def check_distinct_outputs(outputs: dict[str, Path | None]) -> None:
+    """No two outputs of one run (flag -> path) name the same file: the one written last would replace the other,
+    a CSV of earlier rows included."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {flag} name the same file {path}; give each its own")
+        seen[key] = flag

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import torch
 
+from utils.errors import UsageError
 from utils.files import atomic_path
+from utils.path_checks import check_output_file
 from utils.timing import time_call_s
+
+# The first line of the operator table written beside a --profile summary: an existing .txt without it is not ours
+RAW_TABLE_HEADER = "torch.profiler operator table of one call (the raw table beside a --profile summary)"
 
 OTHER = "elementwise / norms / other"
 # First match wins. Kernel names are library-internal (cuBLAS: nvjet/sm90_xmma/cutlass, inductor: triton_*),
@@ -169,6 +174,26 @@ def render_stages(stages: dict[str, tuple[int, float]], call_ms: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def raw_table_path(summary: Path) -> Path:
+    return Path(summary).with_suffix(".txt")
+
+
+def check_profile_path(flag: str, summary: Path | None) -> None:
+    """The --profile summary (.md, replaced if it exists) and its raw table beside it (.txt), which replaces only a
+    table an earlier --profile wrote."""
+    if summary is None:
+        return
+    check_output_file(flag, summary, (".md",))
+    raw = raw_table_path(summary)
+    check_output_file(f"{flag} (its operator table)", raw)
+    if raw.is_file():
+        with open(raw, errors="replace") as file:
+            ours = file.readline().rstrip("\n") == RAW_TABLE_HEADER
+        if not ours:
+            raise UsageError(f"{flag} {summary}: its operator table goes to {raw}, which exists and was not written "
+                             "by --profile; refusing to replace it")
+
+
 def write_profile(call: Callable[[], object], device: str, path: Path, title: str, pipe=None) -> Path:
     """Profile one call and write the markdown summary to `path` (and the raw table next to it as .txt); with `pipe`,
     one more call is split into its stages first."""
@@ -180,6 +205,6 @@ def write_profile(call: Callable[[], object], device: str, path: Path, title: st
     with atomic_path(path) as partial:
         partial.write_text(render_profile(kernels, title, wall_s) + ("\n" + stages if stages else ""))
     sort_by = "self_cuda_time_total" if torch.device(device).type == "cuda" else "self_cpu_time_total"
-    with atomic_path(path.with_suffix(".txt")) as partial:
-        partial.write_text(profiler.key_averages().table(sort_by=sort_by, row_limit=60))
+    with atomic_path(raw_table_path(path)) as partial:
+        partial.write_text(f"{RAW_TABLE_HEADER}\n\n{profiler.key_averages().table(sort_by=sort_by, row_limit=60)}")
     return path
