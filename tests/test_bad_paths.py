@@ -154,9 +154,13 @@ def test_outputs_that_would_replace_a_file_are_refused(tmp_path, capsys, no_mode
                                          str(tmp_path / "notes.md")], "was not written by --profile", capsys)
     expect_exit_2(train_fp8.main, ["--device", "cpu", "--fp8", "off", "--max_steps", "3", "--no_save", "--csv",
                                    str(tmp_path / "t.txt"), "--profile", str(tmp_path / "t.md")],
-                  "--csv and --profile (its operator table) name the same file", capsys)
+                  "--csv and --profile (its operator table t.txt) name the same file", capsys)
+    (tmp_path / "step-bf16.txt").write_text("mine")  # --compare profiles each run to its own file
+    expect_exit_2(train_fp8.main, ["--device", "cpu", "--fp8", "rowwise", "--compare", "--max_steps", "3", "--no_save",
+                                   "--csv", str(tmp_path / "t.csv"), "--profile", str(tmp_path / "step.md")],
+                  "step-bf16.txt, which exists and was not written by --profile", capsys)
     assert notes.read_text() == "my notes" and sorted(path.name for path in tmp_path.iterdir()) == [
-        "notes.txt", "rows.png"]
+        "notes.txt", "rows.png", "step-bf16.txt"]
 
 
 def test_a_profile_table_written_before_is_replaced(tmp_path):

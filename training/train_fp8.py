@@ -53,6 +53,7 @@ from utils.training.data import (
     image_files,
 )
 from utils.training.float8 import RECIPES
+from utils.training.loop import profile_paths
 from utils.training.lora import saved_rank
 from utils.training.run import (
     TrainConfig,
@@ -223,9 +224,13 @@ def build_config(args, argv: list[str]) -> TrainConfig:
     csv = args.csv or default_csv(args.ckpt_id, preset.slug if preset else None, prefix="train-")
     check_csv_target(csv, TrainRow)
     check_output_file("--plot", args.plot, (".png", ".pdf", ".svg"))
-    check_profile_path("--profile", args.profile)
-    check_distinct_outputs({"--csv": csv, "--plot": args.plot, "--profile": args.profile,
-                            "--profile (its operator table)": args.profile and raw_table_path(args.profile)})
+    profiles = profile_paths(args.profile, args.fp8, args.compare)
+    for path in profiles:
+        check_profile_path("--profile", path)
+    check_distinct_outputs({"--csv": csv, "--plot": args.plot,
+                            **{f"--profile ({path.name})": path for path in profiles},
+                            **{f"--profile (its operator table {raw_table_path(path).name})": raw_table_path(path)
+                               for path in profiles}})
     if not args.no_save:
         check_output_dir("--output_dir", args.output_dir)
     shallower = args.num_layers or args.num_single_layers

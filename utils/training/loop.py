@@ -6,6 +6,7 @@ import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -134,10 +135,7 @@ def train(transformer, params, data: CachedData, config, result: TrainResult, la
             bar.set_postfix(loss=f"{result.losses[-1]:.4f}", step_s=f"{seconds:.3f}")
             after_each_step()
     if config.profile:
-        path = config.profile
-        if config.compare:  # one file per run
-            tag = re.sub(r"[^\w.]+", "-", label).strip("-")  # "fp8 rowwise (emulated)" -> "fp8-rowwise-emulated"
-            path = path.with_name(f"{path.stem}-{tag}{path.suffix}")
+        path = run_profile_path(config.profile, label, config.compare)
         title = f"One training step ({label}): {config.command}"
         write_profile(lambda: step(config.max_steps), config.device, path, title)
         logger.info("profile written to %s", path)
@@ -158,3 +156,20 @@ def record_training(row: TrainRow, result: TrainResult, batch_size: int, warmup_
 
 def run_label(fp8: str, emulate: bool) -> str:
     return "bf16" if fp8 == "off" else f"fp8 {fp8}" + (" (emulated)" if emulate else "")
+
+
+def run_profile_path(profile: Path, label: str, compare: bool) -> Path:
+    """Where a run's --profile goes: the path given, or with --compare one file per run, named after its label."""
+    if not compare:
+        return profile
+    tag = re.sub(r"[^\w.]+", "-", label).strip("-")  # "fp8 rowwise (emulated)" -> "fp8-rowwise-emulated"
+    return profile.with_name(f"{profile.stem}-{tag}{profile.suffix}")
+
+
+def profile_paths(profile: Path | None, fp8: str, compare: bool) -> list[Path]:
+    """Every path the runs' --profile may write (emulated or not is known only once the model is on its device)."""
+    if profile is None:
+        return []
+    recipes = ["off", fp8] if compare else [fp8]
+    labels = {run_label(recipe, emulate) for recipe in recipes for emulate in (False, True)}
+    return sorted({run_profile_path(profile, label, compare) for label in labels})
