@@ -170,6 +170,18 @@ def test_a_profile_table_written_before_is_replaced(tmp_path):
     assert config.profile == tmp_path / "p.md"
 
 
+def test_train_replaces_saved_weights_only_with_overwrite(tmp_path, capsys, monkeypatch):
+    lora = tmp_path / "lora" / "pytorch_lora_weights.safetensors"
+    lora.parent.mkdir()
+    lora.write_bytes(b"the user's LoRA")
+    argv = ["--device", "cpu", "--fp8", "off", "--max_steps", "3", "--csv", str(tmp_path / "t.csv"),
+            "--output_dir", str(lora.parent)]
+    expect_exit_2(train_fp8.main, argv, "already holds pytorch_lora_weights.safetensors; pass --overwrite", capsys)
+    expect_exit_2(train_fp8.main, [*argv, "--no_save", "--overwrite"], "not with --no_save", capsys)
+    assert lora.read_bytes() == b"the user's LoRA"
+    assert train_fp8.parse_config([*argv, "--overwrite"]).output_dir == lora.parent
+
+
 def test_train_refuses_an_output_dir_that_is_a_file(tmp_path, capsys, no_model):
     target = tmp_path / "lora"
     target.write_text("mine")

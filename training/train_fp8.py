@@ -54,7 +54,7 @@ from utils.training.data import (
 )
 from utils.training.float8 import RECIPES
 from utils.training.loop import profile_paths
-from utils.training.lora import saved_rank
+from utils.training.lora import FULL_FOLDER, LORA_FILE, saved_rank
 from utils.training.run import (
     TrainConfig,
     render_summary,
@@ -148,6 +148,8 @@ def build_parser() -> Parser:
     group.add_argument("--output_dir", type=Path, default=REPO_ROOT / "outputs" / "train_fp8",
                        help="where the LoRA (pytorch_lora_weights.safetensors) or the full transformer is saved")
     group.add_argument("--no_save", action="store_true", help="do not save the trained weights")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the LoRA file or transformer folder an earlier run left in --output_dir")
     group.add_argument("--check_reload", action="store_true",
                        help="after saving, load the LoRA into a fresh pipeline with pipe.load_lora_weights and "
                             "record the largest difference of its transformer output from the trained one's "
@@ -207,9 +209,9 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--check_reload reloads the saved LoRA: not with --no_save")
     rank = args.rank
     if args.resume_lora is not None:
-        lora_file = args.resume_lora / "pytorch_lora_weights.safetensors"
+        lora_file = args.resume_lora / LORA_FILE
         if not lora_file.is_file():
-            raise UsageError(f"--resume_lora {args.resume_lora}: no pytorch_lora_weights.safetensors there")
+            raise UsageError(f"--resume_lora {args.resume_lora}: no {LORA_FILE} there")
         check_safetensors_file(lora_file)
         rank = saved_rank(lora_file) or rank
         if rank != args.rank and rank_given:
@@ -231,8 +233,14 @@ def build_config(args, argv: list[str]) -> TrainConfig:
                             **{f"--profile ({path.name})": path for path in profiles},
                             **{f"--profile (its operator table {raw_table_path(path).name})": raw_table_path(path)
                                for path in profiles}})
+    if args.overwrite and args.no_save:
+        raise UsageError("--overwrite replaces weights an earlier run saved: not with --no_save")
     if not args.no_save:
         check_output_dir("--output_dir", args.output_dir)
+        saved = args.output_dir / (FULL_FOLDER if args.full_finetune else LORA_FILE)
+        if saved.exists() and not args.overwrite:
+            raise UsageError(f"--output_dir {args.output_dir}: already holds {saved.name}; pass --overwrite to replace "
+                             "it, or give another folder")
     shallower = args.num_layers or args.num_single_layers
     if not shallower:
         check_not_full_size_on_cpu(preset, args.device, "device" in given_flags(build_parser(), argv))

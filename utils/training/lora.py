@@ -4,10 +4,12 @@ from pathlib import Path
 
 import torch
 
-from utils.files import give_umask_mode
+from utils.files import atomic_path, give_umask_mode
 from utils.training import WEIGHT_DTYPE
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+LORA_FILE = "pytorch_lora_weights.safetensors"  # the name pipe.load_lora_weights(folder) looks for
+FULL_FOLDER = "transformer"
 
 
 def saved_rank(lora_file: Path) -> int | None:
@@ -53,17 +55,17 @@ def save_lora(transformer, output_dir: Path) -> Path:
     from peft.utils import get_peft_model_state_dict
 
     state_dict = {key: value.detach().to(WEIGHT_DTYPE) for key, value in get_peft_model_state_dict(transformer).items()}
-    FluxPipeline.save_lora_weights(output_dir, transformer_lora_layers=state_dict,
-                                   transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
-    saved = output_dir / "pytorch_lora_weights.safetensors"
-    if not saved.is_file():  # diffusers logs an error and returns when it cannot write, so look
-        raise OSError(f"{saved}: not written")
-    give_umask_mode(saved)
+    saved = output_dir / LORA_FILE
+    with atomic_path(saved) as partial:  # a failed save leaves the earlier file, if any, whole
+        FluxPipeline.save_lora_weights(partial.parent, transformer_lora_layers=state_dict, weight_name=partial.name,
+                                       transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
+        if not partial.stat().st_size:  # diffusers logs an error and returns when it cannot write, so look
+            raise OSError(f"{saved}: not written")
     return saved
 
 
 def save_full(transformer, output_dir: Path) -> Path:
     """The whole fine-tuned transformer in bf16 (Float8Linear keeps nn.Linear's state-dict names)."""
-    transformer.to(WEIGHT_DTYPE).save_pretrained(output_dir / "transformer")
-    give_umask_mode(output_dir / "transformer")
-    return output_dir / "transformer"
+    transformer.to(WEIGHT_DTYPE).save_pretrained(output_dir / FULL_FOLDER)
+    give_umask_mode(output_dir / FULL_FOLDER)
+    return output_dir / FULL_FOLDER
