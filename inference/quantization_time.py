@@ -48,12 +48,11 @@ from utils.cli import (
 )
 from utils.errors import INTERRUPTED_EXIT_CODE, STOP_SIGNALS, Stopped, UsageError, stop_signals_raise
 from utils.logs import setup_logging
-from utils.path_checks import check_output_file
 from utils.paths import RESULTS_DIR
 from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason
 from utils.quantization_time import METHODS, measure, new_row
-from utils.report import render_file
+from utils.report import check_report_targets, render_file
 from utils.results import QuantTimeRow, append_row_or_save_aside, check_csv_target, count_rows
 from utils.sweep_processes import STOP_GRACE_S, die_with_parent
 
@@ -115,7 +114,7 @@ def build_config(args, argv: list[str]) -> QuantTimeConfig:
     if csv.suffix != ".csv":
         raise UsageError(f"--csv must name a .csv file (the table goes beside it as .md), got {csv}")
     check_csv_target(csv, QuantTimeRow)
-    check_output_file("--csv", csv.with_suffix(".md"))
+    check_report_targets(csv)  # its .md and plots: ours to replace
     weights = check_weights(args.ckpt_id, args.weights)
     check_memory(preset, preset.base_dtype, args.device, components=("transformer",))
     return QuantTimeConfig(command=shlex.join(["python", PROG, *argv]), ckpt_id=args.ckpt_id, weights=weights,

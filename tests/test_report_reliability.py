@@ -140,3 +140,26 @@ def test_a_file_that_is_not_a_csv_is_never_overwritten(tmp_path, capsys):
     before = path.read_bytes()
     assert report.main([str(path)]) == 2 and "not a .csv file" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+def test_a_report_replaces_and_removes_only_what_a_report_wrote(tmp_path, capsys):
+    csv = tmp_path / "good.csv"
+    append_row(csv, Row(**COMMON, time_median_s=1.0, quantization="None"))
+    append_row(csv, Row(**COMMON, time_median_s=0.5, quantization="int8wo"))
+    notes = csv.with_suffix(".md")
+    notes.write_text("my notes\n")
+    assert report.main([str(csv)]) == 2 and "was not written by utils.report" in capsys.readouterr().err
+    notes.unlink()
+    (tmp_path / "plots").mkdir()
+    mine = tmp_path / "plots" / "good-7.png"
+    mine.write_bytes(b"my plot")
+    assert report.main([str(csv)]) == 2 and "good-7.png: named like a plot" in capsys.readouterr().err
+    assert mine.read_bytes() == b"my plot" and not notes.exists()
+    mine.unlink()
+    assert report.main([str(csv)]) == 0 and [path.name for path in (tmp_path / "plots").iterdir()] == ["good-0.png"]
+    append_row(csv, Row(**{**COMMON, "batch_size": 4}, time_median_s=2.0))  # a second group: two plots
+    append_row(csv, Row(**{**COMMON, "batch_size": 4}, time_median_s=1.5, quantization="int8wo"))
+    assert report.main([str(csv)]) == 0 and len(list((tmp_path / "plots").iterdir())) == 2
+    assert report.main([str(csv)]) == 0  # again: its own markdown and plots are replaced
+    csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:3]))  # the batch-4 group leaves
+    assert report.main([str(csv)]) == 0 and [path.name for path in (tmp_path / "plots").iterdir()] == ["good-0.png"]
