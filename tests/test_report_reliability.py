@@ -32,6 +32,7 @@ def refused(path, capsys) -> str:
     (b"model,status\nm,ok,extra\n", "does not match the header"),
     (b"model,status\nm,ok\nn", "cut short"),
     (b"model,status\n", "no rows"),
+    (b"timestamp,git_sha,command,status,model,time_median_s\n2026-01-01,abc,x,ok,m,1.0\n", "no batch_size value"),
 ])
 def test_bad_csvs_are_refused_with_one_line(tmp_path, capsys, content, problem):
     path = tmp_path / "bad.csv"

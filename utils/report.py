@@ -65,6 +65,23 @@ def is_ours(markdown_path: Path) -> bool:
         return False
 
 
+# The columns every row needs for its table: the group it goes in, and its configuration's label
+NEEDED_COLUMNS = {"benchmark": ("model", "batch_size", "height", "width", "num_inference_steps", "quantization"),
+                  "training": ("model",), "quantization_time": ("model",)}
+
+
+def check_renderable(path: Path, frame) -> None:
+    """Refuse (CsvError) a CSV of ours whose rows lack a value the tables need (hand-edited, or cut down to the
+    columns every version wrote), before anything is written."""
+    if frame.empty:
+        raise CsvError(f"{path} line 2: no rows to render")
+    for column in NEEDED_COLUMNS.get(frame.kind.iloc[0], ()):
+        blank = frame[column].isna() if column in frame.columns else frame.index == frame.index
+        if blank.any():
+            raise CsvError(f"{path} line {frame.index[blank][0] + 2}: no {column} value; the tables need it on "
+                           "every row")
+
+
 def check_report_targets(csv_path: Path, plot_dir: Path | None = None, markdown_path: Path | None = None) -> None:
     """What rendering `csv_path` would write or remove is ours to replace: the markdown (absent, or written by this
     module) and the plots named like its plots (absent, or shown by that markdown). Raises UsageError."""
@@ -149,8 +166,7 @@ def main(argv=None) -> int:
         return 2
     try:
         for path in args.csv:  # every file is checked before any is rendered
-            if read_rows(path).empty:
-                raise CsvError(f"{path} line 2: no rows to render")
+            check_renderable(path, read_rows(path))
             check_report_targets(path)
         for path in args.csv:
             print(f"wrote {render_file(path)}")
