@@ -233,3 +233,13 @@ def test_a_stop_swallowed_after_the_timed_calls_is_recorded_with_every_column(ru
     [row] = rows(tmp_path).itertuples()
     assert row.status == "interrupted" and row.time_median_s > 0 and not math.isnan(row.psnr_db)
     assert "went on to its end: every column is kept" in row.error and "times are kept" not in row.error
+
+
+def test_an_unreadable_cached_reference_is_made_again(tmp_path, caplog):
+    for name, content in (("empty", b""), ("garbage", b"not a torch file")):
+        (tmp_path / f"{name}.pt").write_bytes(content)
+        assert fidelity.load_reference(tmp_path, name) is None
+        assert f"{name}.pt: cannot read this cached reference" in caplog.text
+    output = fidelity.Output(images=np.zeros((1, 2, 2, 3), dtype=np.uint8), latents=torch.ones(2))
+    fidelity.save_reference(tmp_path, "garbage", output, {})  # replaced whole
+    assert torch.equal(fidelity.load_reference(tmp_path, "garbage").latents, output.latents)

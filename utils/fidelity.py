@@ -4,6 +4,7 @@ everything that determines it."""
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 
 from utils.files import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,8 +42,13 @@ def load_reference(directory: Path, key: str) -> Output | None:
     path = Path(directory) / f"{key}.pt"
     if not path.exists():
         return None
-    saved = torch.load(path, weights_only=True)
-    return Output(images=saved["images"].numpy(), latents=saved["latents"])
+    try:
+        saved = torch.load(path, weights_only=True)
+        return Output(images=saved["images"].numpy(), latents=saved["latents"])
+    except Exception as error:  # noqa: BLE001 - cut short, emptied or not ours: made again, and replaced whole
+        logger.warning("%s: cannot read this cached reference (%s); computing it again", path,
+                       " ".join(str(error).split())[:200] or type(error).__name__)
+        return None
 
 
 def save_reference(directory: Path, key: str, output: Output, inputs: dict) -> None:
