@@ -103,37 +103,42 @@ def grid_spec(args) -> dict:
             raise UsageError(f"--vary crosses a grid; {args.grid} is a job list or a ladder (narrow it with --only)")
     else:
         spec["script"] = args.script
-    spec["override"] = {}
+    if not spec.get("script"):
+        raise UsageError(f"{args.grid}: names no script" if args.grid else "give --grid or --script")
+    script = Path(spec["script"]).resolve() if Path(spec["script"]).is_absolute() else REPO_ROOT / spec["script"]
+    if not (script.is_file() and script.suffix == ".py" and script.resolve().is_relative_to(REPO_ROOT.resolve())):
+        raise UsageError(f"no such script in this repository: {spec['script']}")
+    # The scripts record themselves as `python inference/<script>`: match that spelling, or resume never matches.
+    spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+    spec["flag_names"] = names = flag_names(spec["script"])
+    spec["override"], given = {}, {}  # given: a flag's first name -> how --set or --vary spelled it
     for item in args.set:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise UsageError(f"--set expects FLAG=VALUE, got {item!r}")
         check_not_output(name, "--set")
         name = name.lstrip("-")
-        if name in spec["override"]:
-            raise UsageError(f"--set {name} given twice: give each flag once")
+        earlier = given.get(names.get(name, name))
+        if earlier:
+            raise UsageError(f"--set {name} given twice: give each flag once" if earlier == f"--set {name}"
+                             else f"{earlier} and --set {name} set the same flag: give each flag once")
+        given[names.get(name, name)] = f"--set {name}"
         spec["override"][name] = parse_value(value)
-    varied = set()
     for item in args.vary:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise UsageError(f"--vary expects FLAG=V1,V2,..., got {item!r}")
         check_not_output(name, "--vary")
         name = name.lstrip("-")
-        if name in spec["override"]:
-            raise UsageError(f"--set {name} and --vary {name}: give the flag one way")
-        if name in varied:
-            raise UsageError(f"--vary {name} given twice: list every value in one --vary {name}=V1,V2,...")
-        varied.add(name)
+        earlier = given.get(names.get(name, name))
+        if earlier and earlier.startswith("--set"):
+            raise UsageError(f"{earlier} and --vary {name}: give the flag one way")
+        if earlier:
+            raise UsageError((f"--vary {name} given twice" if earlier == f"--vary {name}" else
+                              f"{earlier} and --vary {name} vary the same flag")
+                             + f": list every value in one --vary {name}=V1,V2,...")
+        given[names.get(name, name)] = f"--vary {name}"
         spec.setdefault("grid", {})[name] = [parse_value(value) for value in values.split(",")]
-    if not spec.get("script"):
-        raise UsageError("give --grid or --script")
-    script = Path(spec["script"]).resolve() if Path(spec["script"]).is_absolute() else REPO_ROOT / spec["script"]
-    if not (script.is_file() and script.suffix == ".py" and script.resolve().is_relative_to(REPO_ROOT.resolve())):
-        raise UsageError(f"no such script in this repository: {spec['script']}")
-    # The scripts record themselves as `python inference/<script>`: match that spelling, or resume never matches.
-    spec["script"] = script.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-    spec["flag_names"] = flag_names(spec["script"])
     check_rule_flags(spec)
     return spec
 

@@ -161,6 +161,8 @@ SPEC = {"script": "inference/benchmark_image.py", "fixed": {"ckpt_id": "tiny-flu
     ('{"script": "inference/benchmark_image.py",', ".json", "not valid JSON"),
     ("script: [inference/benchmark_image.py\n", ".yaml", "not valid YAML"),
     (json.dumps([SPEC]), ".json", "expected a mapping"),
+    (json.dumps({**SPEC, "ladder": []}), ".json", "ladder is empty"),
+    (json.dumps({}), ".json", "names no script"),
     ("", ".yaml", "expected a mapping"),
     (json.dumps({**SPEC, "ladder": [{"lever": "a", "set": {}}, {"lever": "b", "base": "x", "set": {}}]}), ".json",
      "base must be an earlier step"),
@@ -192,6 +194,9 @@ def test_bad_grid_files_are_refused_in_one_line(tmp_path, capfd, text, suffix, m
     ([*TINY, "--set", "compile=yes"], "unrecognized arguments: yes"),
     ([*TINY, "--vary", "seed=1", "--vary", "seed=2"], "--vary seed given twice"),
     ([*TINY, "--set", "seed=1", "--set", "seed=2"], "--set seed given twice"),
+    ([*TINY, "--vary", "model_id=tiny-flux,tiny-qwen-image"], "--set ckpt_id and --vary model_id: give the flag one"),
+    ([*TINY, "--set", "fuse_qkv=true", "--set", "fuse_attn_projections=true"],
+     "--set fuse_qkv and --set fuse_attn_projections set the same flag"),
     (["--script", "README.md"], "no such script"),
 ])
 def test_bad_flags_are_refused_before_any_configuration_runs(tmp_path, capfd, flags, message):

@@ -156,6 +156,9 @@ def check_spec(spec, source: str) -> None:
     shapes = [key for key in ("grid", "configs", "ladder") if key in spec]
     if len(shapes) > 1:
         raise UsageError(f"{source}: give one of grid, configs and ladder, not {' and '.join(shapes)}")
+    empty = [key for key in ("configs", "ladder") if key in spec and not spec[key]]
+    if empty:
+        raise UsageError(f"{source}: {empty[0]} is empty; list at least one entry")
     for name, values in spec.get("grid", {}).items():
         if not isinstance(values, list) or not values:
             raise UsageError(f"{source}: grid key {name!r} must be a non-empty list of values, got {values!r}")
