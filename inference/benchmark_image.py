@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.benchmark import new_row, run_and_print
-from utils.cli import Parser
 from utils.config import add_benchmark_flags, unchecked_config, validate
 from utils.files import atomic_path
 from utils.logs import setup_logging
+from utils.parser import Parser
 
 # Named combinations of flags for FLUX on a Hopper GPU; flags given beside --recipe add to or override them.
 README_RECIPE = ["--quantization", "fp8dqrow", "--fuse_attn_projections", "--regional_compile", "--compile_vae"]

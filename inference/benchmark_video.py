@@ -20,10 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.benchmark import new_row, run_and_print
-from utils.cli import Parser, given_flags, positive_int
+from utils.cli import given_flags, positive_int
 from utils.config import add_benchmark_flags, unchecked_config, validate
 from utils.files import atomic_path
 from utils.logs import setup_logging
+from utils.parser import Parser
 from utils.presets import DTYPES
 from utils.quant import QUANTIZATIONS
 

@@ -37,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.campaign import CAMPAIGN_ENV, campaign_id
 from utils.cli import (
-    Parser,
     add_model_args,
     check_device,
     check_memory,
@@ -48,6 +47,7 @@ from utils.cli import (
 )
 from utils.errors import INTERRUPTED_EXIT_CODE, STOP_SIGNALS, Stopped, UsageError, stop_signals_raise
 from utils.logs import setup_logging
+from utils.parser import Parser
 from utils.paths import RESULTS_DIR
 from utils.presets import get_preset, preset_names
 from utils.quant import QUANTIZATIONS, unsupported_reason

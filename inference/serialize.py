@@ -32,7 +32,6 @@ import torch
 from utils.aot import aot_compile_transformer, capture_transformer_inputs, load_aot_transformer, run_transformer
 from utils.benchmark import call_kwargs, make_call
 from utils.cli import (
-    Parser,
     add_generation_args,
     add_model_args,
     base_dtype_of,
@@ -54,6 +53,7 @@ from utils.load_measure import (
     render_measurements,
 )
 from utils.logs import setup_logging
+from utils.parser import Parser
 from utils.path_checks import check_output_dir, check_output_file
 from utils.pipelines import build_pipeline
 from utils.presets import DTYPES, Preset, get_preset

@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.campaign import CAMPAIGN_ENV, new_campaign_id
-from utils.cli import Parser, positive_int
+from utils.cli import positive_int
 from utils.errors import UsageError
+from utils.parser import Parser
 from utils.path_checks import check_output_dir
 from utils.paths import REPO_ROOT
 from utils.results import check_csv_target

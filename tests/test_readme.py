@@ -126,13 +126,16 @@ def test_a_selector_must_pick_exactly_one_row(tmp_path):
         quotes.load_sources(table)
 
 
-def test_the_quotes_command_refuses_a_bad_name_or_file_in_one_line(capsys):
+def test_the_quotes_command_refuses_a_bad_name_or_file_in_one_line(capsys, tmp_path):
+    (tmp_path / "latin1.md").write_bytes("caf\xe9 2.5 s".encode("latin-1"))
     for argv, message in [(["--show", "ladder_5"], "no such row name"), (["--show"], "expected one argument"),
                           (["no-such-file.md"], "not a file: no-such-file.md"),
-                          (["--show", "ladder-5", "README.md"], "give it alone")]:
+                          (["--show", "ladder-5", "README.md"], "give it alone"),
+                          ([str(tmp_path / "latin1.md")], "latin1.md: not UTF-8 text")]:
         with pytest.raises(SystemExit) as stop:
             quotes.main(argv)
         assert stop.value.code == 2
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     assert quotes.main(["--show", "ladder-5"]) == 0
     assert capsys.readouterr().out.startswith("ladder-5: results/")

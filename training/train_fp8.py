@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C while torch imports is one line)
 from utils.benchmark import configure_torch
 from utils.cli import (
-    Parser,
     add_model_args,
     check_device,
     check_generation,
@@ -39,6 +38,7 @@ from utils.errors import INTERRUPTED_EXIT_CODE, Stopped, UsageError, stop_signal
 from utils.levers.attention import BACKENDS, check_backend
 from utils.levers.base import off_as
 from utils.logs import setup_logging
+from utils.parser import Parser
 from utils.path_checks import check_distinct_outputs, check_output_dir, check_output_file
 from utils.paths import REPO_ROOT, default_csv
 from utils.plots import plot_losses

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import UsageError
+from utils.parser import Parser
 from utils.paths import CACHE_DIR
 from utils.pipelines import (
     WEIGHTS_CHOICES,
@@ -21,36 +22,6 @@ from utils.pipelines import (
 )
 from utils.presets import Preset, get_preset, preset_names
 from utils.timing import GiB
-
-
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends "(default: ...)" only where there is a default worth reading: not None (such helps say what happens
-    without the flag), an off switch or an empty list."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default == []:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports bad input in one line on stderr (no usage dump) and exits with code 2."""
-
-    def __init__(self, **kwargs):
-        super().__init__(formatter_class=DefaultsFormatter, **kwargs)
-
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-    def parse_known_args(self, args=None, namespace=None):
-        # Every argument lands in the row's command column, written as UTF-8: refuse now what could not be written.
-        for arg in sys.argv[1:] if args is None else args:
-            try:
-                str(arg).encode("utf-8")
-            except UnicodeEncodeError:
-                self.error(f"argument {arg.encode('utf-8', 'replace').decode()!r} is not valid UTF-8")
-        return super().parse_known_args(args, namespace)
 
 
 def parse_checked(parser: Parser, build_config, argv=None):

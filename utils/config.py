@@ -9,7 +9,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from utils.cli import (
-    Parser,
     add_generation_args,
     add_measurement_args,
     add_model_args,
@@ -25,6 +24,7 @@ from utils.cli import (
 from utils.distributed import launched_world_size, rank_device
 from utils.errors import UsageError
 from utils.optimize import LEVERS
+from utils.parser import Parser
 from utils.path_checks import check_distinct_outputs, check_output_dir, check_output_file
 from utils.paths import default_csv
 from utils.presets import Preset, get_preset

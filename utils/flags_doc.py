@@ -14,6 +14,7 @@ import importlib
 import sys
 from pathlib import Path
 
+from utils.parser import Parser
 from utils.paths import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "flags.md"
@@ -149,7 +150,7 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
-    argparse.ArgumentParser(prog="python -m utils.flags_doc", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    Parser(prog="python -m utils.flags_doc", description=__doc__.split("\n\n")[0]).parse_args(argv)
     DOC.write_text(render())
     print(f"wrote {DOC.relative_to(REPO_ROOT)}")
     return 0

@@ -28,7 +28,6 @@ import utils.interrupt_hook  # noqa: F401  (first: a Ctrl-C during the imports b
 
 # isort: split
 
-import argparse
 import ast
 import difflib
 import json
@@ -42,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from utils.parser import Parser
 from utils.paths import REPO_ROOT
 
 ROWS_FILE = REPO_ROOT / "docs" / "quoted-rows.md"
@@ -365,8 +365,8 @@ def quoted_files() -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.quotes",
-                                     description="Check every number the README and docs quote against its row.")
+    parser = Parser(prog="python -m utils.quotes",
+                    description="Check every number the README and docs quote against its row.")
     parser.add_argument("files", nargs="*", type=Path,
                         help="markdown files to check (default: README.md and every .md in docs/, inference/, "
                              "training/ and results/)")
@@ -390,6 +390,11 @@ def main(argv=None) -> int:
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
         parser.error(f"not a file: {', '.join(missing)}")
+    for path in args.files:
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            parser.error(f"{path}: not UTF-8 text; give markdown files")
     paths = [path.resolve() for path in args.files] or quoted_files()
     problems = check_files(paths, every_number=(REPO_ROOT / "README.md",))
     print("\n".join(problems) or f"every quote in {len(paths)} files matches its row")

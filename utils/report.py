@@ -22,11 +22,11 @@ import re
 import sys
 from pathlib import Path
 
-from utils.cli import Parser
 from utils.errors import UsageError
 from utils.files import atomic_path
 from utils.levers.base import is_set
 from utils.optimize import describe  # noqa: F401 - the labels the tables use, for callers of this module
+from utils.parser import Parser
 from utils.path_checks import check_output_file
 from utils.paths import REPO_ROOT
 from utils.report_benchmark import compiles, render_benchmark, render_ladder
