@@ -286,6 +286,7 @@ TRAINING_INPUTS = {
     "a prompt longer than T5 takes": (["--max_sequence_length", "100000"], "at most 512 tokens"),
     "a deeper copy than the model": (["--num_layers", "100000", "--weights", "random"], "shallower copy"),
     "a dataset too large to hold": (["--num_images", "1000000000"], "the training images alone"),
+    "warm-up as long as the run, by default": (["--max_steps", "2"], "got 2 (its default)"),
 }
 
 
@@ -293,6 +294,14 @@ TRAINING_INPUTS = {
 def test_training_limits(flags, message, tmp_path, capsys, no_model):
     argv = ["--device", "cpu", "--csv", str(tmp_path / "t.csv"), "--output_dir", str(tmp_path / "lora"), *flags]
     expect_exit_2(train_fp8.main, argv, message, capsys)
+
+
+def test_a_typed_warmup_is_not_called_the_default(tmp_path, capsys, no_model):
+    argv = ["--device", "cpu", "--csv", str(tmp_path / "t.csv"), "--max_steps", "2", "--warmup_steps", "2"]
+    expect_exit_2(train_fp8.main, argv, "--max_steps (2), got 2", capsys)
+    with pytest.raises(SystemExit):
+        train_fp8.main(argv)
+    assert capsys.readouterr().err.strip().endswith("got 2")
 
 
 def test_training_files_are_read_before_building(tmp_path, capsys, no_model):

@@ -184,7 +184,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
             raise UsageError(f"{flag} makes a shallower copy: at most {most} for {args.ckpt_id}, got {value}")
     check_output_memory(max(args.num_images, args.batch_size), height, width, what="the training images")
     if not 0 <= args.warmup_steps < args.max_steps:
-        default = " (its default)" if args.warmup_steps == build_parser().get_default("warmup_steps") else ""
+        default = "" if "warmup_steps" in given_flags(build_parser(), argv) else " (its default)"
         raise UsageError(f"--warmup_steps must be >= 0 and below --max_steps ({args.max_steps}), got "
                          f"{args.warmup_steps}{default}")
     if not (math.isfinite(args.lr) and args.lr > 0):
