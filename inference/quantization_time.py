@@ -199,7 +199,7 @@ def run_all(config: QuantTimeConfig, argv: list[str]) -> list[str]:
 def failure_row(config: QuantTimeConfig, method: str, command: list[str], status: str, error: str) -> QuantTimeRow:
     """The row of a way whose subprocess wrote none."""
     row = new_row(config, method)
-    row.command = shlex.join(["python", PROG, *command[3:]])
+    row.command = shlex.join(["python", PROG, *command[2:]])  # command: [python, the script's path, flags...]
     row.status, row.error = status, error
     return row
 

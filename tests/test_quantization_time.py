@@ -162,3 +162,12 @@ def test_a_stop_keeps_the_finished_ways_and_records_the_running_one(tmp_path, si
     assert "Traceback" not in err and f"stopped ({signum} ({STOP_SIGNALS[number]}" in out
     frame = read_rows(csv_path)
     assert list(frame.method) == list(METHODS)[:2] and list(frame.status) == ["ok", STOP_SIGNALS[number]]
+    assert f"--ckpt_id {TINY} --device cpu" in frame.command.iloc[1]  # whoever wrote the row
+
+
+def test_a_row_written_for_a_dead_way_records_its_whole_command(tmp_path):
+    config = quantization_time.parse_config(["--ckpt_id", TINY, "--device", "cpu", "--csv", str(tmp_path / "q.csv")])
+    command = [sys.executable, str(REPO_ROOT / "inference/quantization_time.py"), "--ckpt_id", TINY, "--method",
+               "per_layer"]
+    row = quantization_time.failure_row(config, "per_layer", command, "timeout", "stopped after 1 s")
+    assert row.command == f"python inference/quantization_time.py --ckpt_id {TINY} --method per_layer"
