@@ -27,6 +27,17 @@ def sweep_args(tmp_path, *flags):
             "--csv", str(tmp_path / "sweep.csv"), *flags]
 
 
+def test_a_flag_given_by_two_of_its_names_appears_once_with_the_later_value():
+    """--vary model_id over a grid file's ckpt_id: the later spelling wins, and no model runs twice."""
+    script = "inference/benchmark_image.py"
+    configs = utils.sweep.expand({"script": script, "grid": {"ckpt_id": ["tiny-flux", "tiny-qwen-image"],
+                                                             "model_id": ["tiny-flux", "tiny-qwen-image"]},
+                                  "override": {"fuse_qkv": True}, "fixed": {"fuse_attn_projections": False},
+                                  "flag_names": utils.sweep.flag_names(script)})
+    assert [config.command() for config in configs] == [
+        f"python {script} --model_id {model} --fuse_qkv" for model in ("tiny-flux", "tiny-qwen-image")]
+
+
 def test_expand_crosses_the_grid_and_applies_rules():
     configs = utils.sweep.expand(spec(quantization=["None", "int8wo"], compile=[False, True]))
     assert len(configs) == 4
@@ -146,10 +157,11 @@ def test_each_configuration_compiles_in_an_empty_cache_directory_of_its_own(tmp_
 def test_a_relative_csv_is_the_sweeps_own_working_directory(tmp_path, monkeypatch):
     """The configurations run in the sweep's working directory: their rows land in the CSV the sweep reads."""
     monkeypatch.chdir(tmp_path)
-    args = [*sweep_args(tmp_path)[:-2], "--csv", "relative.csv", "--log_dir", "logs", "--vary", "seed=1"]
+    args = [*sweep_args(tmp_path)[:-2], "--csv", "relative.csv", "--set", "profile=p.md", "--vary", "seed=1"]
     assert sweep.main(args) == 0
     assert list(read_rows(tmp_path / "relative.csv").status) == ["ok"]
-    assert not (REPO_ROOT / "relative.csv").exists() and any((tmp_path / "logs").iterdir())
+    assert (tmp_path / "p.md").is_file()  # written by the configuration's own process
+    assert not (REPO_ROOT / "relative.csv").exists() and not (REPO_ROOT / "p.md").exists()
 
 
 def test_timeout_is_recorded(tmp_path):

@@ -121,8 +121,8 @@ def configuration_key(command: str, script: str):
             flags = vars(script_module(script).build_parser().parse_args(words[words.index(script) + 1:]))
     except SystemExit:
         return text
-    output = {flag.lstrip("-") for flag in OUTPUT_FLAGS}
-    return tuple(sorted((name, repr(value)) for name, value in flags.items() if name not in output))
+    ignored = {flag.lstrip("-") for flag in OUTPUT_FLAGS} | {"overwrite"}  # where results go, not what runs
+    return tuple(sorted((name, repr(value)) for name, value in flags.items() if name not in ignored))
 
 
 def load_grid_file(path: Path) -> dict:
@@ -234,17 +234,29 @@ def expand(spec: dict, log_dir: Path | None = None) -> list[Config]:
     configs, seen = [], set()
     override, names = spec.get("override", {}), spec.get("flag_names", {})
     for own in combinations(spec):
-        flags = {**spec.get("fixed", {}), **own, **override}
+        flags = with_flags({}, spec.get("fixed", {}), names)
+        flags = with_flags(with_flags(flags, own, names), override, names)
         for rule in spec.get("when", []):
             named = {names.get(name, name): value for name, value in flags.items()}  # --model_id X is ckpt_id X
             if all(same_value(named.get(names.get(key, key)), value) for key, value in rule["if"].items()):
-                flags.update(rule["set"])
-        flags.update(override)
+                flags = with_flags(flags, rule["set"], names)
+        flags = with_flags(flags, override, names)
         config = Config(spec["script"], tuple((name, substitute(value, log_dir)) for name, value in flags.items()))
         if config.command() not in seen:
             seen.add(config.command())
             configs.append(config)
     return configs
+
+
+def with_flags(flags: dict, new: dict, names: dict[str, str]) -> dict:
+    """`flags` updated with `new`, where a new value also replaces the flag spelled by another of its names
+    (--model_id after --ckpt_id), so that every flag appears once."""
+    result = dict(flags)
+    for name, value in new.items():
+        for other in [other for other in result if other != name and names.get(other, other) == names.get(name, name)]:
+            del result[other]
+        result[name] = value
+    return result
 
 
 def flag_names(script: str) -> dict[str, str]:
