@@ -164,3 +164,7 @@ def test_a_report_replaces_and_removes_only_what_a_report_wrote(tmp_path, capsys
     assert report.main([str(csv)]) == 0  # again: its own markdown and plots are replaced
     csv.write_text("".join(csv.read_text().splitlines(keepends=True)[:3]))  # the batch-4 group leaves
     assert report.main([str(csv)]) == 0 and [path.name for path in (tmp_path / "plots").iterdir()] == ["good-0.png"]
+    # a report stopped after its plots, before its markdown: its plots carry their own mark, so the next one goes on
+    (tmp_path / "plots" / "good-0.png").rename(tmp_path / "plots" / "good-5.png")
+    csv.with_suffix(".md").unlink()
+    assert report.main([str(csv)]) == 0 and [path.name for path in (tmp_path / "plots").iterdir()] == ["good-0.png"]

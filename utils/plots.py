@@ -29,11 +29,25 @@ def _pyplot():
     return plt
 
 
+PNG_SOURCE = "utils.plots"  # the PNG text field "Source" of every plot written here: how a report knows its own
+
+
 def save(figure, path: Path, dpi: int = 90) -> None:
     with atomic_path(path) as partial:
         # no version stamp: the PNG depends on the data only; "tight" keeps long row labels inside the image
-        figure.savefig(partial, dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
+        figure.savefig(partial, dpi=dpi, metadata={"Software": None, "Source": PNG_SOURCE}, bbox_inches="tight")
     _pyplot().close(figure)
+
+
+def written_here(path: Path) -> bool:
+    """Whether the PNG at `path` is a plot this module wrote (its Source text field)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get("Source") == PNG_SOURCE
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return False
 
 
 def quantization_name(row) -> str:

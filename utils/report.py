@@ -29,6 +29,7 @@ from utils.optimize import describe  # noqa: F401 - the labels the tables use, f
 from utils.parser import Parser
 from utils.path_checks import check_output_file
 from utils.paths import REPO_ROOT
+from utils.plots import written_here
 from utils.report_benchmark import compiles, render_benchmark, render_ladder
 from utils.report_campaigns import campaign_labels, render_campaigns, with_campaigns
 from utils.report_training import render_quantization_time, render_training
@@ -49,12 +50,19 @@ def plot_pattern(stem: str) -> re.Pattern:
     return re.compile(rf"{re.escape(stem)}-\d+\.png")
 
 
-def our_plots(markdown_path: Path, stem: str) -> set[str]:
-    """The plots (file names) that an earlier report of ours at `markdown_path` showed; empty if there is none."""
-    if not is_ours(markdown_path):
-        return set()
-    linked = re.findall(r"\(plots/([^)\s]+\.png)\)", markdown_path.read_text(errors="replace"))
-    return {name for name in linked if plot_pattern(stem).fullmatch(name)}
+def plot_named_like(stem: str, plot_dir: Path) -> list[Path]:
+    """The files in `plot_dir` named like the plots of the CSV `stem` (<stem>-<n>.png)."""
+    return [path for path in plot_dir.glob(f"{glob.escape(stem)}-*.png") if plot_pattern(stem).fullmatch(path.name)]
+
+
+def our_plots(markdown_path: Path, stem: str, plot_dir: Path) -> set[str]:
+    """The plots (file names) of the CSV `stem` that a report wrote: those its earlier markdown at `markdown_path`
+    shows, and those that carry the plots' own mark (one left by a report stopped before its markdown)."""
+    shown = set()
+    if is_ours(markdown_path):
+        linked = re.findall(r"\(plots/([^)\s]+\.png)\)", markdown_path.read_text(errors="replace"))
+        shown = {name for name in linked if plot_pattern(stem).fullmatch(name)}
+    return shown | {path.name for path in plot_named_like(stem, plot_dir) if written_here(path)}
 
 
 def is_ours(markdown_path: Path) -> bool:
@@ -92,12 +100,11 @@ def check_report_targets(csv_path: Path, plot_dir: Path | None = None, markdown_
         raise UsageError(f"{markdown_path}: exists and was not written by utils.report; refusing to replace it")
     if plot_dir.exists() and not plot_dir.is_dir():
         raise UsageError(f"{plot_dir}: is a file, where the plots go")
-    shown = our_plots(markdown_path, csv_path.stem)
-    foreign = sorted(path.name for path in plot_dir.glob(f"{glob.escape(csv_path.stem)}-*.png")
-                     if plot_pattern(csv_path.stem).fullmatch(path.name) and path.name not in shown)
+    ours = our_plots(markdown_path, csv_path.stem, plot_dir)
+    foreign = sorted(path.name for path in plot_named_like(csv_path.stem, plot_dir) if path.name not in ours)
     if foreign:
-        raise UsageError(f"{plot_dir / foreign[0]}: named like a plot of {csv_path.name} but not shown by its "
-                         f"report; refusing to replace or remove it")
+        raise UsageError(f"{plot_dir / foreign[0]}: named like a plot of {csv_path.name} but not one a report wrote; "
+                         "refusing to replace or remove it")
 
 
 def render_file(csv_path: Path, plot_dir: Path | None = None, markdown_path: Path | None = None) -> Path:
@@ -107,7 +114,7 @@ def render_file(csv_path: Path, plot_dir: Path | None = None, markdown_path: Pat
     plot_dir = plot_dir or csv_path.parent / "plots"
     markdown_path = markdown_path or csv_path.with_suffix(".md")
     check_report_targets(csv_path, plot_dir, markdown_path)
-    shown_before = our_plots(markdown_path, csv_path.stem)
+    ours_before = our_plots(markdown_path, csv_path.stem, plot_dir)
     frame = read_rows(csv_path)
     kind = frame.kind.iloc[0] if len(frame) else "benchmark"
     interrupted = frame.status == "interrupted"  # a stopped sweep's rows: in the CSV, never in a table or pick
@@ -133,7 +140,7 @@ def render_file(csv_path: Path, plot_dir: Path | None = None, markdown_path: Pat
     header += render_campaigns(frame, labels, compiled)
     with atomic_path(markdown_path) as partial:
         partial.write_text("\n".join(header + body))
-    remove_stale_plots(plot_dir, shown_before, "\n".join(body))
+    remove_stale_plots(plot_dir, ours_before, "\n".join(body))
     return markdown_path
 
 
@@ -145,9 +152,9 @@ def never_compiled(row) -> bool:
     return False
 
 
-def remove_stale_plots(plot_dir: Path, shown_before: set[str], markdown: str) -> None:
-    """Remove the plots the earlier report showed that this one no longer does: groups that merged or left."""
-    for name in shown_before:
+def remove_stale_plots(plot_dir: Path, ours: set[str], markdown: str) -> None:
+    """Remove the plots a report wrote that this one no longer shows: groups that merged or left."""
+    for name in ours:
         if f"(plots/{name})" not in markdown:
             (plot_dir / name).unlink(missing_ok=True)
 
