@@ -151,20 +151,24 @@ def test_outputs_that_would_replace_a_file_are_refused(tmp_path, capsys, no_mode
     expect_exit_2(benchmark_image.main, [*base, "--csv", str(rows), "--save_image", str(same_image)],
                   "--csv and --save_image name the same file", capsys)
     expect_exit_2(benchmark_image.main, [*base, "--csv", str(tmp_path / "r.csv"), "--profile",
-                                         str(tmp_path / "notes.md")], "was not written by --profile", capsys)
+                                         str(tmp_path / "notes.md")], "notes.txt, exists and was not written", capsys)
     expect_exit_2(train_fp8.main, ["--device", "cpu", "--fp8", "off", "--max_steps", "3", "--no_save", "--csv",
                                    str(tmp_path / "t.txt"), "--profile", str(tmp_path / "t.md")],
                   "--csv and --profile (its operator table t.txt) name the same file", capsys)
     (tmp_path / "step-bf16.txt").write_text("mine")  # --compare profiles each run to its own file
     expect_exit_2(train_fp8.main, ["--device", "cpu", "--fp8", "rowwise", "--compare", "--max_steps", "3", "--no_save",
                                    "--csv", str(tmp_path / "t.csv"), "--profile", str(tmp_path / "step.md")],
-                  "step-bf16.txt, which exists and was not written by --profile", capsys)
+                  "step-bf16.txt, exists and was not written by --profile", capsys)
     assert notes.read_text() == "my notes" and sorted(path.name for path in tmp_path.iterdir()) == [
         "notes.txt", "rows.png", "step-bf16.txt"]
 
 
-def test_a_profile_table_written_before_is_replaced(tmp_path):
+def test_a_profile_written_before_is_replaced(tmp_path, capsys):
     (tmp_path / "p.txt").write_text(f"{profiling.RAW_TABLE_HEADER}\n\nan earlier table\n")
+    (tmp_path / "p.md").write_text("# my notes\n")
+    expect_exit_2(benchmark_image.main, ["--device", "cpu", "--csv", str(tmp_path / "r.csv"), "--profile",
+                                         str(tmp_path / "p.md")], "p.md: it exists and was not written", capsys)
+    (tmp_path / "p.md").write_text(f"# an earlier profile\n{profiling.SUMMARY_MARK}\n")
     config = benchmark_image.parse_config(["--device", "cpu", "--csv", str(tmp_path / "r.csv"), "--profile",
                                            str(tmp_path / "p.md")])
     assert config.profile == tmp_path / "p.md"

@@ -19,8 +19,10 @@ from utils.files import atomic_path
 from utils.path_checks import check_output_file
 from utils.timing import time_call_s
 
-# The first line of the operator table written beside a --profile summary: an existing .txt without it is not ours
+# The first line of the operator table written beside a --profile summary, and the summary's second line: an existing
+# file without its line is not ours to replace
 RAW_TABLE_HEADER = "torch.profiler operator table of one call (the raw table beside a --profile summary)"
+SUMMARY_MARK = "<!-- written by --profile (utils/profiling.py); a later --profile run of this name replaces it -->"
 
 OTHER = "elementwise / norms / other"
 # First match wins. Kernel names are library-internal (cuBLAS: nvjet/sm90_xmma/cutlass, inductor: triton_*),
@@ -87,7 +89,7 @@ def render_profile(kernels: list[KernelTime], title: str, wall_s: float | None =
     by_category: dict[str, float] = {}
     for kernel in kernels:
         by_category[kernel.category] = by_category.get(kernel.category, 0.0) + kernel.ms
-    lines = [f"# {title}", ""]
+    lines = [f"# {title}", SUMMARY_MARK, ""]
     busy = f"{total_ms / 1e3:.3f} s of kernel time"
     if wall_s:
         busy += f" in a {wall_s:.3f} s call ({total_ms / 1e3 / wall_s:.0%} busy)"
@@ -179,19 +181,24 @@ def raw_table_path(summary: Path) -> Path:
 
 
 def check_profile_path(flag: str, summary: Path | None) -> None:
-    """The --profile summary (.md, replaced if it exists) and its raw table beside it (.txt), which replaces only a
-    table an earlier --profile wrote."""
+    """The --profile summary (.md) and its raw table beside it (.txt): each replaces only a file an earlier --profile
+    wrote (it carries SUMMARY_MARK or RAW_TABLE_HEADER), never a README or a report."""
     if summary is None:
         return
     check_output_file(flag, summary, (".md",))
     raw = raw_table_path(summary)
     check_output_file(f"{flag} (its operator table)", raw)
-    if raw.is_file():
-        with open(raw, errors="replace") as file:
-            ours = file.readline().rstrip("\n") == RAW_TABLE_HEADER
-        if not ours:
-            raise UsageError(f"{flag} {summary}: its operator table goes to {raw}, which exists and was not written "
-                             "by --profile; refusing to replace it")
+    for path, line, what in ((summary, 1, "it"), (raw, 0, f"its operator table, {raw},")):
+        if path.is_file() and not has_line(path, line, SUMMARY_MARK if path == summary else RAW_TABLE_HEADER):
+            raise UsageError(f"{flag} {summary}: {what} exists and was not written by --profile; refusing to replace "
+                             "it")
+
+
+def has_line(path: Path, number: int, text: str) -> bool:
+    """Whether line `number` (from 0) of the file at `path` reads `text`."""
+    with open(path, errors="replace") as file:
+        lines = [file.readline().rstrip("\n") for _ in range(number + 1)]
+    return lines[number] == text
 
 
 def write_profile(call: Callable[[], object], device: str, path: Path, title: str, pipe=None) -> Path:
