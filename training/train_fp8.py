@@ -161,7 +161,8 @@ def build_parser() -> Parser:
                        help="after the timed steps, train one more step under torch.profiler (not in the statistics or "
                             "the loss curve; it is in the saved weights) and write where its time goes to this "
                             "markdown file (.md; the raw table beside it as .txt; with --compare: one file per run, "
-                            "the recipe added to the name)")
+                            "the recipe added to the name; existing files are replaced only if an earlier --profile "
+                            "wrote them)")
     return parser
 
 

@@ -121,7 +121,7 @@ def add_measurement_args(parser: Parser, sample_flag: str) -> None:
     group.add_argument("--profile", type=Path, default=None,
                        help="after the timed calls, run one more under torch.profiler and write where its time goes "
                             "(GEMM, attention, the rest; top kernels) to this markdown file (.md), the raw table next "
-                            "to it (.txt)")
+                            "to it (.txt); existing files are replaced only if an earlier --profile wrote them")
     group.add_argument("--ladder_step", type=positive_int, default=None,
                        help="this row's step in a cumulative ladder (inference/sweep.py sets it from a ladder grid "
                             "file); recorded in the step column")
