@@ -92,7 +92,8 @@ def check_renderable(path: Path, frame) -> None:
 
 def check_report_targets(csv_path: Path, plot_dir: Path | None = None, markdown_path: Path | None = None) -> None:
     """What rendering `csv_path` would write or remove is ours to replace: the markdown (absent, or written by this
-    module) and the plots named like its plots (absent, or shown by that markdown). Raises UsageError."""
+    module) and the plots named like its plots (absent, shown by that markdown, or carrying the plots' own mark).
+    Raises UsageError."""
     plot_dir = plot_dir or csv_path.parent / "plots"
     markdown_path = markdown_path or csv_path.with_suffix(".md")
     check_output_file("markdown", markdown_path, (".md",))
