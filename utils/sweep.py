@@ -75,6 +75,7 @@ class Config:
     def key(self):
         return configuration_key(self.command(), self.script)
 
+
 def module_name(script: str) -> str:
     """The script as a module name (for importing it here: its parser, checks and blank row)."""
     return Path(script).with_suffix("").as_posix().replace("/", ".")
