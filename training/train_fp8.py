@@ -168,6 +168,7 @@ def build_parser() -> Parser:
 
 def build_config(args, argv: list[str]) -> TrainConfig:
     """Raises UsageError before any model is built."""
+    given = given_flags(build_parser(), argv)  # what the command line set itself, default values included
     preset = get_preset(args.ckpt_id)
     if preset is not None and not is_flux(preset):
         raise UsageError(f"{args.ckpt_id} is not a FLUX.1 model; this script trains the FLUX.1 transformer")
@@ -185,7 +186,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
             raise UsageError(f"{flag} makes a shallower copy: at most {most} for {args.ckpt_id}, got {value}")
     check_output_memory(max(args.num_images, args.batch_size), height, width, what="the training images")
     if not 0 <= args.warmup_steps < args.max_steps:
-        default = "" if "warmup_steps" in given_flags(build_parser(), argv) else " (its default)"
+        default = "" if "warmup_steps" in given else " (its default)"
         raise UsageError(f"--warmup_steps must be >= 0 and below --max_steps ({args.max_steps}), got "
                          f"{args.warmup_steps}{default}")
     if not (math.isfinite(args.lr) and args.lr > 0):
@@ -203,7 +204,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
         raise UsageError("--use_8bit_adam needs bitsandbytes, which is not installed")
     if args.full_finetune and (args.resume_lora or args.check_reload):
         raise UsageError("--resume_lora and --check_reload are for LoRA training, not --full_finetune")
-    rank_given = "rank" in given_flags(build_parser(), argv)
+    rank_given = "rank" in given
     if args.full_finetune and rank_given:
         raise UsageError("--rank is the LoRA's rank: --full_finetune trains every weight and has none")
     if args.no_save and args.check_reload:
@@ -244,7 +245,7 @@ def build_config(args, argv: list[str]) -> TrainConfig:
                              "it, or give another folder")
     shallower = args.num_layers or args.num_single_layers
     if not shallower:
-        check_not_full_size_on_cpu(preset, args.device, "device" in given_flags(build_parser(), argv))
+        check_not_full_size_on_cpu(preset, args.device, "device" in given)
     weights = check_weights(args.ckpt_id, args.weights)
     if shallower and weights != "random":
         raise UsageError("--num_layers/--num_single_layers change the architecture: they need --weights random")

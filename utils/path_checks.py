@@ -60,7 +60,6 @@ def check_output_dir(flag: str, path: Path | None) -> None:
     check_creatable_dir(flag, path)
 
 
-
 def check_distinct_outputs(outputs: dict[str, Path | None]) -> None:
     """No two outputs of one run (flag -> path) name the same file: the one written last would replace the other,
     a CSV of earlier rows included."""

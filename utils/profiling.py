@@ -188,8 +188,9 @@ def check_profile_path(flag: str, summary: Path | None) -> None:
     check_output_file(flag, summary, (".md",))
     raw = raw_table_path(summary)
     check_output_file(f"{flag} (its operator table)", raw)
-    for path, line, what in ((summary, 1, "it"), (raw, 0, f"its operator table, {raw},")):
-        if path.is_file() and not has_line(path, line, SUMMARY_MARK if path == summary else RAW_TABLE_HEADER):
+    written_by_profile = ((summary, 1, SUMMARY_MARK, "it"), (raw, 0, RAW_TABLE_HEADER, f"its operator table, {raw},"))
+    for path, line, mark, what in written_by_profile:
+        if path.is_file() and not has_line(path, line, mark):
             raise UsageError(f"{flag} {summary}: {what} exists and was not written by --profile; refusing to replace "
                              "it")
 

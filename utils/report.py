@@ -90,10 +90,10 @@ def check_renderable(path: Path, frame) -> None:
                            "every row")
 
 
-def check_report_targets(csv_path: Path, plot_dir: Path | None = None, markdown_path: Path | None = None) -> None:
+def check_report_targets(csv_path: Path, plot_dir: Path | None = None, markdown_path: Path | None = None) -> set[str]:
     """What rendering `csv_path` would write or remove is ours to replace: the markdown (absent, or written by this
     module) and the plots named like its plots (absent, shown by that markdown, or carrying the plots' own mark).
-    Raises UsageError."""
+    Returns those plots' names (our_plots); raises UsageError."""
     plot_dir = plot_dir or csv_path.parent / "plots"
     markdown_path = markdown_path or csv_path.with_suffix(".md")
     check_output_file("markdown", markdown_path, (".md",))
@@ -106,6 +106,7 @@ def check_report_targets(csv_path: Path, plot_dir: Path | None = None, markdown_
     if foreign:
         raise UsageError(f"{plot_dir / foreign[0]}: named like a plot of {csv_path.name} but not one a report wrote; "
                          "refusing to replace or remove it")
+    return ours
 
 
 def render_file(csv_path: Path, plot_dir: Path | None = None, markdown_path: Path | None = None) -> Path:
@@ -114,8 +115,7 @@ def render_file(csv_path: Path, plot_dir: Path | None = None, markdown_path: Pat
     wrote (check_report_targets)."""
     plot_dir = plot_dir or csv_path.parent / "plots"
     markdown_path = markdown_path or csv_path.with_suffix(".md")
-    check_report_targets(csv_path, plot_dir, markdown_path)
-    ours_before = our_plots(markdown_path, csv_path.stem, plot_dir)
+    ours_before = check_report_targets(csv_path, plot_dir, markdown_path)
     frame = read_rows(csv_path)
     kind = frame.kind.iloc[0] if len(frame) else "benchmark"
     interrupted = frame.status == "interrupted"  # a stopped sweep's rows: in the CSV, never in a table or pick
